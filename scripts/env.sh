@@ -1,0 +1,21 @@
+# The environment every project command runs in: the provisioned Pulumi
+# toolchain first on PATH, no update checks or plugin downloads (nothing
+# but package registries is reachable from our machines), a local file
+# backend unless one is chosen, and the registry mirror's addresses.
+# Source it: `source scripts/env.sh`.
+# shellcheck shell=bash
+_env_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export BUILDKIT_STACK_CACHE="${BUILDKIT_STACK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/buildkit-stack}"
+export PATH="$BUILDKIT_STACK_CACHE/pulumi/bin:$_env_root/node_modules/.bin:$PATH"
+export PULUMI_HOME="${PULUMI_HOME:-$BUILDKIT_STACK_CACHE/pulumi/home}"
+export PULUMI_SKIP_UPDATE_CHECK=1
+export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
+export PULUMI_BACKEND_URL="${PULUMI_BACKEND_URL:-file://$BUILDKIT_STACK_CACHE/state}"
+# Local stacks' secrets are encrypted with this passphrase; set your own.
+export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE-}"
+_env_port="${BUILDKIT_STACK_REGISTRY_PORT:-5000}"
+# The mirror as the engine sees it, and as containers (buildkitd) see it.
+export BUILDKIT_STACK_MIRROR="127.0.0.1:$_env_port"
+export BUILDKIT_STACK_CONTAINER_MIRROR="host.docker.internal:$_env_port"
+case "$PULUMI_BACKEND_URL" in file://*) mkdir -p "${PULUMI_BACKEND_URL#file://}" ;; esac
+unset _env_root _env_port
