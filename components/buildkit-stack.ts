@@ -1,0 +1,325 @@
+import * as command from "@pulumi/command";
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import { stringify as toToml } from "smol-toml";
+
+import type { BuildkitSettings } from "./config";
+
+/** Where buildkitd keeps its state (the build cache): privileged and rootless images differ. */
+const STATE_PATH = { privileged: "/var/lib/buildkit", rootless: "/home/user/.local/share/buildkit" } as const;
+/** The daemon's own unix socket, where `buildctl` inside the image looks by default. */
+const SOCKET = {
+  privileged: "unix:///run/buildkit/buildkitd.sock",
+  rootless: "unix:///run/user/1000/buildkit/buildkitd.sock",
+} as const;
+const CONFIG_FILE = "/etc/buildkit/buildkitd.toml";
+const TLS_DIR = "/etc/buildkit/tls";
+/** buildkitd's conventional TCP port inside the container. */
+const TCP_CONTAINER_PORT = 1234;
+const MIB = 1024 * 1024;
+const LABEL_PREFIX = "org.buildkit-stack";
+
+/** Arguments of {@link BuildkitStack}: validated settings (see `config.ts`) plus where to deploy. */
+export interface BuildkitStackArgs extends BuildkitSettings {
+  /**
+   * Docker provider for the target host. Every resource and the smoke test use
+   * it, so several stacks can target several hosts from one program. Defaults
+   * to the ambient provider (the local engine, or DOCKER_HOST).
+   */
+  provider?: docker.Provider;
+}
+
+/**
+ * A BuildKit daemon on one Docker host: the image, an isolated network, a
+ * persistent cache volume, the `buildkitd` container with limits and a
+ * rendered buildkitd.toml, and a smoke test that proves the daemon builds.
+ * `pulumi up` returns only once a real build has gone through it.
+ */
+export class BuildkitStack extends pulumi.ComponentResource {
+  public readonly image: docker.RemoteImage;
+  public readonly network: docker.Network;
+  public readonly cacheVolume: docker.Volume;
+  public readonly daemonContainer: docker.Container;
+  public readonly smokeTest?: command.local.Command;
+
+  /** Paste into a shell: `export BUILDKIT_HOST=<this>`. */
+  public readonly buildkitHost: pulumi.Output<string>;
+  public readonly containerName: pulumi.Output<string>;
+  public readonly containerId: pulumi.Output<string>;
+  public readonly imageRepoDigest: pulumi.Output<string>;
+  public readonly cacheVolumeName: pulumi.Output<string>;
+  public readonly networkName: pulumi.Output<string>;
+  /** What the smoke test saw: worker id, platforms and the test build's result. */
+  public readonly smokeTestSummary: pulumi.Output<string>;
+
+  constructor(name: string, args: BuildkitStackArgs, opts: pulumi.ComponentResourceOptions = {}) {
+    super("buildkit:index:BuildkitStack", name, {}, opts);
+    const mode = args.rootless ? "rootless" : "privileged";
+    const child: pulumi.CustomResourceOptions = { parent: this, provider: args.provider };
+    const labels = daemonLabels(args);
+
+    this.image = new docker.RemoteImage(
+      `${name}-image`,
+      // Kept locally: deleting the stack must not pull the rug from other users of the image.
+      { name: args.image, keepLocally: true },
+      child,
+    );
+
+    this.network = new docker.Network(
+      `${name}-network`,
+      { name: args.networkName, driver: "bridge", labels: toLabelList(labels) },
+      child,
+    );
+
+    this.cacheVolume = new docker.Volume(
+      `${name}-cache`,
+      { name: args.cacheVolumeName, labels: toLabelList(labels) },
+      // The cache is what makes rebuilds cheap; where it is precious a stray
+      // `destroy` or a replacement must not throw it away.
+      { ...child, protect: args.cacheProtected, retainOnDelete: args.cacheProtected },
+    );
+
+    const tcpAddr = args.tcpPort !== undefined ? `tcp://0.0.0.0:${TCP_CONTAINER_PORT}` : undefined;
+    const daemonArgs = [
+      "--config",
+      CONFIG_FILE,
+      // With a TCP listener the unix socket stays, for the healthcheck and `docker exec buildctl`.
+      ...(tcpAddr ? ["--addr", SOCKET[mode], "--addr", tcpAddr] : []),
+      ...(tcpAddr && args.tls
+        ? ["--tlscacert", `${TLS_DIR}/ca.pem`, "--tlscert", `${TLS_DIR}/cert.pem`, "--tlskey", `${TLS_DIR}/key.pem`]
+        : []),
+      // Rootless has no privileges to build a PID namespace sandbox per step.
+      ...(args.rootless ? ["--oci-worker-no-process-sandbox"] : []),
+    ];
+
+    const uploads: pulumi.Input<docker.types.input.ContainerUpload>[] = [
+      { file: CONFIG_FILE, content: renderBuildkitdToml(args) },
+    ];
+    if (args.tls) {
+      uploads.push(
+        { file: `${TLS_DIR}/ca.pem`, content: args.tls.ca },
+        { file: `${TLS_DIR}/cert.pem`, content: args.tls.cert },
+        { file: `${TLS_DIR}/key.pem`, content: pulumi.secret(args.tls.key) },
+      );
+    }
+
+    const memoryMb = args.memoryBytes !== undefined ? Math.floor(args.memoryBytes / MIB) : undefined;
+    this.daemonContainer = new docker.Container(
+      `${name}-daemon`,
+      {
+        name: args.containerName,
+        // By id, not tag: a new image behind the same tag must show up as a replacement in preview.
+        image: this.image.imageId,
+        command: daemonArgs,
+        privileged: !args.rootless,
+        // BuildKit's documented requirements for rootless: it creates its own user namespace.
+        securityOpts: args.rootless ? ["seccomp=unconfined", "apparmor=unconfined"] : undefined,
+        memory: memoryMb,
+        // Equal to memory: no swap on top of the limit (and no perpetual diff from the engine's default of 2x).
+        memorySwap: memoryMb,
+        cpus: args.cpus !== undefined ? providerCpus(args.cpus) : undefined,
+        shmSize: args.shmSizeBytes !== undefined ? Math.floor(args.shmSizeBytes / MIB) : undefined,
+        restart: args.restartPolicy,
+        maxRetryCount: args.restartMaxRetries,
+        logDriver: "json-file",
+        logOpts: { "max-size": args.logMaxSize, "max-file": String(args.logMaxFiles) },
+        labels: toLabelList(labels),
+        // Attached to the stack's network only; left unset the provider reports a perpetual diff.
+        networkMode: this.network.name,
+        networksAdvanced: [{ name: this.network.name }],
+        hosts: args.extraHosts.map(parseExtraHost),
+        volumes: [{ volumeName: this.cacheVolume.name, containerPath: STATE_PATH[mode] }],
+        uploads,
+        ports:
+          args.tcpPort !== undefined
+            ? [{ internal: TCP_CONTAINER_PORT, external: args.tcpPort, ip: args.tcpAddress, protocol: "tcp" }]
+            : undefined,
+        // "Up" means buildkitd lists its workers, not that the process exists.
+        healthcheck: {
+          tests: ["CMD", "buildctl", "--addr", SOCKET[mode], "debug", "workers"],
+          interval: "5s",
+          timeout: "5s",
+          retries: 3,
+          startPeriod: "2s",
+        },
+        wait: true,
+        waitTimeout: 120,
+        mustRun: true,
+      },
+      {
+        ...child,
+        // The name is fixed, so the old container must go before the new one can exist.
+        deleteBeforeReplace: true,
+        // buildkitd reads its config only at start: a new config means a new container.
+        replaceOnChanges: ["uploads", "command"],
+      },
+    );
+
+    this.buildkitHost =
+      args.tcpPort !== undefined
+        ? pulumi.output(`tcp://${args.tcpAddress}:${args.tcpPort}`)
+        : pulumi.interpolate`docker-container://${this.daemonContainer.name}`;
+
+    if (args.smokeTest) {
+      this.smokeTest = new command.local.Command(
+        `${name}-smoke-test`,
+        {
+          create: smokeTestScript(args),
+          environment: smokeTestEnvironment(args, this.image.imageId, this.network.name),
+          // Re-run whenever the container is replaced (new image, new config, healed drift).
+          triggers: [this.daemonContainer.id],
+        },
+        { parent: this, dependsOn: [this.daemonContainer] },
+      );
+    }
+
+    this.containerName = this.daemonContainer.name;
+    this.containerId = this.daemonContainer.id;
+    this.imageRepoDigest = this.image.repoDigest;
+    this.cacheVolumeName = this.cacheVolume.name;
+    this.networkName = this.network.name;
+    this.smokeTestSummary = this.smokeTest ? this.smokeTest.stdout : pulumi.output("smoke test disabled");
+
+    this.registerOutputs({
+      buildkitHost: this.buildkitHost,
+      containerName: this.containerName,
+      containerId: this.containerId,
+      imageRepoDigest: this.imageRepoDigest,
+      cacheVolumeName: this.cacheVolumeName,
+      networkName: this.networkName,
+      smokeTestSummary: this.smokeTestSummary,
+    });
+  }
+}
+
+/** Labels on every object the stack creates: who made it, and what policy may ask of it. */
+function daemonLabels(args: BuildkitStackArgs): Record<string, string> {
+  return {
+    ...args.labels,
+    [`${LABEL_PREFIX}.managed-by`]: "pulumi",
+    [`${LABEL_PREFIX}.container`]: args.containerName,
+    [`${LABEL_PREFIX}.production`]: String(args.production),
+    [`${LABEL_PREFIX}.rootless`]: String(args.rootless),
+  };
+}
+
+function toLabelList(labels: Record<string, string>): { label: string; value: string }[] {
+  return Object.keys(labels)
+    .sort()
+    .map((label) => ({ label, value: labels[label] }));
+}
+
+/**
+ * CPUs written exactly as the provider reads them back from the engine
+ * (NanoCPUs as a decimal: "1.0", "2.5"); any other spelling of the same
+ * number is a perpetual diff.
+ */
+export function providerCpus(cpus: number): string {
+  const nano = Math.round(cpus * 1e9);
+  const decimal = (nano / 1e9).toFixed(9);
+  if ((decimal.match(/0/g) ?? []).length === 9) return (nano / 1e9).toFixed(1);
+  return decimal.replace(/0+$/, "");
+}
+
+function parseExtraHost(entry: string): { host: string; ip: string } {
+  const separator = entry.indexOf(":");
+  return { host: entry.slice(0, separator), ip: entry.slice(separator + 1) };
+}
+
+/**
+ * buildkitd.toml for these settings. Garbage collection uses BuildKit's current
+ * fields: reservedSpace is a floor GC never frees below, maxUsedSpace the
+ * ceiling it prunes down to, minFreeSpace the disk it keeps free. The older
+ * keepBytes/gckeepstorage now means a floor, not a cap, and is never written.
+ */
+export function renderBuildkitdToml(settings: BuildkitSettings): string {
+  const worker: Record<string, unknown> = { enabled: true, gc: true };
+  if (settings.cacheReservedSpaceBytes !== undefined) worker.reservedSpace = settings.cacheReservedSpaceBytes;
+  if (settings.cacheMaxUsedSpaceBytes !== undefined) worker.maxUsedSpace = settings.cacheMaxUsedSpaceBytes;
+  if (settings.cacheMinFreeSpaceBytes !== undefined) worker.minFreeSpace = settings.cacheMinFreeSpaceBytes;
+  if (settings.maxParallelism !== undefined) worker["max-parallelism"] = settings.maxParallelism;
+
+  const registry: Record<string, Record<string, unknown>> = {};
+  if (settings.registryMirrors.length > 0) {
+    registry["docker.io"] = { mirrors: settings.registryMirrors.map((m) => m.replace(/^https?:\/\//, "")) };
+    for (const mirror of settings.registryMirrors.filter((m) => m.startsWith("http://"))) {
+      registry[mirror.slice("http://".length)] = { http: true, insecure: true };
+    }
+  }
+
+  const document: Record<string, unknown> = {
+    debug: settings.debug,
+    worker: { oci: worker, containerd: { enabled: false } },
+  };
+  if (Object.keys(registry).length > 0) document.registry = registry;
+  return `# Rendered by buildkit-stack; edit the stack configuration, not this file.\n${toToml(document)}\n`;
+}
+
+/**
+ * The smoke test runs the image's own buildctl against the daemon's own
+ * endpoint, on the same Docker host the stack targets: workers must be listed,
+ * then a real (tiny) build must solve. Bounded retries, no fixed waits.
+ */
+export function smokeTestScript(args: BuildkitSettings): string {
+  const mode = args.rootless ? "rootless" : "privileged";
+  const tcp = args.tcpPort !== undefined && args.tls !== undefined;
+  // Inside the client container; no single quotes, it is passed to sh -c '...'.
+  const endpoint = tcp
+    ? `--addr tcp://${args.containerName}:${TCP_CONTAINER_PORT} --tlscacert $d/ca.pem --tlscert $d/cert.pem --tlskey $d/key.pem`
+    : `--addr ${SOCKET[mode]}`;
+  const client = [
+    "set -e",
+    "d=$(mktemp -d)",
+    'trap "rm -rf $d" EXIT',
+    ...(tcp ? ['printf "%s" "$BK_CA" >$d/ca.pem', 'printf "%s" "$BK_CERT" >$d/cert.pem', 'printf "%s" "$BK_KEY" >$d/key.pem'] : []),
+    'if [ "$1" = workers ]; then exec buildctl ' + endpoint + " debug workers; fi",
+    // A Dockerfile with no base image to pull: it exercises the frontend, the solver and the cache.
+    'printf "FROM scratch\\nCOPY hello /hello\\n" >$d/Dockerfile',
+    'echo "$2" >$d/hello',
+    "buildctl " + endpoint + " build --frontend dockerfile.v0 --local context=$d --local dockerfile=$d",
+  ].join("; ");
+  const runner = tcp
+    ? // Through the TCP listener with the client certificate, from a throwaway container on the stack's network.
+      'docker run --rm -i --network "$NETWORK" -e BK_CA -e BK_CERT -e BK_KEY --entrypoint sh "$IMAGE"'
+    : 'docker exec -i "$CONTAINER" sh';
+  return [
+    "set -eu",
+    `client() { ${runner} -c '${client}' client "$@"; }`,
+    "attempt=0",
+    'until workers=$(client workers 2>&1) && [ "$(printf "%s\\n" "$workers" | wc -l)" -ge 2 ]; do',
+    "  attempt=$((attempt + 1))",
+    '  if [ "$attempt" -ge "$ATTEMPTS" ]; then',
+    '    echo "smoke test: buildkitd in $CONTAINER listed no workers after $ATTEMPTS attempts: $workers" >&2',
+    "    exit 1",
+    "  fi",
+    "  sleep 1",
+    "done",
+    'if ! out=$(client build "buildkit-stack smoke test $(date +%s)" 2>&1); then',
+    '  echo "smoke test: the test build through $CONTAINER failed:" >&2',
+    '  echo "$out" >&2',
+    "  exit 1",
+    "fi",
+    'printf "%s\\n" "$workers" | awk \'NR == 2 { printf "worker %s platforms %s; test build ok\\n", $1, $2 }\'',
+  ].join("\n");
+}
+
+function smokeTestEnvironment(
+  args: BuildkitStackArgs,
+  imageId: pulumi.Output<string>,
+  network: pulumi.Output<string>,
+): pulumi.Input<Record<string, pulumi.Input<string>>> {
+  const environment: Record<string, pulumi.Input<string>> = {
+    CONTAINER: args.containerName,
+    IMAGE: imageId,
+    NETWORK: network,
+    ATTEMPTS: "60",
+  };
+  // The smoke test talks to the same Docker host the resources went to.
+  if (args.dockerHost) environment.DOCKER_HOST = args.dockerHost;
+  if (args.tls?.clientCert && args.tls.clientKey) {
+    environment.BK_CA = args.tls.ca;
+    environment.BK_CERT = args.tls.clientCert;
+    environment.BK_KEY = pulumi.secret(args.tls.clientKey);
+  }
+  return environment;
+}
