@@ -200,6 +200,8 @@ function daemonLabels(args: BuildkitStackArgs): Record<string, string> {
     [`${LABEL_PREFIX}.container`]: args.containerName,
     [`${LABEL_PREFIX}.production`]: String(args.production),
     [`${LABEL_PREFIX}.rootless`]: String(args.rootless),
+    // What policy checks a privileged daemon against: the stack opted in.
+    [`${LABEL_PREFIX}.allow-privileged`]: String(args.allowPrivileged),
   };
 }
 

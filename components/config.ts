@@ -37,6 +37,8 @@ export interface BuildkitSettings {
   cacheVolumeName: string;
   image: string;
   rootless: boolean;
+  /** Whether this stack may run buildkitd with --privileged (required unless rootless). */
+  allowPrivileged: boolean;
   production: boolean;
   memoryBytes?: number;
   cpus?: number;
@@ -146,6 +148,7 @@ const KEYS = {
     form: "an image reference like moby/buildkit:v0.32.2, registry:5000/moby/buildkit:TAG or moby/buildkit@sha256:<64 hex>",
   } as KeySpec<string>,
   rootless: bool,
+  allowPrivileged: bool,
   production: bool,
   memory: size,
   cpus: { schema: z.coerce.number().positive().max(1024), form: "a positive number of CPUs, like 1 or 2.5" } as KeySpec<number>,
@@ -246,6 +249,14 @@ export function parseSettings(raw: Record<string, unknown>, context: StackContex
   const image = values.image ?? (rootless ? DEFAULT_ROOTLESS_IMAGE : DEFAULT_IMAGE);
   const restartPolicy = values.restartPolicy ?? (production ? "unless-stopped" : "no");
 
+  const allowPrivileged = values.allowPrivileged ?? !production;
+  if (!rootless && !allowPrivileged) {
+    problems.push(
+      `${full("allowPrivileged")} is false${values.allowPrivileged === undefined ? " (the default in production)" : ""} but ${full("rootless")} is false; ` +
+        `buildkitd needs --privileged unless it runs rootless: set ${full("rootless")} to true, or ${full("allowPrivileged")} to true to accept a privileged daemon`,
+    );
+  }
+
   const tlsKeys = ["tlsCa", "tlsCert", "tlsKey"] as const;
   const tlsGiven = tlsKeys.filter((k) => values[k] !== undefined || raw[k] !== undefined || raw[full(k)] !== undefined);
   if (tlsGiven.length > 0 && tlsGiven.length < tlsKeys.length) {
@@ -318,6 +329,7 @@ export function parseSettings(raw: Record<string, unknown>, context: StackContex
     cacheVolumeName: values.cacheVolumeName ?? `buildkit-${context.stack}-cache`,
     image,
     rootless,
+    allowPrivileged,
     production,
     memoryBytes: values.memory,
     cpus: values.cpus,

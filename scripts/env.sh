@@ -6,7 +6,7 @@
 # shellcheck shell=bash
 _env_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export BUILDKIT_STACK_CACHE="${BUILDKIT_STACK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/buildkit-stack}"
-export PATH="$BUILDKIT_STACK_CACHE/pulumi/bin:$_env_root/node_modules/.bin:$PATH"
+export PATH="$BUILDKIT_STACK_CACHE/pulumi/bin:$BUILDKIT_STACK_CACHE/bin:$_env_root/node_modules/.bin:$PATH"
 export PULUMI_HOME="${PULUMI_HOME:-$BUILDKIT_STACK_CACHE/pulumi/home}"
 export PULUMI_SKIP_UPDATE_CHECK=1
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true

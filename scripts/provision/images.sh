@@ -130,3 +130,7 @@ image moby/buildkit "$BUILDKIT_VERSION" Dockerfile.buildkit "$BUILDKIT_VERSION" 
 image moby/buildkit "$BUILDKIT_PREVIOUS_VERSION" Dockerfile.buildkit "$BUILDKIT_PREVIOUS_VERSION" "$images_dir/bin/buildkit-$BUILDKIT_PREVIOUS_VERSION"
 image moby/buildkit "$BUILDKIT_VERSION-rootless" Dockerfile.rootless "$BUILDKIT_VERSION" "$current" \
   "$images_dir/bin/rootlesskit-$ROOTLESSKIT_VERSION" -- rootless
+
+# The same buildctl on the host, for clients and tests (BUILDKIT_HOST=docker-container://NAME).
+mkdir -p "$BUILDKIT_STACK_CACHE/bin"
+ln -sfn "$current/buildctl" "$BUILDKIT_STACK_CACHE/bin/buildctl"

@@ -1,0 +1,188 @@
+/**
+ * What every integration test needs: the real engine (or a loud failure), a
+ * private copy of the program with its own file backend, and small helpers to
+ * act like a user at a shell (docker, buildctl) with bounded polling.
+ */
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+
+import { ConfigMap, LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
+
+export const repoRoot = path.resolve(__dirname, "../..");
+/** Files that make up the program; copied so each test has its own stack files. */
+const PROGRAM_FILES = ["Pulumi.yaml", "index.ts", "components", "package.json", "tsconfig.json"];
+
+export interface CommandResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command to completion; never throws, so tests can assert on failures too. */
+export function run(command: string, args: string[], options: { input?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {}): CommandResult {
+  const result = spawnSync(command, args, {
+    encoding: "utf8",
+    input: options.input,
+    env: options.env ?? process.env,
+    cwd: options.cwd,
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  return { code: result.status ?? -1, stdout: result.stdout ?? "", stderr: (result.stderr ?? "") + (result.error ? String(result.error) : "") };
+}
+
+/** Like {@link run}, but a non-zero exit is an error that shows what the command said. */
+export function mustRun(command: string, args: string[], options: Parameters<typeof run>[2] = {}): string {
+  const result = run(command, args, options);
+  if (result.code !== 0) {
+    throw new Error(`${command} ${args.join(" ")} exited ${result.code}\n${result.stdout}\n${result.stderr}`);
+  }
+  return result.stdout;
+}
+
+/**
+ * Integration tests need the real engine. Without one they fail, with the
+ * fix: they are never skipped.
+ */
+export function requireEngine(): void {
+  const info = run("docker", ["info", "--format", "{{.ServerVersion}}"]);
+  if (info.code !== 0) {
+    throw new Error(
+      `No Docker engine answers (docker info: ${info.stderr.trim()}). Run \`bash scripts/provision.sh\` (or \`npm test\`, which does), then re-run.`,
+    );
+  }
+  const pulumi = run("pulumi", ["version"]);
+  if (pulumi.code !== 0) {
+    throw new Error("The pulumi CLI is not on PATH. Run the tests with `npm test`, which provisions it and sources scripts/env.sh.");
+  }
+}
+
+/** Polls `check` every `intervalMs` until it returns a value, or fails naming what never happened. */
+export async function waitFor<T>(what: string, boundMs: number, check: () => T | undefined | Promise<T | undefined>, intervalMs = 500): Promise<T> {
+  const deadline = Date.now() + boundMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined && value !== (false as unknown)) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() >= deadline) {
+      throw new Error(`timed out after ${boundMs / 1000}s waiting for ${what}${lastError ? `: ${String(lastError)}` : ""}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+/** The registry mirror as containers see it (scripts/env.sh exports it). */
+export const containerMirror = process.env.BUILDKIT_STACK_CONTAINER_MIRROR ?? "host.docker.internal:5000";
+
+export interface TestStack {
+  stack: Stack;
+  /** The private program copy; Pulumi.<stack>.yaml lives here. */
+  workDir: string;
+  /** file:// backend of this stack alone. */
+  backendUrl: string;
+  /** Environment for running the pulumi CLI against this stack by hand (drift script, lock test). */
+  env: Record<string, string>;
+  containerName: string;
+  networkName: string;
+  cacheVolumeName: string;
+  /** Destroys the stack and removes anything left behind under its names. */
+  cleanup(): Promise<void>;
+}
+
+/**
+ * A fresh stack of the real program, deploying docker objects named after
+ * `id` (so tests never touch each other's or a user's `buildkitd`), with base
+ * images pulled through the local mirror. `config` adds or overrides keys.
+ */
+export async function createTestStack(id: string, config: Record<string, string | { value: string; secret: boolean }> = {}): Promise<TestStack> {
+  requireEngine();
+  const workDir = fs.mkdtempSync(path.join(os.tmpdir(), `buildkit-${id}-`));
+  for (const file of PROGRAM_FILES) {
+    fs.cpSync(path.join(repoRoot, file), path.join(workDir, file), { recursive: true });
+  }
+  fs.symlinkSync(path.join(repoRoot, "node_modules"), path.join(workDir, "node_modules"));
+  const backendDir = path.join(workDir, ".state");
+  fs.mkdirSync(backendDir);
+  const backendUrl = `file://${backendDir}`;
+  const env = { PULUMI_BACKEND_URL: backendUrl, PULUMI_CONFIG_PASSPHRASE: "integration-tests" };
+
+  const containerName = `bk-it-${id}`;
+  const networkName = `bk-it-${id}`;
+  const cacheVolumeName = `bk-it-${id}-cache`;
+  removeDockerObjects(containerName, networkName, cacheVolumeName);
+
+  const stack = await LocalWorkspace.createStack({ stackName: id, workDir }, { envVars: env });
+  const base: ConfigMap = {
+    "buildkit:containerName": { value: containerName },
+    "buildkit:networkName": { value: networkName },
+    "buildkit:cacheVolumeName": { value: cacheVolumeName },
+    "buildkit:memory": { value: "1g" },
+    "buildkit:cpus": { value: "1" },
+    "buildkit:registryMirrors": { value: JSON.stringify([`http://${containerMirror}`]) },
+    "buildkit:extraHosts": { value: JSON.stringify(["host.docker.internal:host-gateway"]) },
+  };
+  for (const [key, value] of Object.entries(config)) {
+    base[key.includes(":") ? key : `buildkit:${key}`] = typeof value === "string" ? { value } : value;
+  }
+  await stack.setAllConfig(base);
+
+  return {
+    stack,
+    workDir,
+    backendUrl,
+    env: { ...(process.env as Record<string, string>), ...env },
+    containerName,
+    networkName,
+    cacheVolumeName,
+    async cleanup() {
+      try {
+        // Protected resources (a production-like cache) are unprotected first: tests leave nothing behind.
+        run("pulumi", ["state", "unprotect", "--all", "--yes", "--stack", id], { cwd: workDir, env: { ...process.env, ...env } });
+        await stack.destroy({ onOutput: () => undefined });
+        await stack.workspace.removeStack(id);
+      } finally {
+        removeDockerObjects(containerName, networkName, cacheVolumeName);
+        fs.rmSync(workDir, { recursive: true, force: true });
+      }
+    },
+  };
+}
+
+/** Removes docker objects by name, ignoring those that do not exist. */
+export function removeDockerObjects(containerName: string, networkName: string, volumeName: string): void {
+  run("docker", ["rm", "-f", "-v", containerName]);
+  run("docker", ["network", "rm", networkName]);
+  run("docker", ["volume", "rm", "-f", volumeName]);
+}
+
+/** A build context directory with a Dockerfile FROM the mirror's busybox and RUN steps. */
+export function writeBuildContext(dockerfile: string, files: Record<string, string> = {}): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "buildkit-context-"));
+  fs.writeFileSync(path.join(dir, "Dockerfile"), dockerfile);
+  for (const [name, content] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), content);
+  return dir;
+}
+
+/**
+ * `buildctl build` of a local Dockerfile through BUILDKIT_HOST, as a user does.
+ * Plain progress output, so CACHED steps can be asserted on.
+ */
+export function buildctlBuild(buildkitHost: string, contextDir: string, extraArgs: string[] = []): CommandResult {
+  return run(
+    "buildctl",
+    ["--addr", buildkitHost, "build", "--progress=plain", "--frontend", "dockerfile.v0", "--local", `context=${contextDir}`, "--local", `dockerfile=${contextDir}`, ...extraArgs],
+  );
+}
+
+/** Counts the steps BuildKit reports as CACHED in plain progress output. */
+export function cachedSteps(progress: string): number {
+  return progress.split("\n").filter((line) => /^#\d+ CACHED$/.test(line.trim())).length;
+}
+
+/** Jest timeout for one integration step that deploys: generous, bounded. */
+export const DEPLOY_TIMEOUT_MS = 10 * 60 * 1000;
