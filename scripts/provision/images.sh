@@ -38,7 +38,7 @@ buildkit_binaries() {
     github.com/moby/buildkit/cmd/buildkitd github.com/moby/buildkit/cmd/buildctl
 }
 
-rootfs_packages="runc,uidmap,ca-certificates"
+rootfs_packages="runc,uidmap,libcap2-bin,ca-certificates"
 rootfs_tar="$images_dir/rootfs-${IMAGE_DEBIAN_SUITE}.tar"
 rootfs() {
   if ! stamp_ok "$rootfs_tar.stamp" "$IMAGE_DEBIAN_SUITE $rootfs_packages"; then
@@ -89,6 +89,8 @@ image() {
   for t in "$tag" "${extra[@]}"; do
     docker tag "$registry/$name:$tag" "$registry/$name:$t"
     docker push -q "$registry/$name:$t" >/dev/null || die "docker push $registry/$name:$t failed"
+    # A stale local copy under the Docker Hub name would shadow the rebuilt one.
+    docker rmi "$name:$t" >/dev/null 2>&1 || true
   done
   stamp_write "$stamp" "$key"
 }
