@@ -56,7 +56,7 @@ export class BuildkitStack extends pulumi.ComponentResource {
     super("buildkit:index:BuildkitStack", name, {}, opts);
     const mode = args.rootless ? "rootless" : "privileged";
     const child: pulumi.CustomResourceOptions = { parent: this, provider: args.provider };
-    const labels = daemonLabels(args);
+    const labels = ownershipLabels(args);
 
     this.image = new docker.RemoteImage(
       `${name}-image`,
@@ -68,7 +68,8 @@ export class BuildkitStack extends pulumi.ComponentResource {
     this.network = new docker.Network(
       `${name}-network`,
       { name: args.networkName, driver: "bridge", labels: toLabelList(labels) },
-      child,
+      // Named, so a replacement must remove the old one first.
+      { ...child, deleteBeforeReplace: true },
     );
 
     this.cacheVolume = new docker.Volume(
@@ -76,7 +77,7 @@ export class BuildkitStack extends pulumi.ComponentResource {
       { name: args.cacheVolumeName, labels: toLabelList(labels) },
       // The cache is what makes rebuilds cheap; where it is precious a stray
       // `destroy` or a replacement must not throw it away.
-      { ...child, protect: args.cacheProtected, retainOnDelete: args.cacheProtected },
+      { ...child, protect: args.cacheProtected, retainOnDelete: args.cacheProtected, deleteBeforeReplace: true },
     );
 
     const tcpAddr = args.tcpPort !== undefined ? `tcp://0.0.0.0:${TCP_CONTAINER_PORT}` : undefined;
@@ -123,7 +124,7 @@ export class BuildkitStack extends pulumi.ComponentResource {
         maxRetryCount: args.restartMaxRetries,
         logDriver: "json-file",
         logOpts: { "max-size": args.logMaxSize, "max-file": String(args.logMaxFiles) },
-        labels: toLabelList(labels),
+        labels: toLabelList(daemonLabels(args)),
         // Attached to the stack's network only; left unset the provider reports a perpetual diff.
         networkMode: this.network.name,
         networksAdvanced: [{ name: this.network.name }],
@@ -192,12 +193,19 @@ export class BuildkitStack extends pulumi.ComponentResource {
   }
 }
 
-/** Labels on every object the stack creates: who made it, and what policy may ask of it. */
+/**
+ * Labels on every object the stack creates. Network and volume labels cannot
+ * change without replacing the object (and the volume is the cache), so they
+ * carry only what never changes for an instance.
+ */
+function ownershipLabels(args: BuildkitStackArgs): Record<string, string> {
+  return { ...args.labels, [`${LABEL_PREFIX}.managed-by`]: "pulumi", [`${LABEL_PREFIX}.container`]: args.containerName };
+}
+
+/** The container's labels also say what policy checks it against. */
 function daemonLabels(args: BuildkitStackArgs): Record<string, string> {
   return {
-    ...args.labels,
-    [`${LABEL_PREFIX}.managed-by`]: "pulumi",
-    [`${LABEL_PREFIX}.container`]: args.containerName,
+    ...ownershipLabels(args),
     [`${LABEL_PREFIX}.production`]: String(args.production),
     [`${LABEL_PREFIX}.rootless`]: String(args.rootless),
     // What policy checks a privileged daemon against: the stack opted in.

@@ -99,7 +99,11 @@ export interface TestStack {
  * `id` (so tests never touch each other's or a user's `buildkitd`), with base
  * images pulled through the local mirror. `config` adds or overrides keys.
  */
-export async function createTestStack(id: string, config: Record<string, string | { value: string; secret: boolean }> = {}): Promise<TestStack> {
+export async function createTestStack(
+  id: string,
+  config: Record<string, string | { value: string; secret: boolean }> = {},
+  options: { fromStackFile?: string } = {},
+): Promise<TestStack> {
   requireEngine();
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), `buildkit-${id}-`));
   for (const file of PROGRAM_FILES) {
@@ -116,8 +120,14 @@ export async function createTestStack(id: string, config: Record<string, string 
   const cacheVolumeName = `bk-it-${id}-cache`;
   removeDockerObjects(containerName, networkName, cacheVolumeName);
 
+  if (options.fromStackFile) {
+    // The repo's own stack file, as is: what `pulumi preview --stack NAME` would see.
+    // Without its encryption salt: this copy's secrets use the tests' own passphrase.
+    const stackFile = fs.readFileSync(path.join(repoRoot, `Pulumi.${options.fromStackFile}.yaml`), "utf8");
+    fs.writeFileSync(path.join(workDir, `Pulumi.${id}.yaml`), stackFile.replace(/^encryptionsalt:.*\n/m, ""));
+  }
   const stack = await LocalWorkspace.createStack({ stackName: id, workDir }, { envVars: env });
-  const base: ConfigMap = {
+  const base: ConfigMap = options.fromStackFile ? {} : {
     "buildkit:containerName": { value: containerName },
     "buildkit:networkName": { value: networkName },
     "buildkit:cacheVolumeName": { value: cacheVolumeName },
