@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `npm run up [-- STACK]`: provision whatever is missing, then deploy a stack
-# (dev by default) to the local file backend.
+# (dev by default) to the local file backend. Refreshes first, so whatever
+# changed out of band (a removed container, a stopped one) is healed too.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 STEP=up
 stack=${1:-dev}
@@ -10,4 +11,4 @@ source "$BUILDKIT_STACK_ROOT/scripts/env.sh"
 cd "$BUILDKIT_STACK_ROOT"
 pulumi stack select --create "$stack" >/dev/null
 log "deploying stack $stack (backend $PULUMI_BACKEND_URL)"
-pulumi up --yes --skip-preview
+pulumi up --yes --skip-preview --refresh

@@ -1,0 +1,198 @@
+/**
+ * `npm run doctor [-- --stack NAME] [--cwd DIR]`: the troubleshooting steps,
+ * run in order against a deployed stack (the selected one, else dev). One
+ * line per check, `ok` or `FAIL`, and after each failure the command that
+ * fixes it. Exit 0 when healthy, 1 otherwise.
+ */
+import {
+  CONTAINER_TYPE,
+  ContainerInfo,
+  RecordedResource,
+  containerLogs,
+  containerOwnership,
+  describeLimits,
+  engineStatus,
+  firstLine,
+  inspectContainer,
+  openStack,
+  parseCli,
+  pulumiCommand,
+  readOutputs,
+  readState,
+  runCommand,
+  runMain,
+  shellQuote,
+  shortId,
+  useDockerHostOf,
+} from "./stack-inspect";
+
+const USAGE = `usage: npm run doctor [-- --stack NAME] [--cwd DIR]
+  Checks the engine, the buildkitd container and the daemon behind the stack's BUILDKIT_HOST.
+  --stack NAME  default: the selected stack, else dev
+  --cwd DIR     the Pulumi program's directory (default: this repository)
+  exit codes: 0 healthy, 1 a check failed (each failure is followed by its fix)`;
+
+const LOG_LINES = 20;
+/** Bound for a container whose healthcheck has not decided yet (start period + 3 probes of 5s, with margin). */
+const HEALTH_SETTLE_MS = 45_000;
+const BUILDCTL_TIMEOUT_MS = 30_000;
+
+class Report {
+  failures = 0;
+  ok(what: string): void {
+    console.log(`ok    ${what}`);
+  }
+  /** Worth knowing, not broken: does not fail the run. */
+  warn(what: string, advice: string, details: string[] = []): void {
+    console.log(`warn  ${what}`);
+    for (const line of details) console.log(`        ${line}`);
+    console.log(`      advice: ${advice}`);
+  }
+  fail(what: string, fix: string, details: string[] = []): void {
+    this.failures++;
+    console.log(`FAIL  ${what}`);
+    for (const line of details) console.log(`        ${line}`);
+    console.log(`      fix: ${fix}`);
+  }
+}
+
+async function main(): Promise<number> {
+  const options = parseCli(process.argv.slice(2), USAGE);
+  const report = new Report();
+
+  let stackName = options.stack ?? "the selected stack";
+  let state: RecordedResource[];
+  let outputs: Record<string, unknown>;
+  try {
+    const stack = await openStack(options.stack, options.cwd, "dev");
+    stackName = stack.name;
+    [state, outputs] = await Promise.all([readState(stack), readOutputs(stack)]);
+  } catch (error) {
+    report.fail(`stack ${stackName}: ${firstLine(error)}`, `deploy it: ${pulumiCommand(options.stack ?? "dev", options.cwd, ["up"])}`);
+    return 1;
+  }
+  useDockerHostOf(state);
+  const upRefresh = pulumiCommand(stackName, options.cwd, ["up", "--refresh"]);
+
+  const engine = engineStatus();
+  if (!engine.ok) {
+    report.fail(`engine: docker info: ${engine.reason}`, "start the engine: bash scripts/provision.sh");
+    return 1;
+  }
+  report.ok(`engine: Docker ${engine.version} answers${process.env.DOCKER_HOST ? ` at ${process.env.DOCKER_HOST}` : ""}`);
+
+  const name = typeof outputs.containerName === "string" ? outputs.containerName : undefined;
+  const buildkitHost = typeof outputs.buildkitHost === "string" ? outputs.buildkitHost : undefined;
+  const recorded = state.find((r) => r.type === CONTAINER_TYPE);
+  if (!name || !buildkitHost) {
+    report.fail(`stack ${stackName}: no containerName/buildkitHost outputs (never deployed, or the last up failed)`, `deploy it: ${pulumiCommand(stackName, options.cwd, ["up"])}`);
+    return 1;
+  }
+  report.ok(`stack ${stackName}: container ${name}, BUILDKIT_HOST=${buildkitHost}`);
+
+  const recordedId = recorded?.id ?? (typeof outputs.containerId === "string" ? outputs.containerId : undefined);
+  const ownership = containerOwnership(name, recordedId);
+  if (ownership.kind === "missing") {
+    report.fail(`container ${name}: missing`, `container missing: ${upRefresh}`);
+    return 1;
+  }
+  if (ownership.kind === "foreign") {
+    report.fail(
+      `container ${name}: replaced by hand (id ${shortId(ownership.info.Id)}: ${describeLimits(ownership.info)}; the stack created ${shortId(recordedId)})`,
+      `docker rm -f ${shellQuote(name)}, then ${upRefresh}`,
+    );
+  } else {
+    report.ok(`container ${name}: present, created by this stack (id ${shortId(recordedId)})`);
+  }
+
+  const info = await settledHealth(name, ownership.info);
+  const recreate = recorded ? pulumiCommand(stackName, options.cwd, ["up", "--replace", shellQuote(recorded.urn)]) : upRefresh;
+  const showLogs = !info.State.Running || info.State.Restarting || info.State.Health?.Status !== "healthy" || info.RestartCount > 0;
+  const logs = showLogs ? logLines(name) : [];
+  let logsShown = false;
+  const withLogs = (): string[] => {
+    if (logsShown) return [];
+    logsShown = true;
+    return logs;
+  };
+
+  if (info.State.Running) {
+    report.ok(`container ${name}: running`);
+  } else {
+    const why = `${info.State.Status}, exit code ${info.State.ExitCode}${info.State.OOMKilled ? ", killed: out of memory" : ""}${info.State.Error ? `, ${info.State.Error}` : ""}`;
+    report.fail(`container ${name}: not running (${why})`, `docker start ${shellQuote(name)}, or ${upRefresh}`, withLogs());
+  }
+
+  const health = info.State.Health;
+  if (!health) {
+    report.fail(`container ${name}: has no healthcheck (not the stack's container?)`, `${recreate}`);
+  } else if (health.Status === "healthy") {
+    report.ok(`container ${name}: healthy`);
+  } else if (info.State.Running) {
+    const last = health.Log?.[health.Log.length - 1];
+    const probe = last ? `; last probe exited ${last.ExitCode}: ${firstLine(last.Output) || "no output"}` : "";
+    report.fail(
+      `container ${name}: ${health.Status} (failing streak ${health.FailingStreak}${probe})`,
+      `unhealthy: see logs above; docker restart ${shellQuote(name)}, or recreate it: ${recreate}`,
+      withLogs(),
+    );
+  }
+
+  const healthyNow = info.State.Running && !info.State.Restarting && info.State.Health?.Status === "healthy";
+  if (info.RestartCount > 0 && healthyNow && !info.State.OOMKilled) {
+    // The restart policy did its job; a past crash is a lead, not an outage.
+    report.warn(
+      `container ${name}: restarted ${info.RestartCount} time${info.RestartCount === 1 ? "" : "s"}, healthy now`,
+      "if it happens again, read the logs above for the cause",
+      withLogs(),
+    );
+  } else if (info.State.Restarting || info.RestartCount > 0) {
+    report.fail(
+      `container ${name}: ${info.State.Restarting ? "restarting now, " : ""}restarted ${info.RestartCount} time${info.RestartCount === 1 ? "" : "s"}${info.State.OOMKilled ? " (out of memory)" : ""}`,
+      info.State.OOMKilled
+        ? `buildkitd ran out of memory: raise buildkit:memory, then ${pulumiCommand(stackName, options.cwd, ["up"])}`
+        : `it keeps crashing: see logs above; fix the cause, then ${recreate}`,
+      withLogs(),
+    );
+  } else {
+    report.ok(`container ${name}: restart count 0`);
+  }
+
+  const workers = runCommand("buildctl", ["--addr", buildkitHost, "debug", "workers"], { timeoutMs: BUILDCTL_TIMEOUT_MS });
+  const rows = workers.stdout.trim().split("\n").slice(1).filter((l) => l.trim() !== "");
+  if (workers.code === 0 && rows.length > 0) {
+    report.ok(`buildctl --addr ${buildkitHost} debug workers: ${rows.length} worker${rows.length === 1 ? "" : "s"} (${rows[0].split(/\s+/)[1] ?? "?"})`);
+  } else if (/ENOENT/.test(workers.stderr)) {
+    report.fail("buildctl: not on PATH", "install the toolchain: bash scripts/provision.sh, then source scripts/env.sh");
+  } else {
+    report.fail(
+      `buildctl --addr ${buildkitHost} debug workers: ${firstLine(workers.stderr || workers.stdout) || `exit ${workers.code}, no workers listed`}`,
+      `buildkitd does not answer through BUILDKIT_HOST: see logs above; docker restart ${shellQuote(name)}, or recreate it: ${recreate}`,
+      withLogs(),
+    );
+  }
+
+  console.log(report.failures === 0 ? `healthy: stack ${stackName}` : `${report.failures} check${report.failures === 1 ? "" : "s"} failed: stack ${stackName}`);
+  return report.failures === 0 ? 0 : 1;
+}
+
+/**
+ * A container just (re)started reports "starting" until its healthcheck has
+ * run; wait, bounded, for it to decide rather than report a false failure.
+ */
+async function settledHealth(name: string, first: ContainerInfo): Promise<ContainerInfo> {
+  const deadline = Date.now() + HEALTH_SETTLE_MS;
+  let info = first;
+  while (info.State.Running && info.State.Health?.Status === "starting" && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    info = inspectContainer(name) ?? info;
+  }
+  return info;
+}
+
+function logLines(name: string): string[] {
+  const logs = containerLogs(name, LOG_LINES);
+  return [`last ${LOG_LINES} log lines of ${name}:`, ...(logs ? logs.split("\n").map((l) => `  ${l}`) : ["  (empty)"])];
+}
+
+if (require.main === module) runMain(main);
