@@ -22,4 +22,5 @@ bash "$steps/registry.sh"
 # running them one after the other is as fast and keeps the logs readable.
 bash "$steps/images.sh"
 bash "$steps/pulumi.sh"
+bash "$steps/tools.sh"
 log "done in $((SECONDS - started))s; environment: source scripts/env.sh"

@@ -34,3 +34,6 @@ IMAGE_DEBIAN_SUITE="bookworm"
 
 # Local registry mirror (Debian's docker-registry).
 REGISTRY_PORT="${BUILDKIT_STACK_REGISTRY_PORT:-5000}"
+
+# Workflow linter, run by the unit suite on .github/workflows.
+ACTIONLINT_VERSION="v1.7.12"

@@ -1,0 +1,90 @@
+// Policies a reviewer would apply to every buildkit-stack preview. The
+// component labels its container with what the stack declared (production,
+// allow-privileged); the policies hold the resources to those declarations.
+import { Policies, ReportViolation, StackValidationArgs, validateResourceOfType } from "@pulumi/policy";
+import * as docker from "@pulumi/docker";
+
+const LABEL = "org.buildkit-stack";
+
+type Labels = { label: string; value: string }[] | undefined;
+const label = (labels: Labels, name: string): string | undefined => labels?.find((l) => l.label === `${LABEL}.${name}`)?.value;
+const isProduction = (labels: Labels) => label(labels, "production") === "true";
+
+/** True when the reference names an immutable image: a digest, or a tag other than latest. */
+function isPinned(image: string): boolean {
+  if (image.includes("@sha256:")) return true;
+  const lastSegment = image.slice(image.lastIndexOf("/") + 1);
+  return lastSegment.includes(":") && !lastSegment.endsWith(":latest");
+}
+
+const productionContainers = (args: StackValidationArgs) =>
+  args.resources.filter((r) => r.type === "docker:index/container:Container" && isProduction(r.props.labels as Labels));
+
+/** The pack's policies; index.ts serves them, tests call them directly. */
+export const policies: Policies = [
+    {
+      name: "production-daemon-has-limits",
+      description: "A production buildkitd sets a memory and a CPU limit, so a build cannot starve the host.",
+      enforcementLevel: "mandatory",
+      validateResource: validateResourceOfType(docker.Container, (container, _args, reportViolation) => {
+        if (!isProduction(container.labels as Labels)) return;
+        const missing = [!container.memory ? "memory" : "", !container.cpus ? "cpus" : ""].filter(Boolean);
+        if (missing.length > 0) {
+          reportViolation(`Production container ${container.name} has no ${missing.join(" and no ")} limit; set buildkit:memory and buildkit:cpus.`);
+        }
+      }),
+    },
+    {
+      name: "production-image-pinned",
+      description: "A production daemon runs a pinned image: a digest or a tag other than latest.",
+      enforcementLevel: "mandatory",
+      validateStack: (args: StackValidationArgs, reportViolation: ReportViolation) => {
+        if (productionContainers(args).length === 0) return;
+        for (const image of args.resources.filter((r) => r.type === "docker:index/remoteImage:RemoteImage")) {
+          const name = String(image.props.name ?? "");
+          if (!isPinned(name)) {
+            reportViolation(`Production image ${name} is not pinned; use a digest (@sha256:…) or a release tag such as moby/buildkit:v0.32.2.`, image.urn);
+          }
+        }
+      },
+    },
+    {
+      name: "production-cache-protected",
+      description: "A production build cache volume is protected, so a stray destroy or replacement cannot delete it.",
+      enforcementLevel: "mandatory",
+      // @pulumi/policy 1.21 exposes `protect` but not `retainOnDelete`; the component sets both from one setting.
+      validateStack: (args: StackValidationArgs, reportViolation: ReportViolation) => {
+        for (const container of productionContainers(args)) {
+          const owner = label(container.props.labels as Labels, "container");
+          for (const volume of args.resources.filter((r) => r.type === "docker:index/volume:Volume" && label(r.props.labels as Labels, "container") === owner)) {
+            if (!volume.opts.protect) {
+              reportViolation(`Production cache volume ${volume.props.name} is not protected; set buildkit:cacheProtected to true.`, volume.urn);
+            }
+          }
+        }
+      },
+    },
+    {
+      name: "tcp-listener-requires-tls",
+      description: "buildkitd is published on TCP only with mTLS: anything that reaches a plaintext port can run builds as root.",
+      enforcementLevel: "mandatory",
+      validateResource: validateResourceOfType(docker.Container, (container, _args, reportViolation) => {
+        if (!container.ports || container.ports.length === 0) return;
+        const command = container.command ?? [];
+        const missing = ["--tlscacert", "--tlscert", "--tlskey"].filter((flag) => !command.includes(flag));
+        if (missing.length > 0) {
+          reportViolation(`Container ${container.name} publishes ports without TLS (missing ${missing.join(", ")}); configure buildkit:tlsCa, buildkit:tlsCert and buildkit:tlsKey.`);
+        }
+      }),
+    },
+    {
+      name: "privileged-only-where-allowed",
+      description: "A privileged daemon runs only where the stack explicitly allows it (buildkit:allowPrivileged).",
+      enforcementLevel: "mandatory",
+      validateResource: validateResourceOfType(docker.Container, (container, _args, reportViolation) => {
+        if (container.privileged && label(container.labels as Labels, "allow-privileged") !== "true") {
+          reportViolation(`Container ${container.name} is privileged but its stack does not allow it; set buildkit:rootless to true, or buildkit:allowPrivileged to true.`);
+        }
+      }),
+    },
+];

@@ -1,0 +1,142 @@
+/**
+ * The policy pack's rules, each shown to reject a violating resource set and to
+ * pass a conforming one. The inputs are what the component registers (labels,
+ * options), so these are the cases a reviewer meets in a preview.
+ */
+import type { PolicyResource, ResourceValidationArgs, ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
+
+import { policies } from "../policy/policies";
+
+const CONTAINER = "docker:index/container:Container";
+const IMAGE = "docker:index/remoteImage:RemoteImage";
+const VOLUME = "docker:index/volume:Volume";
+
+const labels = (production: boolean, allowPrivileged = true) => [
+  { label: "org.buildkit-stack.allow-privileged", value: String(allowPrivileged) },
+  { label: "org.buildkit-stack.container", value: "buildkitd" },
+  { label: "org.buildkit-stack.production", value: String(production) },
+];
+
+function resource(type: string, props: Record<string, unknown>, protect = false): PolicyResource {
+  return {
+    type,
+    props,
+    urn: `urn:pulumi:prod::buildkit::${type}::${String(props.name)}`,
+    name: String(props.name),
+    opts: { protect, ignoreChanges: [], aliases: [], customTimeouts: { createSeconds: 0, updateSeconds: 0, deleteSeconds: 0 }, additionalSecretOutputs: [] },
+    dependencies: [],
+    propertyDependencies: {},
+    // What the analyzer gives a policy: a type check against the SDK class's Pulumi type.
+    isType: (cls: { __pulumiType?: string }) => cls.__pulumiType === type,
+    asType: (cls: { __pulumiType?: string }) => (cls.__pulumiType === type ? props : undefined),
+  } as unknown as PolicyResource;
+}
+
+const policy = (name: string) => {
+  const found = policies.find((p) => p.name === name);
+  if (!found) throw new Error(`no policy named ${name}`);
+  return found;
+};
+
+/** Violations a resource policy reports for one resource. */
+async function resourceViolations(name: string, target: PolicyResource): Promise<string[]> {
+  const violations: string[] = [];
+  const validate = (policy(name) as ResourceValidationPolicy).validateResource;
+  const validators = Array.isArray(validate) ? validate : [validate];
+  const args = { ...target, getConfig: () => ({}), notApplicable: () => undefined } as unknown as ResourceValidationArgs;
+  for (const v of validators) await v!(args, (message: string) => violations.push(message));
+  return violations;
+}
+
+/** Violations a stack policy reports for a set of resources. */
+async function stackViolations(name: string, resources: PolicyResource[]): Promise<string[]> {
+  const violations: string[] = [];
+  await (policy(name) as StackValidationPolicy).validateStack(
+    { resources, getConfig: () => ({}), stackTags: new Map(), notApplicable: () => undefined } as never,
+    (message: string) => violations.push(message),
+  );
+  return violations;
+}
+
+const prodContainer = (props: Record<string, unknown> = {}) =>
+  resource(CONTAINER, { name: "buildkitd", labels: labels(true), memory: 4096, cpus: "2.0", privileged: true, command: ["--config", "/etc/buildkit/buildkitd.toml"], ...props });
+
+describe("every policy", () => {
+  it("is mandatory and explains itself", () => {
+    expect(policies.map((p) => p.name)).toEqual([
+      "production-daemon-has-limits",
+      "production-image-pinned",
+      "production-cache-protected",
+      "tcp-listener-requires-tls",
+      "privileged-only-where-allowed",
+    ]);
+    for (const p of policies) {
+      expect(p.enforcementLevel).toBe("mandatory");
+      expect(p.description.length).toBeGreaterThan(20);
+    }
+  });
+});
+
+describe("production-daemon-has-limits", () => {
+  it("rejects a production daemon without memory and cpu limits", async () => {
+    expect(await resourceViolations("production-daemon-has-limits", prodContainer({ memory: undefined, cpus: undefined }))).toEqual([
+      "Production container buildkitd has no memory and no cpus limit; set buildkit:memory and buildkit:cpus.",
+    ]);
+  });
+  it("passes a limited production daemon, and ignores development", async () => {
+    expect(await resourceViolations("production-daemon-has-limits", prodContainer())).toEqual([]);
+    expect(await resourceViolations("production-daemon-has-limits", resource(CONTAINER, { name: "dev", labels: labels(false) }))).toEqual([]);
+  });
+});
+
+describe("production-image-pinned", () => {
+  it("rejects latest or untagged images in a production stack", async () => {
+    const violations = await stackViolations("production-image-pinned", [prodContainer(), resource(IMAGE, { name: "moby/buildkit:latest" }), resource(IMAGE, { name: "registry:5000/moby/buildkit" })]);
+    expect(violations).toEqual([
+      "Production image moby/buildkit:latest is not pinned; use a digest (@sha256:…) or a release tag such as moby/buildkit:v0.32.2.",
+      "Production image registry:5000/moby/buildkit is not pinned; use a digest (@sha256:…) or a release tag such as moby/buildkit:v0.32.2.",
+    ]);
+  });
+  it("passes a release tag or a digest, and any image outside production", async () => {
+    expect(await stackViolations("production-image-pinned", [prodContainer(), resource(IMAGE, { name: "moby/buildkit:v0.32.2" }), resource(IMAGE, { name: `moby/buildkit@sha256:${"a".repeat(64)}` })])).toEqual([]);
+    expect(await stackViolations("production-image-pinned", [resource(CONTAINER, { name: "dev", labels: labels(false) }), resource(IMAGE, { name: "moby/buildkit:latest" })])).toEqual([]);
+  });
+});
+
+describe("production-cache-protected", () => {
+  const volumeLabels = [{ label: "org.buildkit-stack.container", value: "buildkitd" }];
+  it("rejects an unprotected production cache volume", async () => {
+    expect(await stackViolations("production-cache-protected", [prodContainer(), resource(VOLUME, { name: "buildkit-prod-cache", labels: volumeLabels }, false)])).toEqual([
+      "Production cache volume buildkit-prod-cache is not protected; set buildkit:cacheProtected to true.",
+    ]);
+  });
+  it("passes a protected one", async () => {
+    expect(await stackViolations("production-cache-protected", [prodContainer(), resource(VOLUME, { name: "buildkit-prod-cache", labels: volumeLabels }, true)])).toEqual([]);
+  });
+});
+
+describe("tcp-listener-requires-tls", () => {
+  const ports = [{ internal: 1234, external: 1234, ip: "127.0.0.1" }];
+  it("rejects published ports without TLS flags", async () => {
+    expect(await resourceViolations("tcp-listener-requires-tls", prodContainer({ ports, command: ["--addr", "tcp://0.0.0.0:1234"] }))).toEqual([
+      "Container buildkitd publishes ports without TLS (missing --tlscacert, --tlscert, --tlskey); configure buildkit:tlsCa, buildkit:tlsCert and buildkit:tlsKey.",
+    ]);
+  });
+  it("passes a listener with mTLS, and a daemon without ports", async () => {
+    const command = ["--addr", "tcp://0.0.0.0:1234", "--tlscacert", "a", "--tlscert", "b", "--tlskey", "c"];
+    expect(await resourceViolations("tcp-listener-requires-tls", prodContainer({ ports, command }))).toEqual([]);
+    expect(await resourceViolations("tcp-listener-requires-tls", prodContainer())).toEqual([]);
+  });
+});
+
+describe("privileged-only-where-allowed", () => {
+  it("rejects a privileged daemon whose stack did not allow it", async () => {
+    expect(await resourceViolations("privileged-only-where-allowed", prodContainer({ labels: labels(true, false) }))).toEqual([
+      "Container buildkitd is privileged but its stack does not allow it; set buildkit:rootless to true, or buildkit:allowPrivileged to true.",
+    ]);
+  });
+  it("passes an allowed privileged daemon and a rootless one", async () => {
+    expect(await resourceViolations("privileged-only-where-allowed", prodContainer())).toEqual([]);
+    expect(await resourceViolations("privileged-only-where-allowed", prodContainer({ privileged: false, labels: labels(true, false) }))).toEqual([]);
+  });
+});
