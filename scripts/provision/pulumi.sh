@@ -42,10 +42,26 @@ wrapper_build pulumi "$bin/pulumi" \
 
 replace github.com/atotto/clipboard => github.com/tgummerer/clipboard v0.0.0-20241001131231-d02d263e614e"
 
-wrapper_build pulumi-language-nodejs "$bin/pulumi-language-nodejs" \
+# The v3.68 host only stubs RunPlugin, which is how this CLI starts a Node.js
+# policy pack (`--policy-pack DIR`; the pulumi-analyzer-policy launcher below
+# is no longer consulted for a directory). So the host's own sources are
+# copied out of the module cache, the stub is deleted, and language-nodejs/
+# run_plugin.go supplies a RunPlugin that runs @pulumi/pulumi/cmd/run-policy-pack.
+nodejs_host="github.com/pulumi/pulumi/sdk/v3@$PULUMI_LANGUAGE_NODEJS_SDK_VERSION"
+prepare_language_nodejs() {
+  local dir
+  dir=$(cd "$1" && GOFLAGS=-mod=mod go mod download -json "$nodejs_host" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+  [[ -d $dir ]] || die "could not download $nodejs_host"
+  cp "$dir"/nodejs/cmd/pulumi-language-nodejs/{main,proxy,proxy_unix,proxy_windows}.go "$1/" && chmod u+w "$1"/*.go
+  # Delete the stub: `func (host *nodeLanguageHost) RunPlugin(` through its closing brace.
+  perl -0pi -e 's/\nfunc \(host \*nodeLanguageHost\) RunPlugin\(.*?\n}\n/\n/s' "$1/main.go"
+  grep -q 'errors.New("not supported")' "$1/main.go" && die "could not remove the RunPlugin stub from $nodejs_host"
+  return 0
+}
+PREPARE=prepare_language_nodejs wrapper_build pulumi-language-nodejs "$bin/pulumi-language-nodejs" \
   "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_LANGUAGE_NODEJS_SDK_VERSION" \
-  github.com/pulumi/pulumi/sdk/v3/nodejs/cmd/pulumi-language-nodejs \
-  "require github.com/pulumi/pulumi/sdk/v3 $PULUMI_LANGUAGE_NODEJS_SDK_VERSION"
+  . "require github.com/pulumi/pulumi/sdk/v3 $PULUMI_LANGUAGE_NODEJS_SDK_VERSION" \
+  "$BUILDKIT_STACK_ROOT/scripts/provision/language-nodejs"
 
 # The official distribution's launchers: Node on the entry points of the
 # project's own @pulumi/pulumi (policy packs, and the nodejs dynamic provider).

@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Step: developer tools the test suite runs: actionlint for the workflows.
+# Step: developer tools the test suite runs: actionlint for the workflows,
+# built from the Go module proxy at ACTIONLINT_VERSION (the newest it serves;
+# `go list -m -versions github.com/rhysd/actionlint` to check for a newer one).
+# actionlint's go.mod has no replace directives, so `go install pkg@version` works.
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 STEP=tools
 
