@@ -92,7 +92,8 @@ const IMAGE_PATTERN =
   /^(?:(?:[a-zA-Z0-9-]+\.)*[a-zA-Z0-9-]+(?::\d+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
 const HOST_PORT_PATTERN = /^(?:https?:\/\/)?[a-zA-Z0-9.-]+(?::\d{1,5})?$/;
 const EXTRA_HOST_PATTERN = /^[a-zA-Z0-9.-]+:(?:host-gateway|[0-9a-fA-F.:]+)$/;
-const NAME_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+// Docker requires two characters at least for container and volume names.
+const NAME_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
 const LOG_SIZE_PATTERN = /^\d+[kmg]$/;
 
 /** One known key: how to read it and the form a person should write. */
@@ -116,7 +117,7 @@ const positiveInt = (form: string, max = Number.MAX_SAFE_INTEGER): KeySpec<numbe
 });
 const name: KeySpec<string> = {
   schema: z.string().regex(NAME_PATTERN),
-  form: "a docker object name: letters, digits, '_', '.', '-', starting with a letter or digit",
+  form: "a docker object name: two or more letters, digits, '_', '.', '-', starting with a letter or digit",
 };
 const pem = (what: string): KeySpec<string> => ({
   schema: z.string().includes("-----BEGIN "),
@@ -229,7 +230,8 @@ export function parseSettings(raw: Record<string, unknown>, context: StackContex
   for (const [rawKey, value] of Object.entries(raw)) {
     const [namespace, key] = rawKey.includes(":") ? rawKey.split(":", 2) : [CONFIG_NAMESPACE, rawKey];
     if (namespace !== CONFIG_NAMESPACE) continue;
-    const spec = (KEYS as Record<string, KeySpec<unknown>>)[key];
+    // Own keys only: `constructor`, `toString`... are typos too, not settings.
+    const spec = Object.hasOwn(KEYS, key) ? (KEYS as Record<string, KeySpec<unknown>>)[key] : undefined;
     if (!spec) {
       problems.push(`${full(key)} is not a setting this program reads; known settings: ${CONFIG_KEYS.join(", ")}`);
       continue;
@@ -243,6 +245,10 @@ export function parseSettings(raw: Record<string, unknown>, context: StackContex
     }
   }
 
+  // Given but refused: already reported, and its default must not be described as what was set.
+  const given = (key: ConfigKey) => raw[key] !== undefined || raw[full(key)] !== undefined;
+  const refused = (key: ConfigKey) => given(key) && values[key] === undefined;
+
   const production = values.production ?? false;
   const rootless = values.rootless ?? false;
   const containerName = values.containerName ?? "buildkitd";
@@ -250,7 +256,7 @@ export function parseSettings(raw: Record<string, unknown>, context: StackContex
   const restartPolicy = values.restartPolicy ?? (production ? "unless-stopped" : "no");
 
   const allowPrivileged = values.allowPrivileged ?? !production;
-  if (!rootless && !allowPrivileged) {
+  if (!rootless && !allowPrivileged && !refused("rootless") && !refused("allowPrivileged")) {
     problems.push(
       `${full("allowPrivileged")} is false${values.allowPrivileged === undefined ? " (the default in production)" : ""} but ${full("rootless")} is false; ` +
         `buildkitd needs --privileged unless it runs rootless: set ${full("rootless")} to true, or ${full("allowPrivileged")} to true to accept a privileged daemon`,
@@ -266,7 +272,7 @@ export function parseSettings(raw: Record<string, unknown>, context: StackContex
         `set all three TLS settings (CA, server certificate, server key) or none`,
     );
   }
-  if ((values.tlsClientCert === undefined) !== (values.tlsClientKey === undefined)) {
+  if (given("tlsClientCert") !== given("tlsClientKey")) {
     problems.push(`${full("tlsClientCert")} and ${full("tlsClientKey")} go together; set both or neither`);
   }
   if (values.tcpPort !== undefined && tlsGiven.length === 0) {
@@ -275,10 +281,10 @@ export function parseSettings(raw: Record<string, unknown>, context: StackContex
         `Set ${full("tlsCa")}, ${full("tlsCert")} and ${full("tlsKey")} (as secrets), or remove ${full("tcpPort")}`,
     );
   }
-  if (values.tcpPort === undefined && values.tcpAddress !== undefined) {
+  if (!given("tcpPort") && values.tcpAddress !== undefined) {
     problems.push(`${full("tcpAddress")} is set but ${full("tcpPort")} is not; the address only applies to the TCP listener`);
   }
-  if (values.restartMaxRetries !== undefined && restartPolicy !== "on-failure") {
+  if (values.restartMaxRetries !== undefined && restartPolicy !== "on-failure" && !refused("restartPolicy")) {
     problems.push(
       `${full("restartMaxRetries")} is ${values.restartMaxRetries} but ${full("restartPolicy")} is ${show(restartPolicy)}; retries apply only to on-failure`,
     );

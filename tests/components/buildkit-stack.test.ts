@@ -1,29 +1,40 @@
+/**
+ * The BuildkitStack component under Pulumi mocks: every input it registers for
+ * the image, network, volume, container and smoke test, the options that
+ * decide replacement and protection, and its outputs. Settings come from raw
+ * config through parseSettings, as index.ts builds them.
+ */
+import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { parse as parseToml } from "smol-toml";
 
 import type { BuildkitStackArgs } from "../../components/buildkit-stack";
-import { parseSettings } from "../../components/config";
+import { BuildkitSettings, parseSettings } from "../../components/config";
 
-/** Every resource the mocks saw: type, name, the inputs it was registered with. */
-const registered: { type: string; name: string; inputs: Record<string, any> }[] = [];
+const IMAGE_ID = "sha256:" + "1".repeat(64);
+const REPO_DIGEST = "moby/buildkit@sha256:" + "2".repeat(64);
+const SMOKE_STDOUT = "worker w1 platforms linux/amd64; test build ok";
+
+/** Every resource the mock engine saw: type, name, inputs, and the provider reference it was sent with. */
+const registered: { type: string; name: string; inputs: Record<string, any>; provider?: string }[] = [];
 
 pulumi.runtime.setMocks(
   {
     newResource(args) {
-      registered.push({ type: args.type, name: args.name, inputs: args.inputs });
+      registered.push({ type: args.type, name: args.name, inputs: args.inputs, provider: args.provider });
       const state: Record<string, unknown> = { ...args.inputs };
       if (args.type === "docker:index/remoteImage:RemoteImage") {
-        state.imageId = "sha256:" + "1".repeat(64);
-        state.repoDigest = "moby/buildkit@sha256:" + "2".repeat(64);
+        state.imageId = IMAGE_ID;
+        state.repoDigest = REPO_DIGEST;
       }
-      if (args.type === "command:local:Command") state.stdout = "worker w1 platforms linux/amd64; test build ok";
+      if (args.type === "command:local:Command") state.stdout = SMOKE_STDOUT;
       return { id: `${args.name}-id`, state };
     },
     call: () => ({}),
   },
   "buildkit",
   "dev",
-  true,
+  false,
 );
 
 // Imported after setMocks, as Pulumi's own examples do.
@@ -35,50 +46,65 @@ const promiseOf = <T>(output: pulumi.Output<T>): Promise<T> => new Promise((reso
 /** The mock monitor hands secret inputs over wrapped in Pulumi's secret signature. */
 const SECRET_SIG = "4dabf18193072939515e22adb298388d";
 const isSecret = (value: any): boolean => value !== null && typeof value === "object" && SECRET_SIG in value;
-const reveal = (value: any): any => (isSecret(value) ? value.value : value);
+const reveal = (value: any): any => (isSecret(value) ? reveal(value.value) : Array.isArray(value) ? value.map(reveal) : value);
 
 const PEM = (what: string) => `-----BEGIN ${what}-----\nx\n-----END ${what}-----`;
-
-interface Deployed {
-  stack: InstanceType<typeof BuildkitStack>;
-  inputs: (type: string) => Record<string, any>;
-  options: (type: string) => pulumi.CustomResourceOptions;
-}
-
-/** Declares a stack from raw config, as index.ts does, and collects what was registered. */
-async function deploy(name: string, raw: Record<string, unknown> = {}): Promise<Deployed> {
-  const settings = parseSettings(raw, { stack: "dev" });
-  const options: Record<string, pulumi.CustomResourceOptions> = {};
-  // A parent's transformations see each child's options: the honest way to observe them under mocks.
-  const stack = new BuildkitStack(name, settings as BuildkitStackArgs, {
-    transformations: [
-      (args) => {
-        options[args.type] = args.opts as pulumi.CustomResourceOptions;
-        return undefined;
-      },
-    ],
-  });
-  await promiseOf(stack.smokeTestSummary);
-  await promiseOf(stack.containerId);
-  const ofType = (type: string) => {
-    const match = registered.filter((r) => r.type === type && r.name.startsWith(`${name}-`));
-    if (match.length !== 1) throw new Error(`expected one ${type} for ${name}, saw ${match.length}`);
-    return match[0].inputs;
-  };
-  return {
-    stack,
-    inputs: (short) => ofType(TYPES[short] ?? short),
-    options: (short) => options[TYPES[short] ?? short],
-  };
-}
-
-const TYPES: Record<string, string> = {
+const TYPES = {
   container: "docker:index/container:Container",
   image: "docker:index/remoteImage:RemoteImage",
   network: "docker:index/network:Network",
   volume: "docker:index/volume:Volume",
   smokeTest: "command:local:Command",
-};
+} as const;
+type Kind = keyof typeof TYPES;
+
+interface Deployed {
+  stack: InstanceType<typeof BuildkitStack>;
+  settings: BuildkitSettings;
+  /** The inputs the engine received for the stack's one resource of this kind. */
+  inputs: (kind: Kind) => Record<string, any>;
+  /** The provider reference the engine received with it. */
+  providerRef: (kind: Kind) => string | undefined;
+  /** The resource options the component declared it with. */
+  options: (kind: Kind) => pulumi.CustomResourceOptions;
+  /** How many resources of this kind the stack registered. */
+  count: (kind: Kind) => number;
+}
+
+/** Declares a stack from raw config, as index.ts does, and waits until every resource is registered. */
+async function deploy(name: string, raw: Record<string, unknown> = {}, provider?: docker.Provider): Promise<Deployed> {
+  const settings = parseSettings(raw, { stack: "dev" });
+  const options = new Map<string, pulumi.CustomResourceOptions>();
+  // A component's transformations run on each child with the options it was declared with:
+  // the public way to see protect, retainOnDelete, deleteBeforeReplace... under mocks.
+  const stack = new BuildkitStack(name, { ...settings, provider } as BuildkitStackArgs, {
+    transformations: [
+      (args) => {
+        options.set(args.type, args.opts as pulumi.CustomResourceOptions);
+        return undefined;
+      },
+    ],
+  });
+  await Promise.all([promiseOf(stack.smokeTestSummary), promiseOf(stack.containerId), promiseOf(stack.buildkitHost)]);
+  const mine = (kind: Kind) => registered.filter((r) => r.type === TYPES[kind] && r.name.startsWith(`${name}-`));
+  const one = (kind: Kind) => {
+    const match = mine(kind);
+    if (match.length !== 1) throw new Error(`expected one ${kind} for ${name}, saw ${match.length}`);
+    return match[0];
+  };
+  return {
+    stack,
+    settings,
+    inputs: (kind) => one(kind).inputs,
+    providerRef: (kind) => one(kind).provider,
+    options: (kind) => {
+      const found = options.get(TYPES[kind]);
+      if (!found) throw new Error(`no ${kind} declared by ${name}`);
+      return found;
+    },
+    count: (kind) => mine(kind).length,
+  };
+}
 
 describe("the default (privileged) daemon", () => {
   let deployed: Deployed;
@@ -89,62 +115,80 @@ describe("the default (privileged) daemon", () => {
       "buildkit:shmSize": "128m",
       "buildkit:restartPolicy": "on-failure",
       "buildkit:restartMaxRetries": "4",
-      "buildkit:labels": '{"team":"platform"}',
-      "buildkit:extraHosts": '["host.docker.internal:host-gateway"]',
+      "buildkit:labels": '{"team":"platform","a.first":"yes"}',
+      "buildkit:extraHosts": '["host.docker.internal:host-gateway","db:10.0.0.2"]',
+      "buildkit:cacheMaxUsedSpace": "5g",
+      "buildkit:maxParallelism": "2",
+      "buildkit:registryMirrors": '["http://host.docker.internal:5000"]',
     });
   });
 
   it("pulls the configured image and keeps it locally", () => {
-    expect(deployed.inputs("image")).toMatchObject({ name: "moby/buildkit:v0.32.2", keepLocally: true });
+    expect(deployed.inputs("image")).toEqual({ name: "moby/buildkit:v0.32.2", keepLocally: true });
   });
 
   it("runs the container from the image id, so a new image behind a tag is a replacement", () => {
-    expect(deployed.inputs("container").image).toBe("sha256:" + "1".repeat(64));
+    expect(deployed.inputs("container").image).toBe(IMAGE_ID);
   });
 
-  it("is privileged, with no security options", () => {
+  it("is privileged, with no security options and no sandbox switch", () => {
     const container = deployed.inputs("container");
     expect(container.privileged).toBe(true);
     expect(container.securityOpts).toBeUndefined();
     expect(container.command).toEqual(["--config", "/etc/buildkit/buildkitd.toml"]);
   });
 
-  it("sets the limits in the provider's units", () => {
+  it("sets memory and swap equal in MB, CPUs as the provider spells them, shm in MB", () => {
     expect(deployed.inputs("container")).toMatchObject({ memory: 1024, memorySwap: 1024, cpus: "2.5", shmSize: 128 });
   });
 
-  it("restarts and rotates logs as configured", () => {
-    expect(deployed.inputs("container")).toMatchObject({
-      restart: "on-failure",
-      maxRetryCount: 4,
-      logDriver: "json-file",
-      logOpts: { "max-size": "10m", "max-file": "3" },
-    });
+  it("restarts on failure the configured number of times", () => {
+    expect(deployed.inputs("container")).toMatchObject({ restart: "on-failure", maxRetryCount: 4 });
+  });
+
+  it("rotates json-file logs with the default size and count", () => {
+    expect(deployed.inputs("container")).toMatchObject({ logDriver: "json-file", logOpts: { "max-size": "10m", "max-file": "3" } });
   });
 
   it("mounts the cache volume at /var/lib/buildkit", () => {
-    expect(deployed.inputs("container").volumes).toEqual([{ volumeName: "buildkit-dev-cache", containerPath: "/var/lib/buildkit" }]);
     expect(deployed.inputs("volume").name).toBe("buildkit-dev-cache");
+    expect(deployed.inputs("container").volumes).toEqual([{ volumeName: "buildkit-dev-cache", containerPath: "/var/lib/buildkit" }]);
   });
 
-  it("attaches the daemon to the stack's network only", () => {
+  it("attaches the daemon to the stack's bridge network only", () => {
     expect(deployed.inputs("network")).toMatchObject({ name: "buildkit-dev", driver: "bridge" });
     expect(deployed.inputs("container")).toMatchObject({ networkMode: "buildkit-dev", networksAdvanced: [{ name: "buildkit-dev" }] });
   });
 
-  it("adds the extra hosts", () => {
-    expect(deployed.inputs("container").hosts).toEqual([{ host: "host.docker.internal", ip: "host-gateway" }]);
+  it("adds the extra hosts, split at the first colon", () => {
+    expect(deployed.inputs("container").hosts).toEqual([
+      { host: "host.docker.internal", ip: "host-gateway" },
+      { host: "db", ip: "10.0.0.2" },
+    ]);
   });
 
-  it("is healthy only when buildctl lists workers, and up waits for it", () => {
+  it("publishes no port without a TCP listener", () => {
+    expect(deployed.inputs("container").ports).toBeUndefined();
+  });
+
+  it("is healthy only when buildctl lists workers on the daemon's socket, and up waits for it", () => {
     expect(deployed.inputs("container")).toMatchObject({
-      healthcheck: { tests: ["CMD", "buildctl", "--addr", "unix:///run/buildkit/buildkitd.sock", "debug", "workers"] },
+      healthcheck: {
+        tests: ["CMD", "buildctl", "--addr", "unix:///run/buildkit/buildkitd.sock", "debug", "workers"],
+        interval: "5s",
+        timeout: "5s",
+        retries: 3,
+        startPeriod: "2s",
+      },
       wait: true,
+      waitTimeout: 120,
+      mustRun: true,
     });
   });
 
-  it("labels the container for policy and the network and volume with stable labels only", () => {
+  it("labels the container, sorted, for policy, and the network and volume with stable labels only", () => {
     expect(deployed.inputs("container").labels).toEqual([
+      { label: "a.first", value: "yes" },
       { label: "org.buildkit-stack.allow-privileged", value: "true" },
       { label: "org.buildkit-stack.container", value: "buildkitd" },
       { label: "org.buildkit-stack.managed-by", value: "pulumi" },
@@ -153,6 +197,7 @@ describe("the default (privileged) daemon", () => {
       { label: "team", value: "platform" },
     ]);
     const stable = [
+      { label: "a.first", value: "yes" },
       { label: "org.buildkit-stack.container", value: "buildkitd" },
       { label: "org.buildkit-stack.managed-by", value: "pulumi" },
       { label: "team", value: "platform" },
@@ -161,74 +206,136 @@ describe("the default (privileged) daemon", () => {
     expect(deployed.inputs("volume").labels).toEqual(stable);
   });
 
-  it("uploads the rendered buildkitd.toml, and nothing else without TLS", () => {
-    const settings = parseSettings({ "buildkit:memory": "1g" }, { stack: "dev" });
-    expect(deployed.inputs("container").uploads).toEqual([{ file: "/etc/buildkit/buildkitd.toml", content: renderBuildkitdToml(settings) }]);
+  it("uploads the buildkitd.toml rendered from these settings, and nothing else without TLS", () => {
+    const uploads = deployed.inputs("container").uploads;
+    expect(isSecret(uploads)).toBe(false);
+    expect(uploads).toEqual([{ file: "/etc/buildkit/buildkitd.toml", content: renderBuildkitdToml(deployed.settings) }]);
+    const toml = parseToml(uploads[0].content) as any;
+    expect(toml.worker.oci).toMatchObject({ maxUsedSpace: 5 * 1024 ** 3, "max-parallelism": 2 });
+    expect(toml.registry["docker.io"].mirrors).toEqual(["host.docker.internal:5000"]);
   });
 
-  it("replaces fixed-name objects delete-first, and the container when its config changes", () => {
+  it("replaces the fixed-name container delete-first, and when its config or command changes", () => {
     expect(deployed.options("container")).toMatchObject({ deleteBeforeReplace: true, replaceOnChanges: ["uploads", "command"] });
-    expect(deployed.options("network")).toMatchObject({ deleteBeforeReplace: true });
-    expect(deployed.options("volume")).toMatchObject({ deleteBeforeReplace: true, protect: false, retainOnDelete: false });
   });
 
-  it("smoke-tests the daemon again whenever the container is replaced", () => {
+  it("replaces the named network and volume delete-first", () => {
+    expect(deployed.options("network")).toMatchObject({ deleteBeforeReplace: true });
+    expect(deployed.options("volume")).toMatchObject({ deleteBeforeReplace: true });
+  });
+
+  it("leaves a disposable cache unprotected, deleted with the stack", () => {
+    expect(deployed.options("volume")).toMatchObject({ protect: false, retainOnDelete: false });
+  });
+
+  it("smoke-tests the daemon once it exists, and again whenever the container is replaced", () => {
+    expect(deployed.count("smokeTest")).toBe(1);
     const smokeTest = deployed.inputs("smokeTest");
     expect(smokeTest.triggers).toEqual(["plain-daemon-id"]);
-    expect(smokeTest.environment).toEqual({ CONTAINER: "buildkitd", IMAGE: "sha256:" + "1".repeat(64), NETWORK: "buildkit-dev", ATTEMPTS: "60" });
+    expect(deployed.options("smokeTest").dependsOn).toEqual([deployed.stack.daemonContainer]);
+  });
+
+  it("runs the smoke test inside the daemon's container, against the local engine", () => {
+    const smokeTest = deployed.inputs("smokeTest");
+    expect(smokeTest.environment).toEqual({ CONTAINER: "buildkitd", IMAGE: IMAGE_ID, NETWORK: "buildkit-dev", ATTEMPTS: "60" });
     expect(smokeTest.create).toContain('docker exec -i "$CONTAINER" sh');
-    expect(smokeTest.create).toContain("debug workers");
+    expect(smokeTest.create).toContain("buildctl --addr unix:///run/buildkit/buildkitd.sock debug workers");
     expect(smokeTest.create).toContain("build --frontend dockerfile.v0");
+    expect(smokeTest.create).not.toContain("BK_CA");
   });
 
   it("outputs what a user pastes", async () => {
     const { stack } = deployed;
     expect(await promiseOf(stack.buildkitHost)).toBe("docker-container://buildkitd");
     expect(await promiseOf(stack.containerName)).toBe("buildkitd");
-    expect(await promiseOf(stack.imageRepoDigest)).toBe("moby/buildkit@sha256:" + "2".repeat(64));
+    expect(await promiseOf(stack.containerId)).toBe("plain-daemon-id");
+    expect(await promiseOf(stack.imageRepoDigest)).toBe(REPO_DIGEST);
     expect(await promiseOf(stack.cacheVolumeName)).toBe("buildkit-dev-cache");
     expect(await promiseOf(stack.networkName)).toBe("buildkit-dev");
-    expect(await promiseOf(stack.smokeTestSummary)).toBe("worker w1 platforms linux/amd64; test build ok");
+    expect(await promiseOf(stack.smokeTestSummary)).toBe(SMOKE_STDOUT);
   });
 });
 
 describe("hardened (rootless) mode", () => {
   let deployed: Deployed;
   beforeAll(async () => {
-    deployed = await deploy("hardened", { "buildkit:rootless": "true", "buildkit:containerName": "bk-rootless" });
-  });
-
-  it("runs the rootless image without --privileged, seccomp and apparmor unconfined", () => {
-    expect(deployed.inputs("image").name).toBe("moby/buildkit:v0.32.2-rootless");
-    expect(deployed.inputs("container")).toMatchObject({ privileged: false, securityOpts: ["seccomp=unconfined", "apparmor=unconfined"] });
-  });
-
-  it("disables the process sandbox and keeps state under the user's home", () => {
-    const container = deployed.inputs("container");
-    expect(container.command).toContain("--oci-worker-no-process-sandbox");
-    expect(container.volumes[0].containerPath).toBe("/home/user/.local/share/buildkit");
-    expect(container.healthcheck.tests).toContain("unix:///run/user/1000/buildkit/buildkitd.sock");
-  });
-});
-
-describe("a TCP listener with mTLS", () => {
-  let deployed: Deployed;
-  beforeAll(async () => {
-    deployed = await deploy("tcp", {
-      "buildkit:containerName": "bk-tcp",
-      "buildkit:tcpPort": "1234",
-      "buildkit:tcpAddress": "10.0.0.5",
-      "buildkit:tlsCa": PEM("CA"),
-      "buildkit:tlsCert": PEM("CERT"),
-      "buildkit:tlsKey": PEM("KEY"),
-      "buildkit:tlsClientCert": PEM("CLIENT CERT"),
-      "buildkit:tlsClientKey": PEM("CLIENT KEY"),
-      "buildkit:dockerHost": "ssh://builder@build-host",
+    deployed = await deploy("hardened", {
+      "buildkit:rootless": "true",
+      "buildkit:containerName": "bk-rootless",
+      "buildkit:memory": "512m",
+      "buildkit:cpus": "1",
+      "buildkit:logMaxSize": "50m",
+      "buildkit:logMaxFiles": "5",
     });
   });
 
-  it("publishes the listener on the configured host address and port", () => {
-    expect(deployed.inputs("container").ports).toEqual([{ internal: 1234, external: 1234, ip: "10.0.0.5", protocol: "tcp" }]);
+  it("runs the rootless image without --privileged", () => {
+    expect(deployed.inputs("image").name).toBe("moby/buildkit:v0.32.2-rootless");
+    expect(deployed.inputs("container").privileged).toBe(false);
+  });
+
+  it("runs with seccomp and apparmor unconfined", () => {
+    expect(deployed.inputs("container").securityOpts).toEqual(["seccomp=unconfined", "apparmor=unconfined"]);
+  });
+
+  it("disables the process sandbox", () => {
+    expect(deployed.inputs("container").command).toEqual(["--config", "/etc/buildkit/buildkitd.toml", "--oci-worker-no-process-sandbox"]);
+  });
+
+  it("keeps state under the user's home", () => {
+    expect(deployed.inputs("container").volumes).toEqual([{ volumeName: "buildkit-dev-cache", containerPath: "/home/user/.local/share/buildkit" }]);
+  });
+
+  it("checks health and smoke-tests on the rootless socket", () => {
+    expect(deployed.inputs("container").healthcheck.tests).toEqual(["CMD", "buildctl", "--addr", "unix:///run/user/1000/buildkit/buildkitd.sock", "debug", "workers"]);
+    expect(deployed.inputs("smokeTest").create).toContain("--addr unix:///run/user/1000/buildkit/buildkitd.sock");
+  });
+
+  it("writes a whole CPU as 1.0 and 512m as 512 MB", () => {
+    expect(deployed.inputs("container")).toMatchObject({ cpus: "1.0", memory: 512, memorySwap: 512 });
+  });
+
+  it("rotates logs with the configured size and count, and does not restart by default", () => {
+    const container = deployed.inputs("container");
+    expect(container.logOpts).toEqual({ "max-size": "50m", "max-file": "5" });
+    expect(container.restart).toBe("no");
+    expect(container.maxRetryCount).toBeUndefined();
+  });
+
+  it("says in its labels that it is rootless", () => {
+    expect(deployed.inputs("container").labels).toContainEqual({ label: "org.buildkit-stack.rootless", value: "true" });
+    expect(deployed.inputs("container").labels).toContainEqual({ label: "org.buildkit-stack.container", value: "bk-rootless" });
+  });
+
+  it("outputs a docker-container:// host with its own name", async () => {
+    expect(await promiseOf(deployed.stack.buildkitHost)).toBe("docker-container://bk-rootless");
+  });
+});
+
+describe("a TCP listener with mTLS on a remote Docker host", () => {
+  let deployed: Deployed;
+  let provider: docker.Provider;
+  beforeAll(async () => {
+    provider = new docker.Provider("remote-host", { host: "ssh://builder@build-host" });
+    deployed = await deploy(
+      "tcp",
+      {
+        "buildkit:containerName": "bk-tcp",
+        "buildkit:tcpPort": "2345",
+        "buildkit:tcpAddress": "10.0.0.5",
+        "buildkit:tlsCa": PEM("CA"),
+        "buildkit:tlsCert": PEM("CERT"),
+        "buildkit:tlsKey": PEM("KEY"),
+        "buildkit:tlsClientCert": PEM("CLIENT CERT"),
+        "buildkit:tlsClientKey": PEM("CLIENT KEY"),
+        "buildkit:dockerHost": "ssh://builder@build-host",
+      },
+      provider,
+    );
+  });
+
+  it("publishes container port 1234 on the configured host address and port", () => {
+    expect(deployed.inputs("container").ports).toEqual([{ internal: 1234, external: 2345, ip: "10.0.0.5", protocol: "tcp" }]);
   });
 
   it("listens on the socket and on TCP with the server certificate", () => {
@@ -237,23 +344,99 @@ describe("a TCP listener with mTLS", () => {
       "--addr", "unix:///run/buildkit/buildkitd.sock", "--addr", "tcp://0.0.0.0:1234",
       "--tlscacert", "/etc/buildkit/tls/ca.pem", "--tlscert", "/etc/buildkit/tls/cert.pem", "--tlskey", "/etc/buildkit/tls/key.pem",
     ]);
-    // The key makes the whole upload list a secret: it is encrypted in state, never shown in a diff.
-    expect(isSecret(deployed.inputs("container").uploads)).toBe(true);
-    expect(reveal(deployed.inputs("container").uploads).map((u: { file: string }) => u.file)).toEqual([
-      "/etc/buildkit/buildkitd.toml", "/etc/buildkit/tls/ca.pem", "/etc/buildkit/tls/cert.pem", "/etc/buildkit/tls/key.pem",
+  });
+
+  it("uploads the config and the server's TLS files, the key making the uploads secret", () => {
+    const uploads = deployed.inputs("container").uploads;
+    // The key makes the whole upload list a secret: encrypted in state, never shown in a diff.
+    expect(isSecret(uploads)).toBe(true);
+    expect(reveal(uploads)).toEqual([
+      { file: "/etc/buildkit/buildkitd.toml", content: renderBuildkitdToml(deployed.settings) },
+      { file: "/etc/buildkit/tls/ca.pem", content: PEM("CA") },
+      { file: "/etc/buildkit/tls/cert.pem", content: PEM("CERT") },
+      { file: "/etc/buildkit/tls/key.pem", content: PEM("KEY") },
     ]);
   });
 
-  it("outputs a tcp:// BUILDKIT_HOST", async () => {
-    expect(await promiseOf(deployed.stack.buildkitHost)).toBe("tcp://10.0.0.5:1234");
+  it("outputs a tcp:// BUILDKIT_HOST on the published address", async () => {
+    expect(await promiseOf(deployed.stack.buildkitHost)).toBe("tcp://10.0.0.5:2345");
+  });
+
+  it("sends every Docker resource to the given provider", () => {
+    for (const kind of ["image", "network", "volume", "container"] as const) {
+      expect(deployed.options(kind).provider).toBe(provider);
+      expect(deployed.providerRef(kind)).toMatch(/::pulumi:providers:docker::remote-host::remote-host-id$/);
+    }
   });
 
   it("smoke-tests through the listener with the client certificate, on the same Docker host", () => {
     const smokeTest = deployed.inputs("smokeTest");
     expect(isSecret(smokeTest.environment)).toBe(true);
-    expect(reveal(smokeTest.environment)).toMatchObject({ DOCKER_HOST: "ssh://builder@build-host", BK_CA: PEM("CA"), BK_CERT: PEM("CLIENT CERT"), BK_KEY: PEM("CLIENT KEY") });
-    expect(smokeTest.create).toContain('docker run --rm -i --network "$NETWORK"');
-    expect(smokeTest.create).toContain("--addr tcp://bk-tcp:1234 --tlscacert $d/ca.pem");
+    expect(reveal(smokeTest.environment)).toEqual({
+      CONTAINER: "bk-tcp",
+      IMAGE: IMAGE_ID,
+      NETWORK: "buildkit-dev",
+      ATTEMPTS: "60",
+      DOCKER_HOST: "ssh://builder@build-host",
+      BK_CA: PEM("CA"),
+      BK_CERT: PEM("CLIENT CERT"),
+      BK_KEY: PEM("CLIENT KEY"),
+    });
+    expect(smokeTest.create).toContain('docker run --rm -i --network "$NETWORK" -e BK_CA -e BK_CERT -e BK_KEY --entrypoint sh "$IMAGE"');
+    expect(smokeTest.create).toContain("--addr tcp://bk-tcp:1234 --tlscacert $d/ca.pem --tlscert $d/cert.pem --tlskey $d/key.pem");
+  });
+});
+
+describe("TLS without a client certificate", () => {
+  let deployed: Deployed;
+  beforeAll(async () => {
+    deployed = await deploy("server-tls", {
+      "buildkit:containerName": "bk-server-tls",
+      "buildkit:tcpPort": "1234",
+      "buildkit:tlsCa": PEM("CA"),
+      "buildkit:tlsCert": PEM("CERT"),
+      "buildkit:tlsKey": PEM("KEY"),
+    });
+  });
+
+  it("publishes on 127.0.0.1 by default", async () => {
+    expect(deployed.inputs("container").ports).toEqual([{ internal: 1234, external: 1234, ip: "127.0.0.1", protocol: "tcp" }]);
+    expect(await promiseOf(deployed.stack.buildkitHost)).toBe("tcp://127.0.0.1:1234");
+  });
+
+  it("gives the smoke test no BK_* certificates and no DOCKER_HOST", () => {
+    expect(reveal(deployed.inputs("smokeTest").environment)).toEqual({ CONTAINER: "bk-server-tls", IMAGE: IMAGE_ID, NETWORK: "buildkit-dev", ATTEMPTS: "60" });
+  });
+});
+
+describe("a production daemon", () => {
+  let deployed: Deployed;
+  beforeAll(async () => {
+    deployed = await deploy("production", {
+      "buildkit:production": "true",
+      "buildkit:allowPrivileged": "true",
+      "buildkit:containerName": "bk-prod",
+      "buildkit:memory": "4g",
+      "buildkit:cpus": "2",
+      "buildkit:cacheMaxUsedSpace": "20g",
+    });
+  });
+
+  it("protects and retains the cache volume by default", () => {
+    expect(deployed.options("volume")).toMatchObject({ protect: true, retainOnDelete: true, deleteBeforeReplace: true });
+  });
+
+  it("restarts unless stopped, with the seed's limits", () => {
+    expect(deployed.inputs("container")).toMatchObject({ restart: "unless-stopped", memory: 4096, memorySwap: 4096, cpus: "2.0", privileged: true });
+  });
+
+  it("says in its labels that it is production and allowed privileges", () => {
+    expect(deployed.inputs("container").labels).toEqual(
+      expect.arrayContaining([
+        { label: "org.buildkit-stack.production", value: "true" },
+        { label: "org.buildkit-stack.allow-privileged", value: "true" },
+      ]),
+    );
   });
 });
 
@@ -263,22 +446,25 @@ describe("a precious cache and no smoke test", () => {
     deployed = await deploy("precious", { "buildkit:containerName": "bk-precious", "buildkit:cacheProtected": "true", "buildkit:smokeTest": "false" });
   });
 
-  it("protects and retains the cache volume", () => {
+  it("protects and retains the cache volume when asked to outside production", () => {
     expect(deployed.options("volume")).toMatchObject({ protect: true, retainOnDelete: true });
   });
 
   it("declares no smoke test and says so in its output", async () => {
-    expect(registered.filter((r) => r.type === TYPES.smokeTest && r.name.startsWith("precious-"))).toEqual([]);
+    expect(deployed.count("smokeTest")).toBe(0);
+    expect(deployed.stack.smokeTest).toBeUndefined();
     expect(await promiseOf(deployed.stack.smokeTestSummary)).toBe("smoke test disabled");
   });
 });
 
 describe("buildkitd.toml", () => {
-  const render = (raw: Record<string, unknown>) => renderBuildkitdToml(parseSettings(raw, { stack: "dev" }));
+  const settingsOf = (raw: Record<string, unknown>) => parseSettings(raw, { stack: "dev" });
+  const render = (raw: Record<string, unknown>) => renderBuildkitdToml(settingsOf(raw));
 
-  it("writes the GC floor, ceiling and free-space in BuildKit's current fields", () => {
-    const text = render({ "buildkit:cacheReservedSpace": "1g", "buildkit:cacheMaxUsedSpace": "10g", "buildkit:cacheMinFreeSpace": "5g", "buildkit:maxParallelism": "4" });
-    const toml = parseToml(text) as any;
+  it("writes the GC floor, ceiling and free space in BuildKit's current fields, in bytes", () => {
+    const toml = parseToml(
+      render({ "buildkit:cacheReservedSpace": "1g", "buildkit:cacheMaxUsedSpace": "10g", "buildkit:cacheMinFreeSpace": "5g", "buildkit:maxParallelism": "4" }),
+    ) as any;
     expect(toml.worker.oci).toEqual({
       enabled: true,
       gc: true,
@@ -290,15 +476,20 @@ describe("buildkitd.toml", () => {
     expect(toml.worker.containerd).toEqual({ enabled: false });
   });
 
+  it("writes only the GC fields that are configured", () => {
+    const toml = parseToml(render({})) as any;
+    expect(toml).toEqual({ debug: false, worker: { oci: { enabled: true, gc: true }, containerd: { enabled: false } } });
+  });
+
   it("never writes the deprecated keepBytes or gckeepstorage", () => {
-    const text = render({ "buildkit:cacheReservedSpace": "1g", "buildkit:cacheMaxUsedSpace": "10g" });
-    expect(text).not.toMatch(/keepBytes|gckeepstorage/i);
+    const text = render({ "buildkit:cacheReservedSpace": "1g", "buildkit:cacheMaxUsedSpace": "10g", "buildkit:cacheMinFreeSpace": "1g" });
+    expect(text).not.toMatch(/keepBytes|keepDuration|gckeepstorage/i);
   });
 
   it("points Docker Hub at the mirrors and trusts a plain-HTTP one", () => {
-    const toml = parseToml(render({ "buildkit:registryMirrors": '["http://host.docker.internal:5000","mirror.example.com"]' })) as any;
+    const toml = parseToml(render({ "buildkit:registryMirrors": '["http://host.docker.internal:5000","https://mirror.example.com","mirror2.example.com"]' })) as any;
     expect(toml.registry).toEqual({
-      "docker.io": { mirrors: ["host.docker.internal:5000", "mirror.example.com"] },
+      "docker.io": { mirrors: ["host.docker.internal:5000", "mirror.example.com", "mirror2.example.com"] },
       "host.docker.internal:5000": { http: true, insecure: true },
     });
   });
@@ -308,15 +499,24 @@ describe("buildkitd.toml", () => {
     expect(toml.debug).toBe(true);
     expect(toml.registry).toBeUndefined();
   });
+
+  it("says where it came from", () => {
+    expect(render({})).toMatch(/^# Rendered by buildkit-stack; edit the stack configuration, not this file\.\n/);
+  });
 });
 
 describe("CPUs in the provider's spelling", () => {
+  // The docker provider reads NanoCPUs back with nanoInt64ToDecimalString
+  // (internal/provider/helpers.go): "1.0" for whole numbers with one digit,
+  // trailing zeros trimmed otherwise, so 10 comes back as "10.".
   it.each([
     [1, "1.0"],
     [2, "2.0"],
     [2.5, "2.5"],
     [0.5, "0.5"],
     [1.25, "1.25"],
+    [0.75, "0.75"],
+    [10, "10."],
   ])("writes %d as %s, as the provider reads it back", (cpus, text) => {
     expect(providerCpus(cpus)).toBe(text);
   });
