@@ -245,6 +245,22 @@ export function parseSettings(raw: Record<string, unknown>, context: StackContex
     }
   }
 
+  // The container takes memory and shm in whole MiB, where 0 means no limit (memory) or docker's
+  // default (shm); docker refuses a memory limit under 6 MiB. Smaller sizes would pass here and then
+  // be silently dropped (an unbounded daemon, even in production) or fail only at create time.
+  const minimums: [ConfigKey, number, string][] = [
+    ["memory", 6 * 1024 ** 2, "6m, docker's minimum memory limit"],
+    ["shmSize", 1024 ** 2, "1m"],
+  ];
+  for (const [key, min, form] of minimums) {
+    const bytes = values[key] as number | undefined;
+    if (bytes !== undefined && bytes < min) {
+      problems.push(
+        `${full(key)} is ${show(raw[full(key)] ?? raw[key])} (${bytes} bytes); expected at least ${form} (the container's ${key === "memory" ? "limit" : "shm size"} is set in whole MiB)`,
+      );
+    }
+  }
+
   // Given but refused: already reported, and its default must not be described as what was set.
   const given = (key: ConfigKey) => raw[key] !== undefined || raw[full(key)] !== undefined;
   const refused = (key: ConfigKey) => given(key) && values[key] === undefined;

@@ -1,7 +1,7 @@
 // Policies a reviewer would apply to every buildkit-stack preview. The
 // component labels its container with what the stack declared (production,
 // allow-privileged); the policies hold the resources to those declarations.
-import { Policies, ReportViolation, StackValidationArgs, validateResourceOfType } from "@pulumi/policy";
+import { Policies, PolicyResource, ReportViolation, StackValidationArgs, validateResourceOfType } from "@pulumi/policy";
 import * as docker from "@pulumi/docker";
 
 const LABEL = "org.buildkit-stack";
@@ -17,8 +17,36 @@ function isPinned(image: string): boolean {
   return lastSegment.includes(":") && !lastSegment.endsWith(":latest");
 }
 
+const CONTAINER = "docker:index/container:Container";
+const REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage";
+const VOLUME = "docker:index/volume:Volume";
+
 const productionContainers = (args: StackValidationArgs) =>
-  args.resources.filter((r) => r.type === "docker:index/container:Container" && isProduction(r.props.labels as Labels));
+  args.resources.filter((r) => r.type === CONTAINER && isProduction(r.props.labels as Labels));
+
+/**
+ * The image references a container runs, with the resource to blame. The
+ * component passes `image.imageId`, unknown until the pull, so the reference
+ * is the `name` of the RemoteImage the `image` input depends on. An input with
+ * no dependencies is a literal, judged as written; one computed from anything
+ * else is not read (an unknown value would demote the whole policy to advisory).
+ */
+function imageReferences(container: PolicyResource): { name: string; urn: string }[] {
+  const sources = container.propertyDependencies.image ?? [];
+  if (sources.length > 0) {
+    return sources.filter((r) => r.type === REMOTE_IMAGE).map((image) => ({ name: String(image.props.name ?? ""), urn: image.urn }));
+  }
+  return typeof container.props.image === "string" ? [{ name: container.props.image, urn: container.urn }] : [];
+}
+
+/** The volumes a container mounts, and those labelled as its own (a cache not mounted yet is still its cache). */
+function cacheVolumes(container: PolicyResource, args: StackValidationArgs): PolicyResource[] {
+  const owner = label(container.props.labels as Labels, "container");
+  const mounted = (container.propertyDependencies.volumes ?? []).map((r) => r.urn);
+  return args.resources.filter(
+    (r) => r.type === VOLUME && (mounted.includes(r.urn) || (owner !== undefined && label(r.props.labels as Labels, "container") === owner)),
+  );
+}
 
 /** The pack's policies; index.ts serves them, tests call them directly. */
 export const policies: Policies = [
@@ -39,11 +67,11 @@ export const policies: Policies = [
       description: "A production daemon runs a pinned image: a digest or a tag other than latest.",
       enforcementLevel: "mandatory",
       validateStack: (args: StackValidationArgs, reportViolation: ReportViolation) => {
-        if (productionContainers(args).length === 0) return;
-        for (const image of args.resources.filter((r) => r.type === "docker:index/remoteImage:RemoteImage")) {
-          const name = String(image.props.name ?? "");
-          if (!isPinned(name)) {
-            reportViolation(`Production image ${name} is not pinned; use a digest (@sha256:…) or a release tag such as moby/buildkit:v0.32.2.`, image.urn);
+        // Once per image, however many production containers run it.
+        const images = new Map(productionContainers(args).flatMap(imageReferences).map((image) => [`${image.urn} ${image.name}`, image]));
+        for (const image of images.values()) {
+          if (!isPinned(image.name)) {
+            reportViolation(`Production image ${image.name} is not pinned; use a digest (@sha256:…) or a release tag such as moby/buildkit:v0.32.2.`, image.urn);
           }
         }
       },
@@ -52,14 +80,13 @@ export const policies: Policies = [
       name: "production-cache-protected",
       description: "A production build cache volume is protected, so a stray destroy or replacement cannot delete it.",
       enforcementLevel: "mandatory",
-      // @pulumi/policy 1.21 exposes `protect` but not `retainOnDelete`; the component sets both from one setting.
+      // The analyzer protocol (and so @pulumi/policy 1.21's PolicyResourceOptions) carries
+      // `protect` but not `retainOnDelete`; the component sets both from buildkit:cacheProtected.
       validateStack: (args: StackValidationArgs, reportViolation: ReportViolation) => {
-        for (const container of productionContainers(args)) {
-          const owner = label(container.props.labels as Labels, "container");
-          for (const volume of args.resources.filter((r) => r.type === "docker:index/volume:Volume" && label(r.props.labels as Labels, "container") === owner)) {
-            if (!volume.opts.protect) {
-              reportViolation(`Production cache volume ${volume.props.name} is not protected; set buildkit:cacheProtected to true.`, volume.urn);
-            }
+        const volumes = new Map(productionContainers(args).flatMap((container) => cacheVolumes(container, args)).map((volume) => [volume.urn, volume]));
+        for (const volume of volumes.values()) {
+          if (!volume.opts.protect) {
+            reportViolation(`Production cache volume ${volume.props.name} is not protected; set buildkit:cacheProtected to true.`, volume.urn);
           }
         }
       },

@@ -17,15 +17,16 @@ const labels = (production: boolean, allowPrivileged = true) => [
   { label: "org.buildkit-stack.production", value: String(production) },
 ];
 
-function resource(type: string, props: Record<string, unknown>, protect = false): PolicyResource {
+function resource(type: string, props: Record<string, unknown>, protect = false, propertyDependencies: Record<string, PolicyResource[]> = {}): PolicyResource {
   return {
     type,
     props,
     urn: `urn:pulumi:prod::buildkit::${type}::${String(props.name)}`,
     name: String(props.name),
     opts: { protect, ignoreChanges: [], aliases: [], customTimeouts: { createSeconds: 0, updateSeconds: 0, deleteSeconds: 0 }, additionalSecretOutputs: [] },
-    dependencies: [],
-    propertyDependencies: {},
+    dependencies: Object.values(propertyDependencies).flat(),
+    // What the engine sends for `image: image.imageId`: the input depends on the RemoteImage.
+    propertyDependencies,
     // What the analyzer gives a policy: a type check against the SDK class's Pulumi type.
     isType: (cls: { __pulumiType?: string }) => cls.__pulumiType === type,
     asType: (cls: { __pulumiType?: string }) => (cls.__pulumiType === type ? props : undefined),
@@ -58,8 +59,13 @@ async function stackViolations(name: string, resources: PolicyResource[]): Promi
   return violations;
 }
 
-const prodContainer = (props: Record<string, unknown> = {}) =>
-  resource(CONTAINER, { name: "buildkitd", labels: labels(true), memory: 4096, cpus: "2.0", privileged: true, command: ["--config", "/etc/buildkit/buildkitd.toml"], ...props });
+const prodContainer = (props: Record<string, unknown> = {}, propertyDependencies: Record<string, PolicyResource[]> = {}) =>
+  resource(
+    CONTAINER,
+    { name: "buildkitd", labels: labels(true), memory: 4096, cpus: "2.0", privileged: true, command: ["--config", "/etc/buildkit/buildkitd.toml"], ...props },
+    false,
+    propertyDependencies,
+  );
 
 describe("every policy", () => {
   it("is mandatory and explains itself", () => {
@@ -90,28 +96,47 @@ describe("production-daemon-has-limits", () => {
 });
 
 describe("production-image-pinned", () => {
-  it("rejects latest or untagged images in a production stack", async () => {
-    const violations = await stackViolations("production-image-pinned", [prodContainer(), resource(IMAGE, { name: "moby/buildkit:latest" }), resource(IMAGE, { name: "registry:5000/moby/buildkit" })]);
-    expect(violations).toEqual([
-      "Production image moby/buildkit:latest is not pinned; use a digest (@sha256:…) or a release tag such as moby/buildkit:v0.32.2.",
-      "Production image registry:5000/moby/buildkit is not pinned; use a digest (@sha256:…) or a release tag such as moby/buildkit:v0.32.2.",
-    ]);
+  const image = (name: string) => resource(IMAGE, { name });
+  const runs = (img: PolicyResource, labelsOf = labels(true)) => resource(CONTAINER, { name: "buildkitd", labels: labelsOf }, false, { image: [img] });
+  const unpinned = (name: string) => `Production image ${name} is not pinned; use a digest (@sha256:…) or a release tag such as moby/buildkit:v0.32.2.`;
+
+  it("rejects a production container whose RemoteImage is latest or untagged", async () => {
+    const latest = image("moby/buildkit:latest");
+    const untagged = image("registry:5000/moby/buildkit");
+    expect(await stackViolations("production-image-pinned", [runs(latest), latest])).toEqual([unpinned("moby/buildkit:latest")]);
+    expect(await stackViolations("production-image-pinned", [runs(untagged), untagged])).toEqual([unpinned("registry:5000/moby/buildkit")]);
   });
-  it("passes a release tag or a digest, and any image outside production", async () => {
-    expect(await stackViolations("production-image-pinned", [prodContainer(), resource(IMAGE, { name: "moby/buildkit:v0.32.2" }), resource(IMAGE, { name: `moby/buildkit@sha256:${"a".repeat(64)}` })])).toEqual([]);
-    expect(await stackViolations("production-image-pinned", [resource(CONTAINER, { name: "dev", labels: labels(false) }), resource(IMAGE, { name: "moby/buildkit:latest" })])).toEqual([]);
+  it("rejects a literal unpinned image reference, and reports a shared image once", async () => {
+    expect(await stackViolations("production-image-pinned", [prodContainer({ image: "moby/buildkit" })])).toEqual([unpinned("moby/buildkit")]);
+    const latest = image("moby/buildkit:latest");
+    expect(await stackViolations("production-image-pinned", [runs(latest), runs(latest), latest])).toEqual([unpinned("moby/buildkit:latest")]);
+  });
+  it("passes a release tag or a digest, any image outside production, and images no production container runs", async () => {
+    const tagged = image("moby/buildkit:v0.32.2");
+    const digest = image(`moby/buildkit@sha256:${"a".repeat(64)}`);
+    const latest = image("moby/buildkit:latest");
+    expect(await stackViolations("production-image-pinned", [runs(tagged), tagged])).toEqual([]);
+    expect(await stackViolations("production-image-pinned", [runs(digest), digest])).toEqual([]);
+    expect(await stackViolations("production-image-pinned", [runs(latest, labels(false)), latest])).toEqual([]);
+    expect(await stackViolations("production-image-pinned", [runs(tagged), tagged, latest])).toEqual([]);
   });
 });
 
 describe("production-cache-protected", () => {
   const volumeLabels = [{ label: "org.buildkit-stack.container", value: "buildkitd" }];
-  it("rejects an unprotected production cache volume", async () => {
+  const notProtected = "Production cache volume buildkit-prod-cache is not protected; set buildkit:cacheProtected to true.";
+  it("rejects an unprotected production cache volume, labelled as the daemon's or mounted by it", async () => {
     expect(await stackViolations("production-cache-protected", [prodContainer(), resource(VOLUME, { name: "buildkit-prod-cache", labels: volumeLabels }, false)])).toEqual([
-      "Production cache volume buildkit-prod-cache is not protected; set buildkit:cacheProtected to true.",
+      notProtected,
     ]);
+    const mounted = resource(VOLUME, { name: "buildkit-prod-cache" }, false);
+    expect(await stackViolations("production-cache-protected", [prodContainer({}, { volumes: [mounted] }), mounted])).toEqual([notProtected]);
   });
-  it("passes a protected one", async () => {
+  it("passes a protected one, and volumes of development daemons", async () => {
     expect(await stackViolations("production-cache-protected", [prodContainer(), resource(VOLUME, { name: "buildkit-prod-cache", labels: volumeLabels }, true)])).toEqual([]);
+    const devVolume = resource(VOLUME, { name: "buildkit-dev-cache" }, false);
+    const dev = resource(CONTAINER, { name: "dev", labels: labels(false) }, false, { volumes: [devVolume] });
+    expect(await stackViolations("production-cache-protected", [dev, devVolume])).toEqual([]);
   });
 });
 

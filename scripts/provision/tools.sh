@@ -18,3 +18,14 @@ else
 fi
 mkdir -p "$BUILDKIT_STACK_CACHE/bin"
 ln -sfn "$out/actionlint" "$BUILDKIT_STACK_CACHE/bin/actionlint"
+
+# actionlint checks `run:` scripts only when shellcheck is on PATH (otherwise
+# it silently skips that rule); Debian's package is enough.
+if command -v shellcheck >/dev/null; then
+  log "shellcheck is installed"
+else
+  log "installing shellcheck (Debian)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null 2>&1 \
+    || { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null; } \
+    || die "could not install shellcheck (apt-get install shellcheck)"
+fi

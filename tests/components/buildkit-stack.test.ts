@@ -521,3 +521,76 @@ describe("CPUs in the provider's spelling", () => {
     expect(providerCpus(cpus)).toBe(text);
   });
 });
+
+describe("a rootless daemon with a TCP listener", () => {
+  let deployed: Deployed;
+  beforeAll(async () => {
+    deployed = await deploy("rootless-tcp", {
+      "buildkit:rootless": "true",
+      "buildkit:containerName": "bk-rootless-tcp",
+      "buildkit:tcpPort": "4321",
+      "buildkit:tlsCa": PEM("CA"),
+      "buildkit:tlsCert": PEM("CERT"),
+      "buildkit:tlsKey": PEM("KEY"),
+    });
+  });
+
+  it("keeps the rootless socket next to the TLS listener, and still disables the process sandbox", () => {
+    expect(deployed.inputs("container").command).toEqual([
+      "--config", "/etc/buildkit/buildkitd.toml",
+      "--addr", "unix:///run/user/1000/buildkit/buildkitd.sock", "--addr", "tcp://0.0.0.0:1234",
+      "--tlscacert", "/etc/buildkit/tls/ca.pem", "--tlscert", "/etc/buildkit/tls/cert.pem", "--tlskey", "/etc/buildkit/tls/key.pem",
+      "--oci-worker-no-process-sandbox",
+    ]);
+  });
+
+  it("stays unprivileged with seccomp and apparmor unconfined", () => {
+    expect(deployed.inputs("container")).toMatchObject({ privileged: false, securityOpts: ["seccomp=unconfined", "apparmor=unconfined"] });
+  });
+
+  it("publishes the listener and outputs its tcp:// address", async () => {
+    expect(deployed.inputs("container").ports).toEqual([{ internal: 1234, external: 4321, ip: "127.0.0.1", protocol: "tcp" }]);
+    expect(await promiseOf(deployed.stack.buildkitHost)).toBe("tcp://127.0.0.1:4321");
+  });
+});
+
+describe("the container's name and smallest memory limit", () => {
+  let deployed: Deployed;
+  beforeAll(async () => {
+    deployed = await deploy("named", { "buildkit:containerName": "bk-named", "buildkit:memory": "6m" });
+  });
+
+  it("names the container as configured", () => {
+    expect(deployed.inputs("container").name).toBe("bk-named");
+  });
+
+  it("passes docker's 6 MiB minimum through as 6 MB, swap equal", () => {
+    expect(deployed.inputs("container")).toMatchObject({ memory: 6, memorySwap: 6 });
+  });
+
+  it("sets no CPU or shm limit when none is configured", () => {
+    const container = deployed.inputs("container");
+    expect(container.cpus).toBeUndefined();
+    expect(container.shmSize).toBeUndefined();
+  });
+});
+
+describe("a remote Docker host without TLS", () => {
+  let deployed: Deployed;
+  beforeAll(async () => {
+    deployed = await deploy("remote-plain", { "buildkit:containerName": "bk-remote", "buildkit:dockerHost": "tcp://build-host:2376" });
+  });
+
+  it("points the smoke test's docker CLI at that host, with no certificates", () => {
+    const smokeTest = deployed.inputs("smokeTest");
+    expect(isSecret(smokeTest.environment)).toBe(false);
+    expect(smokeTest.environment).toEqual({
+      CONTAINER: "bk-remote",
+      IMAGE: IMAGE_ID,
+      NETWORK: "buildkit-dev",
+      ATTEMPTS: "60",
+      DOCKER_HOST: "tcp://build-host:2376",
+    });
+    expect(smokeTest.create).toContain('docker exec -i "$CONTAINER" sh');
+  });
+});

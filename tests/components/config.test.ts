@@ -59,6 +59,10 @@ const REQUIRED_IN_PRODUCTION = {
   cpus: "buildkit:cpus is required when buildkit:production is true (expected a positive number of CPUs, like 1 or 2.5); an unbounded daemon can starve everything else on the host",
   cacheMaxUsedSpace: `buildkit:cacheMaxUsedSpace is required when buildkit:production is true (expected ${SIZE}); without a ceiling the build cache grows until the disk is full`,
 };
+const MEMORY_TOO_SMALL = (given: string, bytes: number) =>
+  `buildkit:memory is "${given}" (${bytes} bytes); expected at least 6m, docker's minimum memory limit (the container's limit is set in whole MiB)`;
+const SHM_TOO_SMALL = (given: string, bytes: number) =>
+  `buildkit:shmSize is "${given}" (${bytes} bytes); expected at least 1m (the container's shm size is set in whole MiB)`;
 /** A production stack that satisfies every production rule, to vary one thing at a time. */
 const PRODUCTION = {
   "buildkit:production": "true",
@@ -202,6 +206,16 @@ const BAD_CONFIGS: [string, Record<string, unknown>, string[]][] = [
     { "buildkit:requirePinnedImage": "true", "buildkit:image": "localhost:5000/moby/buildkit" },
     [NOT_PINNED("localhost:5000/moby/buildkit")],
   ],
+  // Sizes the container cannot honour: it takes memory and shm in whole MiB (0 = no limit / docker's default),
+  // and docker refuses a memory limit under 6 MiB at create time.
+  ["a memory limit under one MiB, which would mean no limit", { "buildkit:memory": "512k" }, [MEMORY_TOO_SMALL("512k", 524288)]],
+  ["a memory limit under docker's 6 MiB minimum", { "buildkit:memory": "5m" }, [MEMORY_TOO_SMALL("5m", 5 * MIB)]],
+  [
+    "a production memory limit so small it would be unbounded",
+    { ...PRODUCTION, "buildkit:memory": "1k" },
+    [MEMORY_TOO_SMALL("1k", 1024)],
+  ],
+  ["an shm size under one MiB, which docker would ignore", { "buildkit:shmSize": "100k" }, [SHM_TOO_SMALL("100k", 102400)]],
   // A refused value is reported as given, and no other message describes its default as if it were set.
   ["an out-of-range port with an address", { "buildkit:tcpPort": "70000", "buildkit:tcpAddress": "127.0.0.1" }, [`buildkit:tcpPort is "70000"; expected ${PORT}`]],
   [
