@@ -103,6 +103,9 @@ describe("policy pack through pulumi preview (raw docker fixture)", () => {
     it("passes an image pinned by digest", () => {
       expectPassed(preview("pinned-digest"));
     }, PREVIEW_TIMEOUT_MS);
+    it("passes a pinned daemon beside a latest image no production container runs (the rule follows the container's image input)", () => {
+      expectPassed(preview("pinned-unrelated"));
+    }, PREVIEW_TIMEOUT_MS);
   });
 
   describe("production-cache-protected", () => {
@@ -148,6 +151,11 @@ describe("policy pack through pulumi preview (the real program)", () => {
   afterEach(async () => {
     await testStack?.cleanup();
     testStack = undefined;
+  }, PREVIEW_TIMEOUT_MS);
+
+  it("passes the repo's dev stack file as it is (the PR workflow previews it with the pack)", async () => {
+    testStack = await createTestStack("pol-dev", {}, { fromStackFile: "dev" });
+    expectPassed(previewWithPack(testStack.workDir, "pol-dev", testStack.env));
   }, PREVIEW_TIMEOUT_MS);
 
   it("passes the repo's prod stack file as it is", async () => {
