@@ -160,8 +160,12 @@ export async function inspect(name: string, format: string): Promise<string> {
  * proposed change without touching components/, index.ts or Pulumi.yaml.
  */
 export interface Variant {
-  /** ts-node without type checking (PULUMI_NODEJS_TRANSPILE_ONLY=true). */
-  transpileOnly?: boolean;
+  /**
+   * ts-node type-checks the program at every run (PULUMI_NODEJS_TRANSPILE_ONLY=false),
+   * as before scripts/env.sh made every run transpile-only; false forces transpile-only.
+   * Unset: whatever the environment says (scripts/env.sh: transpile-only).
+   */
+  typeCheck?: boolean;
   /** Compiled by tsc ahead of time; Pulumi.yaml runs bin/index.js with plain node. */
   precompiled?: boolean;
   /** The container healthcheck's interval instead of components/buildkit-stack.ts's 5s. */
@@ -276,7 +280,7 @@ export class ProgramCopy {
     const backend = path.join(dir, ".state");
     fs.mkdirSync(backend);
     const env: NodeJS.ProcessEnv = { ...process.env, PULUMI_BACKEND_URL: `file://${backend}`, PULUMI_CONFIG_PASSPHRASE: PASSPHRASE };
-    if (variant.transpileOnly) env.PULUMI_NODEJS_TRANSPILE_ONLY = "true";
+    if (variant.typeCheck !== undefined) env.PULUMI_NODEJS_TRANSPILE_ONLY = String(!variant.typeCheck);
     if (variant.dockerProvider) env.PULUMI_HOME = await privatePulumiHome(dir, variant.dockerProvider);
     const copy = new ProgramCopy(id, dir, env, names);
     await mustExec("pulumi", ["stack", "init", STACK, "--non-interactive"], { cwd: dir, env });
