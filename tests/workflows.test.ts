@@ -2,12 +2,19 @@
  * The GitHub workflows lint clean with actionlint (built from the Go module
  * proxy by scripts/provision/tools.sh): syntax, expressions, matrix and
  * secrets references, runner labels, action inputs, and (through shellcheck)
- * the `run:` scripts.
+ * the `run:` scripts. And they hand credentials only to trusted or approved
+ * jobs: the rules are in `trustFindings`, the protection each environment has
+ * in GitHub's settings is declared in .github/environments.yml, and the
+ * preview workflow as it was before issue 9 is kept as a fixture that the
+ * rules must catch.
  */
 import { spawnSync, SpawnSyncReturns } from "child_process";
+import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+
+import * as yaml from "js-yaml";
 
 const root = path.resolve(__dirname, "..");
 const workflowsDir = path.join(root, ".github", "workflows");
@@ -53,5 +60,261 @@ describe("the GitHub workflows", () => {
     const result = tool("actionlint", ["-no-color", ...files]);
     expect(result.stdout + result.stderr).toBe("");
     expect(result.status).toBe(0);
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Trust: which jobs may hold credentials, and on whose code they run.
+// ---------------------------------------------------------------------------
+
+interface Step {
+  uses?: string;
+  run?: string;
+  with?: Record<string, unknown>;
+  env?: Record<string, unknown>;
+}
+interface Job {
+  environment?: string | { name: string };
+  env?: Record<string, unknown>;
+  steps?: Step[];
+}
+interface Workflow {
+  on: string | string[] | Record<string, unknown>;
+  jobs: Record<string, Job>;
+}
+/** One entry of .github/environments.yml: the protection an admin configures in GitHub's settings. */
+interface EnvironmentRule {
+  stack: string;
+  required_reviewers: boolean;
+  deployment_branches: "any" | string[];
+  secrets: string[];
+}
+type Environments = Record<string, EnvironmentRule>;
+
+const environmentsFile = path.join(root, ".github", "environments.yml");
+const oldPreviewFixture = path.join(__dirname, "fixtures", "workflows", "preview-before-issue-9.yml");
+
+function readYaml<T>(file: string): T {
+  return yaml.load(fs.readFileSync(file, "utf8")) as T;
+}
+function declaredEnvironments(): Environments {
+  return readYaml<{ environments: Environments }>(environmentsFile).environments;
+}
+function repoWorkflows(): Record<string, Workflow> {
+  return Object.fromEntries(fs.readdirSync(workflowsDir).map((f) => [f, readYaml<Workflow>(path.join(workflowsDir, f))]));
+}
+
+function triggers(workflow: Workflow): string[] {
+  if (typeof workflow.on === "string") return [workflow.on];
+  return Array.isArray(workflow.on) ? workflow.on : Object.keys(workflow.on);
+}
+
+/** A checkout ref (or script) that fetches the pull request's head rather than the base branch's code. */
+const PR_HEAD_REF = /github\.event\.pull_request\.head|github\.head_ref|github\.event\.workflow_run\.head|refs\/pull\/|gh pr checkout/;
+
+/**
+ * Why this job runs code a pull-request author wrote, or undefined. Under
+ * `pull_request` every job does (the workflow files themselves come from the
+ * PR). Under the base-context events (`pull_request_target`, `workflow_run`,
+ * `issue_comment`) a job does when it checks out the PR's head.
+ */
+function untrustedCode(workflow: Workflow, job: Job): string | undefined {
+  const events = triggers(workflow);
+  if (events.includes("pull_request")) return "on: pull_request";
+  const baseContext = events.filter((e) => ["pull_request_target", "workflow_run", "issue_comment"].includes(e));
+  if (baseContext.length === 0) return undefined;
+  const fetchesHead = (job.steps ?? []).some((step) => PR_HEAD_REF.test(JSON.stringify(step.with ?? {})) || PR_HEAD_REF.test(step.run ?? ""));
+  return fetchesHead ? `on: ${baseContext.join(", ")} with the PR's head checked out` : undefined;
+}
+
+/** Every secret a job references, by name (`secrets[...]` expressions verbatim, `secrets: inherit` as such). */
+function secretsOf(job: Job): string[] {
+  const text = JSON.stringify(job);
+  const names = [...text.matchAll(/secrets\.([A-Za-z_][A-Za-z0-9_]*)|(secrets\[[^\]]*\])/g)].map((m) => (m[1] ? `secrets.${m[1]}` : m[2]));
+  if (/"secrets":"inherit"/.test(text)) names.push("secrets: inherit");
+  return [...new Set(names)];
+}
+
+function environmentOf(job: Job): string | undefined {
+  return typeof job.environment === "string" ? job.environment : job.environment?.name;
+}
+
+/**
+ * What is wrong with these workflows' use of credentials, one sentence per
+ * finding; [] when nothing is. The rules:
+ * - a job that runs pull-request code and references a secret or a production
+ *   environment must name an environment with required reviewers;
+ * - a job's environment is declared in .github/environments.yml (GitHub
+ *   creates an unknown name on the fly, unprotected), literally (a name
+ *   computed at run time cannot be checked);
+ * - every secret but GITHUB_TOKEN comes from the job's environment: a
+ *   repository secret is readable by any workflow a branch adds;
+ * - an environment without reviewers is limited to main.
+ */
+function trustFindings(workflows: Record<string, Workflow>, environments: Environments): string[] {
+  const findings: string[] = [];
+  for (const [name, rule] of Object.entries(environments)) {
+    const mainOnly = Array.isArray(rule.deployment_branches) && rule.deployment_branches.length === 1 && rule.deployment_branches[0] === "main";
+    if (!rule.required_reviewers && !mainOnly) {
+      findings.push(`environment ${name} has neither required reviewers nor deployment branches limited to main: any branch's workflow can take its secrets`);
+    }
+  }
+  for (const [file, workflow] of Object.entries(workflows)) {
+    for (const [id, job] of Object.entries(workflow.jobs)) {
+      const where = `${file} job ${id}`;
+      const environment = environmentOf(job);
+      const rule = environment === undefined ? undefined : environments[environment];
+      if (environment !== undefined && environment.includes("${{")) {
+        findings.push(`${where}: environment "${environment}" is computed at run time; name it literally so its protection can be checked`);
+      } else if (environment !== undefined && !rule) {
+        findings.push(`${where}: environment "${environment}" is not declared in .github/environments.yml (GitHub creates unknown environments unprotected)`);
+      }
+      const secrets = secretsOf(job);
+      const production = environment !== undefined && (rule?.stack === "prod" || /prod/i.test(environment));
+      const reason = untrustedCode(workflow, job);
+      if (reason && (secrets.length > 0 || production) && !rule?.required_reviewers) {
+        const holds = [...secrets, ...(production ? [`environment ${environment}`] : [])].join(", ");
+        findings.push(`${where} runs pull-request code (${reason}) with ${holds} and no approval environment`);
+      }
+      for (const secret of secrets.filter((s) => s !== "secrets.GITHUB_TOKEN")) {
+        if (!rule?.secrets.includes(secret.replace(/^secrets\./, ""))) {
+          findings.push(`${where} uses ${secret}, which its environment (${environment ?? "none"}) does not hold: a repository secret, readable by any workflow a branch adds`);
+        }
+      }
+    }
+  }
+  return findings;
+}
+
+/** Whether Pulumi's passphrase secrets provider accepts `passphrase` for a stack file's `encryptionsalt` (v1: PBKDF2-SHA256, AES-256-GCM over "pulumi"). */
+function saltOpensWith(encryptionSalt: string, passphrase: string): boolean {
+  const [version, salt, innerVersion, nonce, sealed] = encryptionSalt.split(":");
+  if (version !== "v1" || innerVersion !== "v1") throw new Error(`unknown encryptionsalt format: ${encryptionSalt}`);
+  const key = crypto.pbkdf2Sync(passphrase, Buffer.from(salt, "base64"), 1_000_000, 32, "sha256");
+  const box = Buffer.from(sealed, "base64");
+  const decipher = crypto.createDecipheriv("aes-256-gcm", key, Buffer.from(nonce, "base64"));
+  decipher.setAuthTag(box.subarray(box.length - 16));
+  try {
+    return Buffer.concat([decipher.update(box.subarray(0, box.length - 16)), decipher.final()]).toString() === "pulumi";
+  } catch {
+    return false;
+  }
+}
+
+/** Jobs that act on a Pulumi stack, with the stack they name in `env.STACK`. */
+function stackJobs(): { where: string; job: Job; stack: unknown }[] {
+  const jobs: { where: string; job: Job; stack: unknown }[] = [];
+  for (const [file, workflow] of Object.entries(repoWorkflows())) {
+    for (const [id, job] of Object.entries(workflow.jobs)) {
+      const touchesStack = (job.steps ?? []).some((s) => s.with?.["stack-name"] !== undefined || /npm run drift/.test(s.run ?? ""));
+      if (touchesStack) jobs.push({ where: `${file} job ${id}`, job, stack: job.env?.STACK });
+    }
+  }
+  return jobs;
+}
+
+describe("credentials in the workflows", () => {
+  it("are only handed to pull-request code after an approval, only from declared, protected environments", () => {
+    expect(trustFindings(repoWorkflows(), declaredEnvironments())).toEqual([]);
+  });
+
+  it("would be caught: the preview workflow before issue 9 ran PR code with the prod passphrase and host", () => {
+    const findings = trustFindings({ "preview.yml": readYaml<Workflow>(oldPreviewFixture) }, declaredEnvironments());
+    expect(findings).toEqual([
+      "preview.yml job preview runs pull-request code (on: pull_request) with secrets.GITHUB_TOKEN, secrets.PULUMI_CONFIG_PASSPHRASE, secrets[format('DOCKER_HOST_{0}', matrix.stack)] and no approval environment",
+      "preview.yml job preview uses secrets.PULUMI_CONFIG_PASSPHRASE, which its environment (none) does not hold: a repository secret, readable by any workflow a branch adds",
+      "preview.yml job preview uses secrets[format('DOCKER_HOST_{0}', matrix.stack)], which its environment (none) does not hold: a repository secret, readable by any workflow a branch adds",
+    ]);
+  });
+
+  it("would be caught: pull_request_target checking out the PR's head into an environment without reviewers", () => {
+    const pwnRequest = yaml.load(
+      [
+        "on: pull_request_target",
+        "jobs:",
+        "  preview:",
+        "    runs-on: ubuntu-latest",
+        "    environment: production-drift",
+        "    steps:",
+        "      - uses: actions/checkout@v4",
+        "        with:",
+        "          ref: ${{ github.event.pull_request.head.sha }}",
+        "      - run: npm ci && pulumi preview",
+        "        env:",
+        "          DOCKER_HOST: ${{ secrets.DOCKER_HOST }}",
+      ].join("\n"),
+    ) as Workflow;
+    expect(trustFindings({ "pwn.yml": pwnRequest }, declaredEnvironments())).toEqual([
+      "pwn.yml job preview runs pull-request code (on: pull_request_target with the PR's head checked out) with secrets.DOCKER_HOST, environment production-drift and no approval environment",
+    ]);
+    // The base branch's code under pull_request_target, in the same environment, is not PR code.
+    delete pwnRequest.jobs.preview.steps![0].with;
+    expect(trustFindings({ "base.yml": pwnRequest }, declaredEnvironments())).toEqual([]);
+  });
+
+  it("would be caught: a production environment on PR code even without a secret, an undeclared or computed environment, an unprotected one", () => {
+    const workflow = yaml.load(
+      [
+        "on: pull_request",
+        "jobs:",
+        "  a: { runs-on: ubuntu-latest, environment: production-drift, steps: [ { run: 'true' } ] }",
+        "  b: { runs-on: ubuntu-latest, environment: staging, steps: [ { run: 'true' } ] }",
+        "  c: { runs-on: ubuntu-latest, environment: 'preview-${{ matrix.stack }}', steps: [ { run: 'true' } ] }",
+        "  d: { runs-on: ubuntu-latest, environment: { name: preview-prod }, steps: [ { run: 'echo ${{ secrets.DOCKER_HOST }}' } ] }",
+      ].join("\n"),
+    ) as Workflow;
+    const environments = { ...declaredEnvironments(), open: { stack: "dev", required_reviewers: false, deployment_branches: "any" as const, secrets: [] } };
+    expect(trustFindings({ "w.yml": workflow }, environments)).toEqual([
+      "environment open has neither required reviewers nor deployment branches limited to main: any branch's workflow can take its secrets",
+      "w.yml job a runs pull-request code (on: pull_request) with environment production-drift and no approval environment",
+      'w.yml job b: environment "staging" is not declared in .github/environments.yml (GitHub creates unknown environments unprotected)',
+      'w.yml job c: environment "preview-${{ matrix.stack }}" is computed at run time; name it literally so its protection can be checked',
+    ]);
+  });
+
+  describe("the passphrase", () => {
+    const devStackFile = readYaml<{ config: Record<string, unknown>; encryptionsalt: string }>(path.join(root, "Pulumi.dev.yaml"));
+
+    it("the dev stack file's salt was made with the empty passphrase, and no other", () => {
+      expect(saltOpensWith(devStackFile.encryptionsalt, "")).toBe(true);
+      expect(saltOpensWith(devStackFile.encryptionsalt, "integration-tests")).toBe(false);
+    });
+
+    it("the dev stack holds no secret config (its passphrase is public)", () => {
+      expect(JSON.stringify(devStackFile.config)).not.toContain('"secure"');
+    });
+
+    it("every job acting on a stack names it in env.STACK, and each is dev or prod", () => {
+      const jobs = stackJobs();
+      expect(jobs.map((j) => j.where).sort()).toEqual([
+        "deploy.yml job dev",
+        "deploy.yml job prod",
+        "drift.yml job dev",
+        "drift.yml job prod",
+        "preview.yml job dev",
+        "preview.yml job live-dev",
+        "preview.yml job live-prod",
+      ]);
+      for (const { job, stack } of jobs) {
+        expect(["dev", "prod"]).toContain(stack);
+        for (const step of job.steps ?? []) if (step.with?.["stack-name"] !== undefined) expect(step.with["stack-name"]).toBe("${{ env.STACK }}");
+      }
+    });
+
+    it("dev jobs pass the empty passphrase, which opens the dev salt; prod jobs the secret one, from their environment", () => {
+      for (const { where, job, stack } of stackJobs()) {
+        const passphrases = [job.env?.PULUMI_CONFIG_PASSPHRASE, ...(job.steps ?? []).map((s) => s.env?.PULUMI_CONFIG_PASSPHRASE)].filter((p) => p !== undefined);
+        const rule = declaredEnvironments()[environmentOf(job) ?? ""];
+        if (stack === "dev") {
+          expect({ where, passphrases }).toEqual({ where, passphrases: [""] });
+          expect(rule?.secrets ?? []).not.toContain("PULUMI_CONFIG_PASSPHRASE");
+        } else {
+          expect({ where, passphrases }).toEqual({ where, passphrases: ["${{ secrets.PULUMI_CONFIG_PASSPHRASE }}"] });
+          expect(rule?.secrets).toContain("PULUMI_CONFIG_PASSPHRASE");
+          expect(rule?.stack).toBe("prod");
+        }
+      }
+      expect(saltOpensWith(devStackFile.encryptionsalt, "")).toBe(true);
+    });
   });
 });
