@@ -30,3 +30,37 @@ wait_until() {
 # inputs; a changed key means rebuild just that piece.
 stamp_ok() { [[ -f "$1" && "$(cat "$1")" == "$2" ]]; }
 stamp_write() { mkdir -p "$(dirname "$1")"; printf '%s' "$2" >"$1"; }
+
+# container_gateways: one address per line, every host address containers
+# reach the registry mirror at. They name it host.docker.internal, which
+# `--add-host …:host-gateway` resolves to the gateway of the engine's default
+# bridge (docker0 here). Provisioning that runs engines with bridges of their
+# own adds their gateways through BUILDKIT_STACK_CONTAINER_GATEWAYS (space
+# separated), or extends this function; the registry answers on these and on
+# loopback, and nowhere else.
+container_gateways() {
+  local bridge address
+  bridge=$(docker network inspect bridge -f '{{index .Options "com.docker.network.bridge.name"}}' 2>/dev/null || true)
+  if [[ -n $bridge ]]; then
+    ip -4 -o addr show dev "$bridge" 2>/dev/null | awk '{split($4, a, "/"); print a[1]}'
+  fi
+  for address in ${BUILDKIT_STACK_CONTAINER_GATEWAYS:-}; do printf '%s\n' "$address"; done
+}
+
+# require_local_engine: provisioning pushes to a registry on this machine's
+# loopback and binds addresses of this machine's bridges, which only means
+# something for an engine on this machine. Refuse any other, before anything
+# is built or started.
+require_local_engine() {
+  local endpoint=${DOCKER_HOST:-}
+  if [[ -z $endpoint ]]; then
+    endpoint=$(docker context inspect -f '{{.Endpoints.docker.Host}}' 2>/dev/null || echo unix:///var/run/docker.sock)
+  fi
+  case $endpoint in
+    unix://* | tcp://127.0.0.1:* | tcp://localhost:* | "tcp://[::1]:"*) return 0 ;;
+  esac
+  die "the Docker engine is $endpoint, not this machine's: provisioning pushes images to this machine's" \
+    "loopback registry and serves it to this machine's bridges, which that engine cannot reach. Unset DOCKER_HOST" \
+    "(or \`docker context use default\`) to provision the local engine; a remote host deploys through" \
+    "buildkit:dockerHost and pulls its images from a registry it can reach."
+}

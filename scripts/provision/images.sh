@@ -4,12 +4,17 @@
 # pushed to the local registry mirror under their Docker Hub names.
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 STEP=images
+require_local_engine
 
 images_dir="$BUILDKIT_STACK_CACHE/images"
 recipes="$BUILDKIT_STACK_ROOT/scripts/provision/images"
 registry="127.0.0.1:${REGISTRY_PORT}"
 mkdir -p "$images_dir"
 export DOCKER_BUILDKIT=0 # the engine's classic builder: no BuildKit exists yet to build BuildKit
+# Every image built here carries this label, so a local tag under a Docker Hub
+# name (moby/buildkit:v0.32.2, pulled from the mirror) can be told from one a
+# user made or pulled elsewhere: only ours are ever untagged.
+PROVISIONED_LABEL="org.buildkit-stack.provisioned-by=scripts/provision/images.sh"
 
 in_registry() { curl -fs -o /dev/null -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' "http://${registry}/v2/$1/manifests/$2"; }
 
@@ -83,16 +88,30 @@ image() {
   context=$(mktemp -d)
   cp "$recipes/$recipe" "$context/Dockerfile"
   for d in "${dirs[@]}"; do cp "$d"/* "$context/"; done
-  docker build -q --build-arg "BUILDKIT_VERSION=$version" -t "$registry/$name:$tag" "$context" >"$images_dir/docker-build.log" 2>&1 \
+  docker build -q --label "$PROVISIONED_LABEL" --build-arg "BUILDKIT_VERSION=$version" -t "$registry/$name:$tag" "$context" >"$images_dir/docker-build.log" 2>&1 \
     || die "docker build of $name:$tag failed (see $images_dir/docker-build.log)"
   rm -rf "$context"
   for t in "$tag" "${extra[@]}"; do
     docker tag "$registry/$name:$tag" "$registry/$name:$t"
     docker push -q "$registry/$name:$t" >/dev/null || die "docker push $registry/$name:$t failed"
-    # A stale local copy under the Docker Hub name would shadow the rebuilt one.
-    docker rmi "$name:$t" >/dev/null 2>&1 || true
+    untag_if_ours "$name:$t"
   done
   stamp_write "$stamp" "$key"
+}
+
+# untag_if_ours NAME:TAG: a local tag under the Docker Hub name, pulled from the
+# mirror before this rebuild, would shadow the rebuilt image; drop it, but only
+# when it carries our label. Anything else under that name is the user's: left
+# exactly as it is, and said so.
+untag_if_ours() {
+  local reference=$1 label
+  label=$(docker image inspect -f "{{index .Config.Labels \"${PROVISIONED_LABEL%%=*}\"}}" "$reference" 2>/dev/null) || return 0
+  if [[ $label == "${PROVISIONED_LABEL#*=}" ]]; then
+    docker rmi "$reference" >/dev/null 2>&1 || log "$reference is an old copy of ours but in use; it shadows the rebuilt one until removed"
+  else
+    log "$reference on this engine was not made by provisioning (no ${PROVISIONED_LABEL%%=*} label): left as is." \
+      "It is what \`docker run $reference\` starts instead of the mirror's; \`docker rmi $reference\` to use ours."
+  fi
 }
 
 busybox_image() {
@@ -113,11 +132,14 @@ busybox_image() {
   cp /bin/busybox "$root/bin/busybox"
   chroot "$root" /bin/busybox --install -s /bin
   echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
-  tar -C "$root" -c . | docker import -c 'CMD ["sh"]' - "$registry/library/busybox:latest" >/dev/null
+  tar -C "$root" -c . | docker import -c 'CMD ["sh"]' -c "LABEL $PROVISIONED_LABEL" - "$registry/library/busybox:latest" >/dev/null
   rm -rf "$root"
   docker push -q "$registry/library/busybox:latest" >/dev/null || die "docker push library/busybox failed"
   stamp_write "$images_dir/pushed/library/busybox/latest" "$key"
 }
+
+# Sourced (by tests) for its functions only.
+[[ ${BASH_SOURCE[0]} == "$0" ]] || return 0
 
 buildkit_binaries "$BUILDKIT_VERSION" &
 buildkit_binaries "$BUILDKIT_PREVIOUS_VERSION" &

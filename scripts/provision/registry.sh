@@ -1,31 +1,43 @@
 #!/usr/bin/env bash
 # Step: the local registry mirror (Debian's docker-registry), storage in the cache.
-# The engine pulls from it on loopback; containers (buildkitd pulling base
-# images) reach it through the host gateway, host.docker.internal.
+# It is the engine's Docker Hub mirror, so whoever can push to it chooses what
+# `moby/buildkit` runs, privileged. So it answers only where it must: the
+# registry itself on 127.0.0.1 (the engine pulls and we push there), and one
+# socat forwarder per address containers reach it at (container_gateways in
+# lib.sh: buildkitd pulls base images from host.docker.internal). Distribution
+# listens on a single http.addr, hence the forwarders rather than a second
+# registry on the same storage. Delete is off: nothing here needs it (a rebuilt
+# image is pushed over its tag).
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 STEP=registry
+require_local_engine
 
 registry_dir="$BUILDKIT_STACK_CACHE/registry"
 mkdir -p "$registry_dir/storage"
 
-registry_answers() { curl -fs "http://127.0.0.1:${REGISTRY_PORT}/v2/" >/dev/null; }
+answers_on() { curl -fs -o /dev/null --max-time 2 "http://$1:${REGISTRY_PORT}/v2/"; }
 
-if registry_answers; then
+install_debian_package() {
+  local command=$1 package=$2
+  command -v "$command" >/dev/null 2>&1 && return 0
+  [[ $EUID -eq 0 ]] || die "$package is not installed and we are not root to install it (apt-get install $package)"
+  log "installing Debian's $package"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >"$registry_dir/apt.log" 2>&1 \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >"$registry_dir/apt.log" 2>&1; } \
+    || die "apt-get install $package failed (see $registry_dir/apt.log)"
+}
+
+if answers_on 127.0.0.1; then
   log "registry already answers on 127.0.0.1:${REGISTRY_PORT}"
-  exit 0
-fi
-
-if ! command -v docker-registry >/dev/null 2>&1; then
-  [[ $EUID -eq 0 ]] || die "docker-registry is not installed and we are not root to install it"
-  log "installing Debian's docker-registry"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry >"$registry_dir/apt.log" 2>&1 \
-    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry >"$registry_dir/apt.log" 2>&1; } \
-    || die "apt-get install docker-registry failed (see $registry_dir/apt.log)"
-fi
-
-# Listens on all interfaces because containers reach it via the bridge
-# gateway address, not loopback; nothing but this machine routes here.
-cat >"$registry_dir/config.yml" <<YAML
+  # An older provision.sh listened on all interfaces with delete on. It is not
+  # restarted behind its users' backs; this says how to replace it.
+  if grep -qE '0\.0\.0\.0|enabled: true' "$registry_dir/config.yml" 2>/dev/null; then
+    log "WARNING: it was started by an older provision.sh: all interfaces, delete enabled ($registry_dir/config.yml)." \
+      "To replace it: stop that docker-registry process, then re-run this step."
+  fi
+else
+  install_debian_package docker-registry docker-registry
+  cat >"$registry_dir/config.yml" <<YAML
 version: 0.1
 log:
   level: warn
@@ -33,12 +45,28 @@ storage:
   filesystem:
     rootdirectory: ${registry_dir}/storage
   delete:
-    enabled: true
+    enabled: false
 http:
-  addr: 0.0.0.0:${REGISTRY_PORT}
+  addr: 127.0.0.1:${REGISTRY_PORT}
 YAML
+  log "starting docker-registry on 127.0.0.1:${REGISTRY_PORT} (log: $registry_dir/registry.log)"
+  setsid nohup docker-registry serve "$registry_dir/config.yml" >"$registry_dir/registry.log" 2>&1 </dev/null &
+  echo $! >"$registry_dir/registry.pid"
+  wait_until 30 "the registry to answer on 127.0.0.1:${REGISTRY_PORT} (see $registry_dir/registry.log)" answers_on 127.0.0.1
+  log "registry is up"
+fi
 
-log "starting docker-registry on :${REGISTRY_PORT} (log: $registry_dir/registry.log)"
-setsid nohup docker-registry serve "$registry_dir/config.yml" >"$registry_dir/registry.log" 2>&1 </dev/null &
-wait_until 30 "the registry to answer on 127.0.0.1:${REGISTRY_PORT} (see $registry_dir/registry.log)" registry_answers
-log "registry is up"
+mapfile -t gateways < <(container_gateways)
+((${#gateways[@]})) || die "found no address containers reach this host at (docker's default bridge has no IPv4 address); is the engine up?"
+for gateway in "${gateways[@]}"; do
+  if answers_on "$gateway"; then
+    log "containers reach it at $gateway:${REGISTRY_PORT}"
+    continue
+  fi
+  install_debian_package socat socat
+  log "forwarding $gateway:${REGISTRY_PORT} (for containers) to 127.0.0.1:${REGISTRY_PORT}"
+  setsid nohup socat "TCP-LISTEN:${REGISTRY_PORT},bind=${gateway},fork,reuseaddr" "TCP:127.0.0.1:${REGISTRY_PORT}" \
+    >"$registry_dir/forward-$gateway.log" 2>&1 </dev/null &
+  echo $! >"$registry_dir/forward-$gateway.pid"
+  wait_until 10 "the forwarder on $gateway:${REGISTRY_PORT} (see $registry_dir/forward-$gateway.log)" answers_on "$gateway"
+done

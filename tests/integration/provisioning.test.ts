@@ -1,0 +1,170 @@
+/**
+ * Provisioning is safe on a machine that is not ours. The registry mirror answers on
+ * loopback and on the addresses containers reach it at, nowhere else, and
+ * refuses DELETE, while a container on a user network still pulls through
+ * host.docker.internal. scripts/provision/registry.sh is run for real, on a
+ * port and cache of this test's own (the shared mirror is left alone), and
+ * what it started is stopped by process id afterwards. images.sh untags only
+ * the local copies it made, never a user's image under the same name.
+ */
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+
+import { containerMirror, mustRun, repoRoot, requireEngine, run } from "./harness";
+
+jest.setTimeout(5 * 60 * 1000);
+
+const PORT = "5101";
+/** An extra container-facing address, as engine provisioning would add one (127.0.0.2 is on lo: harmless). */
+const EXTRA_GATEWAY = "127.0.0.2";
+const NETWORK = "d-ci-registry-test";
+const REPOSITORY = "d-ci-test/busybox";
+
+let cache: string;
+let env: NodeJS.ProcessEnv;
+
+/** HTTP status of a request to the registry at `address`, or "refused" when nothing listens there. */
+function status(address: string, method = "GET", urlPath = "/v2/", headers: string[] = []): string {
+  const result = run("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5", "-X", method, ...headers.flatMap((h) => ["-H", h]), `http://${address}:${PORT}${urlPath}`]);
+  return result.code === 7 ? "refused" : result.stdout;
+}
+
+function hostAddresses(): string[] {
+  return mustRun("ip", ["-4", "-o", "addr"]).split("\n").filter(Boolean).map((line) => line.split(/\s+/)[3].split("/")[0]);
+}
+
+beforeAll(() => {
+  requireEngine();
+  cache = fs.mkdtempSync(path.join(os.tmpdir(), "d-ci-registry-"));
+  env = { ...process.env, BUILDKIT_STACK_CACHE: cache, BUILDKIT_STACK_REGISTRY_PORT: PORT, BUILDKIT_STACK_CONTAINER_GATEWAYS: EXTRA_GATEWAY };
+  if (status("127.0.0.1") !== "refused") throw new Error(`port ${PORT} is taken on 127.0.0.1; this test needs it free`);
+  mustRun("bash", [path.join(repoRoot, "scripts/provision/registry.sh")], { env });
+});
+
+afterAll(() => {
+  run("docker", ["network", "rm", NETWORK]);
+  run("docker", ["rmi", `127.0.0.1:${PORT}/${REPOSITORY}:latest`]);
+  if (!cache) return;
+  const registryDir = path.join(cache, "registry");
+  for (const pidFile of fs.existsSync(registryDir) ? fs.readdirSync(registryDir).filter((f) => f.endsWith(".pid")) : []) {
+    const pid = Number(fs.readFileSync(path.join(registryDir, pidFile), "utf8"));
+    try {
+      process.kill(pid);
+    } catch {
+      // already gone
+    }
+  }
+  fs.rmSync(cache, { recursive: true, force: true });
+});
+
+const gateways = (): string[] =>
+  mustRun("bash", ["-c", `source "${repoRoot}/scripts/lib.sh" && container_gateways`], { env }).split("\n").filter(Boolean);
+
+describe("the registry mirror's reach", () => {
+  it("lists docker's default bridge gateway and the addresses engine provisioning adds as container-facing", () => {
+    const docker0 = mustRun("ip", ["-4", "-o", "addr", "show", "dev", "docker0"]).split(/\s+/)[3].split("/")[0];
+    expect(gateways()).toEqual([docker0, EXTRA_GATEWAY]);
+  });
+
+  it("answers on loopback and on every container-facing address", () => {
+    expect(status("127.0.0.1")).toBe("200");
+    for (const gateway of gateways()) expect({ gateway, status: status(gateway) }).toEqual({ gateway, status: "200" });
+  });
+
+  it("does not answer on any other address of this machine (eth0 and every other bridge)", () => {
+    const others = hostAddresses().filter((a) => !a.startsWith("127.") && !gateways().includes(a));
+    expect(others.length).toBeGreaterThan(0);
+    for (const address of others) expect({ address, status: status(address) }).toEqual({ address, status: "refused" });
+  });
+
+  it("survives a re-run unchanged (idempotent: nothing restarted, no second forwarder)", () => {
+    const pids = fs.readdirSync(path.join(cache, "registry")).filter((f) => f.endsWith(".pid")).sort();
+    const output = run("bash", [path.join(repoRoot, "scripts/provision/registry.sh")], { env });
+    expect(output.code).toBe(0);
+    expect(output.stderr).toContain(`registry already answers on 127.0.0.1:${PORT}`);
+    expect(output.stderr).not.toContain("starting");
+    expect(output.stderr).not.toContain("forwarding");
+    expect(fs.readdirSync(path.join(cache, "registry")).filter((f) => f.endsWith(".pid")).sort()).toEqual(pids);
+  });
+});
+
+describe("images in the registry mirror", () => {
+  const manifestV2 = "Accept: application/vnd.docker.distribution.manifest.v2+json";
+  let digest: string;
+
+  beforeAll(() => {
+    // The provisioned busybox, through the engine's mirror, pushed to this test's registry.
+    mustRun("docker", ["pull", "-q", `${containerMirror.replace("host.docker.internal", "127.0.0.1")}/library/busybox:latest`]);
+    mustRun("docker", ["tag", `${containerMirror.replace("host.docker.internal", "127.0.0.1")}/library/busybox:latest`, `127.0.0.1:${PORT}/${REPOSITORY}:latest`]);
+    mustRun("docker", ["push", "-q", `127.0.0.1:${PORT}/${REPOSITORY}:latest`]);
+    digest = run("curl", ["-sI", "-H", manifestV2, `http://127.0.0.1:${PORT}/v2/${REPOSITORY}/manifests/latest`]).stdout.match(/docker-content-digest:\s*(\S+)/i)![1];
+  });
+
+  it("cannot be deleted: DELETE of a manifest is refused and the image stays", () => {
+    expect(status("127.0.0.1", "DELETE", `/v2/${REPOSITORY}/manifests/${digest}`)).toBe("405");
+    expect(status("127.0.0.1", "GET", `/v2/${REPOSITORY}/manifests/latest`, [manifestV2])).toBe("200");
+  });
+
+  it("are pulled by a container on a user network through host.docker.internal", () => {
+    run("docker", ["network", "rm", NETWORK]);
+    mustRun("docker", ["network", "create", NETWORK]);
+    // What a pull does: the manifest by tag, then its blobs by digest.
+    const script = [
+      `base=http://host.docker.internal:${PORT}/v2/${REPOSITORY}`,
+      `wget -q -O /tmp/manifest --header '${manifestV2}' "$base/manifests/latest"`,
+      `layer=$(grep -o 'sha256:[0-9a-f]*' /tmp/manifest | tail -n 1)`,
+      `wget -q -O /tmp/layer "$base/blobs/$layer" && sha256sum /tmp/layer && echo "$layer"`,
+    ].join(" && ");
+    const pulled = mustRun("docker", [
+      "run", "--rm", "--network", NETWORK, "--add-host", "host.docker.internal:host-gateway",
+      `127.0.0.1:${PORT}/${REPOSITORY}:latest`, "sh", "-c", script,
+    ]);
+    const [sum, layer] = pulled.trim().split("\n");
+    // The blob's content hashes to the digest it was asked for: a real pull, not an error page.
+    expect(`sha256:${sum.split(/\s+/)[0]}`).toBe(layer);
+  });
+});
+
+describe("images.sh and tags under Docker Hub names", () => {
+  const ours = "d-ci-test/ours:1";
+  const users = "d-ci-test/users:1";
+  const lookalike = "d-ci-test/lookalike:1";
+  const tiny = (): string => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "d-ci-image-"));
+    fs.writeFileSync(path.join(dir, "hello"), "hello\n");
+    return dir;
+  };
+  const importImage = (tag: string, changes: string[]): string => {
+    const dir = tiny();
+    try {
+      return mustRun("sh", ["-c", `tar -C "${dir}" -c . | docker import ${changes.map((c) => `-c '${c}'`).join(" ")} - ${tag}`]).trim();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  };
+  const untag = (reference: string) =>
+    run("bash", ["-c", `source "${repoRoot}/scripts/provision/images.sh" && untag_if_ours "$1"`, "untag", reference], { env });
+  const imageId = (reference: string) => run("docker", ["image", "inspect", "-f", "{{.Id}}", reference]).stdout.trim();
+
+  afterAll(() => {
+    for (const tag of [ours, users, lookalike]) run("docker", ["rmi", tag]);
+  });
+
+  it("untags a copy it made (carrying its label)", () => {
+    importImage(ours, ["LABEL org.buildkit-stack.provisioned-by=scripts/provision/images.sh"]);
+    const result = untag(ours);
+    expect(result.code).toBe(0);
+    expect(imageId(ours)).toBe("");
+  });
+
+  it("leaves a tag it did not make exactly as it is, and says so", () => {
+    for (const [tag, changes] of [[users, []], [lookalike, ["LABEL org.buildkit-stack.provisioned-by=someone-else"]]] as const) {
+      const id = importImage(tag, [...changes]);
+      const result = untag(tag);
+      expect(result.code).toBe(0);
+      expect(imageId(tag)).toBe(id);
+      expect(result.stderr).toContain(`[images] ${tag} on this engine was not made by provisioning (no org.buildkit-stack.provisioned-by label): left as is.`);
+    }
+  });
+});
