@@ -2,6 +2,9 @@
 # `npm run up [-- STACK]`: provision whatever is missing, then deploy a stack
 # (dev by default) to the local file backend. Refreshes first, so whatever
 # changed out of band (a removed container, a stopped one) is healed too.
+# The policy pack runs on the preview `pulumi up` makes before it changes
+# anything: a stack that breaks a mandatory policy is refused with nothing
+# created, the same gate the deploy workflow applies.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 STEP=up
 stack=${1:-dev}
@@ -10,5 +13,5 @@ bash "$BUILDKIT_STACK_ROOT/scripts/provision.sh"
 source "$BUILDKIT_STACK_ROOT/scripts/env.sh"
 cd "$BUILDKIT_STACK_ROOT"
 pulumi stack select --create "$stack" >/dev/null
-log "deploying stack $stack (backend $PULUMI_BACKEND_URL)"
-pulumi up --yes --skip-preview --refresh
+log "deploying stack $stack (backend $PULUMI_BACKEND_URL, policy pack policy/)"
+pulumi up --yes --refresh --policy-pack "$BUILDKIT_STACK_ROOT/policy"
