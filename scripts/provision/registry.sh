@@ -57,7 +57,12 @@ YAML
 fi
 
 mapfile -t gateways < <(container_gateways)
-((${#gateways[@]})) || die "found no address containers reach this host at (docker's default bridge has no IPv4 address); is the engine up?"
+if ((${#gateways[@]} == 0)); then
+  # Not fatal: the engine and the deploy still work, but containers cannot
+  # reach the mirror (buildkitd falls back to Docker Hub for base images).
+  log "WARNING: found no address containers reach this host at (the engine's default bridge has no IPv4 address" \
+    "on this host); containers will not reach the mirror until the bridge is back (restart the engine that owns it)"
+fi
 for gateway in "${gateways[@]}"; do
   if answers_on "$gateway"; then
     log "containers reach it at $gateway:${REGISTRY_PORT}"
