@@ -30,6 +30,16 @@ function status(address: string, method = "GET", urlPath = "/v2/", headers: stri
   return result.code === 7 ? "refused" : result.stdout;
 }
 
+/**
+ * Whether our registry answers at `address`: its /v2/ carries distribution's
+ * API header. Refused, timed out, or another server (this sandbox answers some
+ * unbound addresses with its own 404) all mean it does not.
+ */
+function registryAnswers(address: string): boolean {
+  const result = run("curl", ["-s", "-i", "--max-time", "5", `http://${address}:${PORT}/v2/`]);
+  return result.code === 0 && /^docker-distribution-api-version: registry\/2\.0/im.test(result.stdout);
+}
+
 function hostAddresses(): string[] {
   return mustRun("ip", ["-4", "-o", "addr"]).split("\n").filter(Boolean).map((line) => line.split(/\s+/)[3].split("/")[0]);
 }
@@ -38,7 +48,7 @@ beforeAll(() => {
   requireEngine();
   cache = fs.mkdtempSync(path.join(os.tmpdir(), "d-ci-registry-"));
   env = { ...process.env, BUILDKIT_STACK_CACHE: cache, BUILDKIT_STACK_REGISTRY_PORT: PORT, BUILDKIT_STACK_CONTAINER_GATEWAYS: EXTRA_GATEWAY };
-  if (status("127.0.0.1") !== "refused") throw new Error(`port ${PORT} is taken on 127.0.0.1; this test needs it free`);
+  if (registryAnswers("127.0.0.1") || status("127.0.0.1") !== "refused") throw new Error(`port ${PORT} is taken on 127.0.0.1; this test needs it free`);
   mustRun("bash", [path.join(repoRoot, "scripts/provision/registry.sh")], { env });
 });
 
@@ -63,19 +73,23 @@ const gateways = (): string[] =>
 
 describe("the registry mirror's reach", () => {
   it("lists docker's default bridge gateway and the addresses engine provisioning adds as container-facing", () => {
-    const docker0 = mustRun("ip", ["-4", "-o", "addr", "show", "dev", "docker0"]).split(/\s+/)[3].split("/")[0];
-    expect(gateways()).toEqual([docker0, EXTRA_GATEWAY]);
+    const bridge = mustRun("docker", ["network", "inspect", "bridge", "-f", '{{index .Options "com.docker.network.bridge.name"}}']).trim();
+    const address = run("ip", ["-4", "-o", "addr", "show", "dev", bridge]);
+    if (address.code !== 0) {
+      throw new Error(`The engine's default bridge ${bridge} is missing on this host (${address.stderr.trim()}): containers cannot reach host.docker.internal. Restart that engine to recreate it.`);
+    }
+    expect(gateways()).toEqual([address.stdout.split(/\s+/)[3].split("/")[0], EXTRA_GATEWAY]);
   });
 
   it("answers on loopback and on every container-facing address", () => {
     expect(status("127.0.0.1")).toBe("200");
-    for (const gateway of gateways()) expect({ gateway, status: status(gateway) }).toEqual({ gateway, status: "200" });
+    for (const gateway of gateways()) expect({ gateway, answers: registryAnswers(gateway) }).toEqual({ gateway, answers: true });
   });
 
   it("does not answer on any other address of this machine (eth0 and every other bridge)", () => {
     const others = hostAddresses().filter((a) => !a.startsWith("127.") && !gateways().includes(a));
     expect(others.length).toBeGreaterThan(0);
-    for (const address of others) expect({ address, status: status(address) }).toEqual({ address, status: "refused" });
+    for (const address of others) expect({ address, answers: registryAnswers(address) }).toEqual({ address, answers: false });
   });
 
   it("survives a re-run unchanged (idempotent: nothing restarted, no second forwarder)", () => {
