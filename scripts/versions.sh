@@ -54,7 +54,8 @@ RUNC_VERSION="v1.5.1"
 # Where the current engines run beside Debian's 20.10 (which keeps
 # /var/run/docker.sock). Each has its own bridge; its gateway is the address
 # containers reach the registry mirror at (host.docker.internal), so the
-# registry must listen on these too: BUILDKIT_STACK_ENGINE_GATEWAYS.
+# registry answers on these too (BUILDKIT_STACK_CONTAINER_GATEWAYS, read by
+# the registry step next to the default bridge's gateway).
 ENGINES_RUN_DIR="/run/buildkit-stack"
 DOCKER28_BRIDGE="bks-docker28"
 DOCKER28_BRIDGE_CIDR="10.231.0.1/24"
@@ -62,4 +63,4 @@ DOCKER28_ADDRESS_POOL="10.231.16.0/20"
 DOCKER29_BRIDGE="bks-docker29"
 DOCKER29_BRIDGE_CIDR="10.232.0.1/24"
 DOCKER29_ADDRESS_POOL="10.232.16.0/20"
-BUILDKIT_STACK_ENGINE_GATEWAYS="${DOCKER28_BRIDGE_CIDR%/*} ${DOCKER29_BRIDGE_CIDR%/*}"
+BUILDKIT_STACK_CONTAINER_GATEWAYS="${BUILDKIT_STACK_CONTAINER_GATEWAYS:-} ${DOCKER28_BRIDGE_CIDR%/*} ${DOCKER29_BRIDGE_CIDR%/*}"
