@@ -174,6 +174,19 @@ describe.each(PROVISIONED.map((engine) => [engineTitle(engine.host), engine] as 
     expect(catalog).toContain("moby/buildkit");
   });
 
+  it("lets containers on one network talk over TCP (FORWARD is DROP on this host; provisioning's chain accepts it)", () => {
+    const network = `e-engine-net-${engine.major}`;
+    const server = `e-engine-server-${engine.major}`;
+    try {
+      run("docker", ["network", "create", network], { env });
+      docker("run", "-d", "--name", server, "--network", network, "busybox", "sh", "-c", "mkdir /www && echo reached > /www/index.html && httpd -f -p 8080 -h /www");
+      expect(docker("run", "--rm", "--network", network, "busybox", "wget", "-qO-", "-T", "10", `http://${server}:8080/`).trim()).toBe("reached");
+    } finally {
+      run("docker", ["rm", "-f", server], { env });
+      run("docker", ["network", "rm", network], { env });
+    }
+  });
+
   it("runs privileged containers with plain runc", () => {
     expect(docker("info", "--format", "{{.DefaultRuntime}}").trim()).toBe("runc");
     expect(docker("run", "--rm", "--privileged", "busybox", "sh", "-c", "grep CapEff /proc/self/status").trim()).toMatch(/^CapEff:\s+[0-9a-f]+$/);
