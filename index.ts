@@ -4,6 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 
 import { BuildkitStack } from "./components/buildkit-stack";
 import { ConfigError, loadSettings } from "./components/config";
+import { engineApiVersion } from "./components/engine";
 
 function settingsOrExit() {
   try {
@@ -17,7 +18,8 @@ function settingsOrExit() {
 
 const settings = settingsOrExit();
 const provider = new docker.Provider("docker-host", settings.dockerHost ? { host: settings.dockerHost } : {});
-const buildkit = new BuildkitStack("buildkit", { ...settings, provider });
+// The engine's API version decides the healthcheck's fields (components/engine.ts).
+const buildkit = new BuildkitStack("buildkit", { ...settings, provider, engineApiVersion: engineApiVersion(settings.dockerHost) });
 
 export const buildkitHost = buildkit.buildkitHost;
 export const containerName = buildkit.containerName;

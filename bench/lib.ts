@@ -416,8 +416,16 @@ export async function referenceBuild(addr: string, context: string, seed: string
   return { seconds: result.seconds, cached: states.filter((s) => s === "CACHED").length, executed: states.filter((s) => s === "DONE").length };
 }
 
-export function cgroupMemoryDir(containerId: string): string {
-  return `/sys/fs/cgroup/memory/docker/${containerId}`;
+/**
+ * A container's cgroup v1 directory for `controller` (memory, cpuacct), read
+ * from its init process: engines differ in cgroup parent (20.10's /docker,
+ * the Docker 28/29 engines' own buildkit-stack-dockerNN).
+ */
+export async function containerCgroupDir(container: string, controller: "memory" | "cpuacct"): Promise<string> {
+  const pid = await inspect(container, "{{.State.Pid}}");
+  const line = fs.readFileSync(`/proc/${pid}/cgroup`, "utf8").split("\n").find((l) => (l.split(":")[1] ?? "").split(",").includes(controller));
+  if (!line) throw new Error(`container ${container} (pid ${pid}) has no ${controller} cgroup (cgroup v1 expected)`);
+  return path.join("/sys/fs/cgroup", controller, line.split(":")[2]);
 }
 
 export function readNumber(file: string): number {

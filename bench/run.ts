@@ -3,7 +3,8 @@
  * Pulumi way costs against its floors, on the real engine.
  *
  *   P1   cold deploy: `pulumi up` of the dev stack (private copy) vs the empty
- *        program (floor) and the seed's `docker run` + buildctl poll (raw).
+ *        program (floor) and the seed's `docker run` + buildctl poll (raw),
+ *        on the default engine (DOCKER_HOST) and on Docker 20.10 side by side.
  *   X    why P1 costs what it does: the same deploy with one change at a time
  *        (type-checking as before, precompiled, healthcheck 1s, wait: false, a docker
  *        provider without its 2s network delay, combinations), the minimal
@@ -32,7 +33,7 @@ import {
   Result,
   Variant,
   cleanupAll,
-  cgroupMemoryDir,
+  containerCgroupDir,
   dockerExists,
   exec,
   inspect,
@@ -139,7 +140,28 @@ async function firstProbeDelay(container: string): Promise<number> {
   return first ? (Date.parse(first) - Date.parse(state.StartedAt)) / 1000 : NaN;
 }
 
-async function partP1(runs: number): Promise<void> {
+/** Debian's 20.10, the compatibility engine on the default socket: P1 runs there too, beside the default engine. */
+const COMPAT_DOCKER_HOST = "unix:///var/run/docker.sock";
+
+/** P1 on the default engine (DOCKER_HOST, scripts/env.sh) and on 20.10, side by side; traced on the default only. */
+async function partP1Engines(runs: number): Promise<void> {
+  const hosts = [...new Set([process.env.DOCKER_HOST ?? COMPAT_DOCKER_HOST, COMPAT_DOCKER_HOST])];
+  const ambient = process.env.DOCKER_HOST;
+  for (const [i, host] of hosts.entries()) {
+    // Everything P1 starts (pulumi, the provider, docker, buildctl) inherits it.
+    process.env.DOCKER_HOST = host;
+    try {
+      const engine = (await mustExec("docker", ["version", "--format", "Docker {{.Server.Version}} (API {{.Server.APIVersion}})"])).stdout.trim();
+      log(`P1 on ${engine} at ${host}`);
+      await partP1(runs, engine, i === 0);
+    } finally {
+      if (ambient === undefined) delete process.env.DOCKER_HOST;
+      else process.env.DOCKER_HOST = ambient;
+    }
+  }
+}
+
+async function partP1(runs: number, engine: string, traced: boolean): Promise<void> {
   const ours = await ProgramCopy.real("p1");
   const floor = await ProgramCopy.empty("p1-empty");
   registerRaw("bench-raw", "bench-raw-cache");
@@ -174,15 +196,16 @@ async function partP1(runs: number): Promise<void> {
     ? `${CURRENT_IMAGE} was already in the engine's local image store in every run${pulledFirst ? " (pulled through the mirror, untimed, before the first run)" : ""} and in the mirror; the docker provider's RemoteImage keeps it locally after destroy`
     : `${CURRENT_IMAGE} in the local store before each run: ${inStore.join(", ")}`;
   const compileMode = process.env.PULUMI_NODEJS_TRANSPILE_ONLY === "true" ? "transpile-only (PULUMI_NODEJS_TRANSPILE_ONLY=true from scripts/env.sh), program and floor alike" : "ts-node type-checks, program and floor alike";
-  add("P1", "pulumi up, our program, from nothing", "s", oursS, { note: `dev stack config (memory 1g, cpus 1, mirror, smoke test on); \`pulumi up --yes --skip-preview\`; ${compileMode}; ${storeNote}; destroyed between runs (untimed)` });
-  add("P1", "pulumi up, empty program (floor)", "s", floorS);
-  add("P1", "raw: docker run + buildctl poll (bench/raw-deploy.sh)", "s", rawS);
-  add("P1", "ours − floor", "s", oursS.map((o, i) => o - floorS[i]));
-  add("P1", "(ours − floor) / raw", "x", ratio(oursS.map((o, i) => o - floorS[i]), rawS), { target: { op: "<=", value: 1.2 } });
-  add("P1", "container start → first healthcheck probe", "s", pick("probe") as number[], {
-    note: "docker 20.10 runs the first probe one `interval` (5s) after start; `wait: true` returns only once a probe has passed",
+  add("P1", `${engine}: pulumi up, our program, from nothing`, "s", oursS, { note: `dev stack config (memory 1g, cpus 1, mirror, smoke test on); \`pulumi up --yes --skip-preview\`; ${compileMode}; ${storeNote}; destroyed between runs (untimed)` });
+  add("P1", `${engine}: pulumi up, empty program (floor)`, "s", floorS);
+  add("P1", `${engine}: raw: docker run + buildctl poll (bench/raw-deploy.sh)`, "s", rawS);
+  add("P1", `${engine}: ours − floor`, "s", oursS.map((o, i) => o - floorS[i]));
+  add("P1", `${engine}: (ours − floor) / raw`, "x", ratio(oursS.map((o, i) => o - floorS[i]), rawS), { target: { op: "<=", value: 1.2 } });
+  add("P1", `${engine}: container start → first healthcheck probe`, "s", pick("probe") as number[], {
+    note: "engines with API ≥ 1.44 probe every second during the start period; 20.10 runs the first probe one `interval` (5s) after start; `wait: true` returns only once a probe has passed",
   });
-  details.P1 = { samples };
+  details.P1 = { ...(details.P1 as object | undefined), [engine]: { samples } };
+  if (!traced) return;
 
   // One traced run of each, outside the statistics: where the time goes.
   const traceDir = tempDir("trace");
@@ -247,7 +270,7 @@ async function probesSince(container: string, since: number): Promise<number> {
  */
 async function idleCpu(container: string): Promise<{ inContainer: number; shim: number; seconds: number }> {
   const id = await inspect(container, "{{.Id}}");
-  const usageFile = `/sys/fs/cgroup/cpuacct/docker/${id}/cpuacct.usage`;
+  const usageFile = path.join(await containerCgroupDir(container, "cpuacct"), "cpuacct.usage");
   const shimPid = fs.readdirSync("/proc").find((pid) => {
     if (!/^\d+$/.test(pid)) return false;
     try {
@@ -490,7 +513,7 @@ async function partP3(runs: number): Promise<void> {
 async function partMem(runs: number): Promise<void> {
   const { stack } = await deployedFixture();
   const container = stack.names!.container;
-  const dir = cgroupMemoryDir(await inspect(container, "{{.Id}}"));
+  const dir = await containerCgroupDir(container, "memory");
   const limitMib = readNumber(path.join(dir, "memory.limit_in_bytes")) / MIB;
   const resetPeak = () => fs.writeFileSync(path.join(dir, "memory.max_usage_in_bytes"), "0");
   const peakUsage = () => readNumber(path.join(dir, "memory.max_usage_in_bytes")) / MIB;
@@ -699,7 +722,7 @@ async function main(): Promise<number> {
   log(`parts ${options.parts.join(", ")}, ${options.runs} run(s) each; load average ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`);
 
   const steps: Record<Part, () => Promise<void>> = {
-    P1: () => partP1(options.runs),
+    P1: () => partP1Engines(options.runs),
     X: () => partX(options.runs),
     P2: () => partP2(options.runs),
     P3: () => partP3(options.runs),

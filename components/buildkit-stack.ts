@@ -4,6 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { stringify as toToml } from "smol-toml";
 
 import type { BuildkitSettings } from "./config";
+import { apiAtLeast, START_INTERVAL_MIN_API } from "./engine";
 
 /** Where buildkitd keeps its state (the build cache): privileged and rootless images differ. */
 const STATE_PATH = { privileged: "/var/lib/buildkit", rootless: "/home/user/.local/share/buildkit" } as const;
@@ -27,6 +28,13 @@ export interface BuildkitStackArgs extends BuildkitSettings {
    * to the ambient provider (the local engine, or DOCKER_HOST).
    */
   provider?: docker.Provider;
+  /**
+   * API version of the target engine (index.ts asks it: `engineApiVersion`).
+   * From 1.44 the healthcheck probes every second while the daemon starts, so
+   * `pulumi up` returns as soon as it lists workers; unset means an older
+   * engine, where the start interval would be dropped (a perpetual diff).
+   */
+  engineApiVersion?: pulumi.Input<string>;
 }
 
 /**
@@ -136,13 +144,7 @@ export class BuildkitStack extends pulumi.ComponentResource {
             ? [{ internal: TCP_CONTAINER_PORT, external: args.tcpPort, ip: args.tcpAddress, protocol: "tcp" }]
             : undefined,
         // "Up" means buildkitd lists its workers, not that the process exists.
-        healthcheck: {
-          tests: ["CMD", "buildctl", "--addr", SOCKET[mode], "debug", "workers"],
-          interval: "5s",
-          timeout: "5s",
-          retries: 3,
-          startPeriod: "2s",
-        },
+        healthcheck: pulumi.output(args.engineApiVersion).apply((api) => daemonHealthcheck(mode, api)),
         wait: true,
         waitTimeout: 120,
         mustRun: true,
@@ -191,6 +193,22 @@ export class BuildkitStack extends pulumi.ComponentResource {
       smokeTestSummary: this.smokeTestSummary,
     });
   }
+}
+
+/**
+ * The daemon's healthcheck. Every duration is written as the provider reads it
+ * back (Go's time.Duration spelling), or preview shows a replacement forever.
+ * On engines with API >= 1.44 it probes every second for up to 30 s after
+ * start, so the container is healthy ~1 s after buildkitd lists workers;
+ * older engines drop the start interval, so it is left out there and their
+ * first probe comes one interval (5 s) after start.
+ */
+export function daemonHealthcheck(mode: "privileged" | "rootless", engineApiVersion?: string): docker.types.input.ContainerHealthcheck {
+  const check = { tests: ["CMD", "buildctl", "--addr", SOCKET[mode], "debug", "workers"], interval: "5s", timeout: "5s", retries: 3 };
+  if (engineApiVersion !== undefined && apiAtLeast(engineApiVersion, START_INTERVAL_MIN_API)) {
+    return { ...check, startPeriod: "30s", startInterval: "1s" };
+  }
+  return { ...check, startPeriod: "2s" };
 }
 
 /**

@@ -21,5 +21,16 @@ _env_port="${BUILDKIT_STACK_REGISTRY_PORT:-5000}"
 # The mirror as the engine sees it, and as containers (buildkitd) see it.
 export BUILDKIT_STACK_MIRROR="127.0.0.1:$_env_port"
 export BUILDKIT_STACK_CONTAINER_MIRROR="host.docker.internal:$_env_port"
+# The Docker engine deploys and tests go to: BUILDKIT_STACK_ENGINE=29, 28 or
+# 20.10 picks one of this machine's engines (29 and 28 are built and started
+# by provisioning on their own sockets, see scripts/versions.sh; 20.10 is
+# Debian's compatibility engine on the default socket). Without it, an
+# exported DOCKER_HOST is kept, else Docker 29 is the default.
+case "${BUILDKIT_STACK_ENGINE:-}" in
+  29 | 28) export DOCKER_HOST="unix:///run/buildkit-stack/docker-${BUILDKIT_STACK_ENGINE}.sock" ;;
+  20.10) export DOCKER_HOST="unix:///var/run/docker.sock" ;;
+  "") export DOCKER_HOST="${DOCKER_HOST:-unix:///run/buildkit-stack/docker-29.sock}" ;;
+  *) echo "BUILDKIT_STACK_ENGINE is '${BUILDKIT_STACK_ENGINE}'; expected 29, 28 or 20.10" >&2; return 1 ;;
+esac
 case "$PULUMI_BACKEND_URL" in file://*) mkdir -p "${PULUMI_BACKEND_URL#file://}" ;; esac
 unset _env_root _env_port

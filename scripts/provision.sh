@@ -6,6 +6,9 @@
 # by the versions in scripts/versions.sh and package.json.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 STEP=provision
+# Provisioning manages this machine's engines, each by its own socket: an
+# exported DOCKER_HOST (scripts/env.sh sets one) must not redirect the checks.
+unset DOCKER_HOST
 started=$SECONDS
 steps="$BUILDKIT_STACK_ROOT/scripts/provision"
 
@@ -17,10 +20,15 @@ else
 fi
 
 bash "$steps/engine.sh"
+# Before the registry: containers on the Docker 28/29 engines reach it on
+# these bridges' gateways.
+bash "$steps/engine-bridges.sh"
 bash "$steps/registry.sh"
 # The images step compiles Go while the toolchain step does too; on two cores
 # running them one after the other is as fast and keeps the logs readable.
 bash "$steps/images.sh"
 bash "$steps/pulumi.sh"
 bash "$steps/tools.sh"
+# Docker 28 and 29 beside 20.10; 29 is the default engine (scripts/env.sh).
+bash "$steps/engines.sh"
 log "done in $((SECONDS - started))s; environment: source scripts/env.sh"

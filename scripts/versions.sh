@@ -37,3 +37,30 @@ REGISTRY_PORT="${BUILDKIT_STACK_REGISTRY_PORT:-5000}"
 
 # Workflow linter, run by the unit suite on .github/workflows.
 ACTIONLINT_VERSION="v1.7.12"
+
+# Current Docker engines the suite also runs on (issue 10), built from Go
+# modules next to Debian's 20.10. Docker 28 is the last release published as
+# github.com/docker/docker; Docker 29 is github.com/moby/moby/v2, whose
+# releases/versions.yaml names the release the module is stamped as.
+DOCKER28_MODULE="github.com/docker/docker"
+DOCKER28_MODULE_VERSION="v28.5.2+incompatible"
+DOCKER28_VERSION="28.5.2"
+DOCKER29_MODULE="github.com/moby/moby/v2"
+DOCKER29_MODULE_VERSION="v2.0.0-beta.24"
+# Docker 29 needs runc >= 1.2 (time namespace) and a containerd v2 shim.
+CONTAINERD_VERSION="v2.4.2"
+RUNC_VERSION="v1.5.1"
+
+# Where the current engines run beside Debian's 20.10 (which keeps
+# /var/run/docker.sock). Each has its own bridge; its gateway is the address
+# containers reach the registry mirror at (host.docker.internal), so the
+# registry answers on these too (BUILDKIT_STACK_CONTAINER_GATEWAYS, read by
+# the registry step next to the default bridge's gateway).
+ENGINES_RUN_DIR="/run/buildkit-stack"
+DOCKER28_BRIDGE="bks-docker28"
+DOCKER28_BRIDGE_CIDR="10.231.0.1/24"
+DOCKER28_ADDRESS_POOL="10.231.16.0/20"
+DOCKER29_BRIDGE="bks-docker29"
+DOCKER29_BRIDGE_CIDR="10.232.0.1/24"
+DOCKER29_ADDRESS_POOL="10.232.16.0/20"
+BUILDKIT_STACK_CONTAINER_GATEWAYS="${BUILDKIT_STACK_CONTAINER_GATEWAYS:-} ${DOCKER28_BRIDGE_CIDR%/*} ${DOCKER29_BRIDGE_CIDR%/*}"

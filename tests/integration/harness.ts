@@ -41,6 +41,8 @@ export function mustRun(command: string, args: string[], options: Parameters<typ
   return result.stdout;
 }
 
+let announcedEngine: string | undefined;
+
 /**
  * Integration tests need the real engine. Without one they fail, with the
  * fix: they are never skipped.
@@ -49,9 +51,12 @@ export function requireEngine(): void {
   const info = run("docker", ["info", "--format", "{{.ServerVersion}}"]);
   if (info.code !== 0) {
     throw new Error(
-      `No Docker engine answers (docker info: ${info.stderr.trim()}). Run \`bash scripts/provision.sh\` (or \`npm test\`, which does), then re-run.`,
+      `No Docker engine answers at ${process.env.DOCKER_HOST ?? "the default socket"} (docker info: ${info.stderr.trim()}). Run \`bash scripts/provision.sh\` (or \`npm test\`, which does), then re-run.`,
     );
   }
+  // Every test file says which engine it ran on (the suite runs on several: README, Docker engines).
+  const engine = `Docker ${info.stdout.trim()} at ${process.env.DOCKER_HOST ?? "unix:///var/run/docker.sock"}`;
+  if (engine !== announcedEngine) console.info(`integration tests on ${(announcedEngine = engine)}`);
   const pulumi = run("pulumi", ["version"]);
   if (pulumi.code !== 0) {
     throw new Error("The pulumi CLI is not on PATH. Run the tests with `npm test`, which provisions it and sources scripts/env.sh.");
