@@ -31,12 +31,16 @@ const MIB = 1024 ** 2;
 const GIB = 1024 ** 3;
 
 /**
- * The smallest memory limit accepted. Measured on Docker 20.10 (cgroup v1)
- * with moby/buildkit v0.32.2, deploying the real program through the
- * Automation API with decreasing `buildkit:memory` (smoke test on, stacks
- * b-mem-*): MEMORY_MEASUREMENT
+ * The smallest memory limit accepted. Measured on Docker 20.10 (cgroup v1,
+ * kernel 6.18) with moby/buildkit v0.32.2, deploying the real program through
+ * the Automation API with decreasing `buildkit:memory` (smoke test on, stacks
+ * b-mem-*, 2026-11-28): 32m, 24m, 20m and 18m became healthy and passed the
+ * smoke test (cgroup peak 16.1-17.3 MiB); 16m and 15m became healthy but were
+ * OOM-killed during the smoke test's build (6.5m, accepted before, never did).
+ * The floor is 32 MiB: the 17 MiB the daemon needs for its smallest build,
+ * with headroom for page cache and a healthcheck overlapping a build.
  */
-export const MIN_MEMORY_BYTES = 64 * MIB;
+export const MIN_MEMORY_BYTES = 32 * MIB;
 /**
  * Production floors. Build steps run inside the daemon's container, so its
  * memory limit is shared by buildkitd and every RUN of every build; and a GC
@@ -412,7 +416,8 @@ export function parseSettings(raw: Record<string, unknown>, context: StackContex
     const [namespace, key] = rawKey.includes(":") ? rawKey.split(":", 2) : [CONFIG_NAMESPACE, rawKey];
     if (namespace !== CONFIG_NAMESPACE) continue;
     // Own keys only: `constructor`, `toString`... are typos too, not settings.
-    const spec = Object.hasOwn(KEYS, key) ? (KEYS as Record<string, KeySpec<unknown>>)[key] : undefined;
+    // (Object.hasOwn is ES2022; the policy pack, which imports this module, compiles for ES2021.)
+    const spec = Object.prototype.hasOwnProperty.call(KEYS, key) ? (KEYS as Record<string, KeySpec<unknown>>)[key] : undefined;
     if (!spec) {
       problems.push(`${full(key)} is not a setting this program reads; known settings: ${CONFIG_KEYS.join(", ")}`);
       continue;

@@ -567,15 +567,15 @@ describe("a rootless daemon with a TCP listener", () => {
 describe("the container's name and smallest memory limit", () => {
   let deployed: Deployed;
   beforeAll(async () => {
-    deployed = await deploy("named", { "buildkit:containerName": "bk-named", "buildkit:memory": "64m" });
+    deployed = await deploy("named", { "buildkit:containerName": "bk-named", "buildkit:memory": "32m" });
   });
 
   it("names the container as configured", () => {
     expect(deployed.inputs("container").name).toBe("bk-named");
   });
 
-  it("passes the smallest accepted limit (64 MiB, measured) through as 64 MB, swap equal", () => {
-    expect(deployed.inputs("container")).toMatchObject({ memory: 64, memorySwap: 64 });
+  it("passes the smallest accepted limit (32 MiB, measured) through as 32 MB, swap equal", () => {
+    expect(deployed.inputs("container")).toMatchObject({ memory: 32, memorySwap: 32 });
   });
 
   it("sets no CPU or shm limit when none is configured", () => {

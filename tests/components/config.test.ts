@@ -74,7 +74,7 @@ const REQUIRED_IN_PRODUCTION = {
   cacheMaxUsedSpace: `buildkit:cacheMaxUsedSpace is required when buildkit:production is true (expected ${SIZE}); without a ceiling the build cache grows until the disk is full`,
 };
 const MEMORY_TOO_SMALL = (given: string, bytes: number) =>
-  `buildkit:memory is "${given}" (${bytes} bytes); expected at least 64m (the least buildkitd needs to become healthy and pass the smoke test, measured)`;
+  `buildkit:memory is "${given}" (${bytes} bytes); expected at least 32m (the least buildkitd needs to become healthy and pass the smoke test, measured)`;
 const PRODUCTION_MEMORY_TOO_SMALL = (given: string, bytes: number) =>
   `buildkit:memory is "${given}" (${bytes} bytes); expected at least 1g (in production: build steps share the daemon's limit, and real builds need more)`;
 const SHM_TOO_SMALL = (given: string, bytes: number) =>
@@ -392,7 +392,8 @@ const ADVERSARIAL: [string, Record<string, unknown>, string[]][] = [
   ["smokeTest", { "buildkit:smokeTest": "off" }, [`buildkit:smokeTest is "off"; expected ${BOOL}`]],
   // Memory: the measured floor, whole MiB, and sizes that are not sizes.
   ["memory", { "buildkit:memory": "6.5m" }, [MEMORY_TOO_SMALL("6.5m", 6815744)]],
-  ["memory", { "buildkit:memory": "63m" }, [MEMORY_TOO_SMALL("63m", 63 * MIB)]],
+  ["memory", { "buildkit:memory": "31m" }, [MEMORY_TOO_SMALL("31m", 31 * MIB)]],
+  ["memory", { "buildkit:memory": "16m" }, [MEMORY_TOO_SMALL("16m", 16 * MIB)]],
   ["memory", { "buildkit:memory": "100.5m" }, [NOT_WHOLE_MIB("memory", "100.5m", 105381888, "100m", "limit")]],
   ["memory", { "buildkit:memory": "1000000k" }, [NOT_WHOLE_MIB("memory", "1000000k", 1024000000, "976m", "limit")]],
   ["memory", { "buildkit:memory": "9999999t" }, [`buildkit:memory is "9999999t"; expected ${SIZE}`]],
@@ -515,7 +516,7 @@ describe("adversarial values, key by key", () => {
 
 describe("values at the edges that work as written", () => {
   it.each([
-    ["memory", { "buildkit:memory": "64m" }, { memoryBytes: MIN_MEMORY_BYTES }],
+    ["memory", { "buildkit:memory": "32m" }, { memoryBytes: MIN_MEMORY_BYTES }],
     ["memory", { "buildkit:memory": "1.5g" }, { memoryBytes: 1536 * MIB }],
     ["cpus", { "buildkit:cpus": "0.1" }, { cpus: 0.1 }],
     ["cpus", { "buildkit:cpus": "0.25" }, { cpus: 0.25 }],
