@@ -4,8 +4,10 @@
  * message naming the full key, the value given and the form accepted, all
  * problems of a stack file reported in one error.
  */
+import { execFileSync } from "child_process";
 import { X509Certificate } from "crypto";
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
 
 import { load as loadYaml } from "js-yaml";
@@ -792,6 +794,30 @@ describe("TLS and the TCP listener, checked with node:crypto", () => {
     expect(problems[1]).toMatch(
       /^buildkit:tlsClientKey is \[secret\]; expected a PEM-encoded client private key, set with `pulumi config set --secret` \(node:crypto cannot read it as a private key: .+\)$/,
     );
+  });
+
+  it("accepts the certificates the README's openssl recipe makes", () => {
+    const readme = fs.readFileSync(path.join(ROOT, "README.md"), "utf8");
+    const section = readme.slice(readme.indexOf("**TLS certificates for the TCP listener.**"));
+    const recipe = /```sh\n([\s\S]*?)```/.exec(section)![1];
+    // The openssl half; the pulumi config half stores exactly these files.
+    const openssl = recipe.slice(0, recipe.indexOf("pulumi config set"));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "buildkit-stack-readme-tls-"));
+    execFileSync("bash", ["-euo", "pipefail", "-c", openssl], { cwd: dir, stdio: "pipe" });
+    const read = (file: string) => fs.readFileSync(path.join(dir, file), "utf8");
+    const settings = parseSettings(
+      {
+        "buildkit:tcpPort": "1234",
+        "buildkit:tlsCa": read("ca.pem"),
+        "buildkit:tlsCert": read("server.pem"),
+        "buildkit:tlsKey": read("server.key"),
+        "buildkit:tlsClientCert": read("client.pem"),
+        "buildkit:tlsClientKey": read("client.key"),
+      },
+      { stack: "dev" },
+    );
+    expect(settings).toMatchObject({ containerName: "buildkitd", tcpAddress: "127.0.0.1", tcpPort: 1234 });
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it("says what is missing before judging the material", () => {
