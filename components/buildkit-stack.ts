@@ -3,8 +3,11 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { stringify as toToml } from "smol-toml";
 
-import type { BuildkitSettings } from "./config";
+import { BuildkitSettings, LABEL_PREFIX, providerCpus } from "./config";
 import { apiAtLeast, START_INTERVAL_MIN_API } from "./engine";
+
+// The provider's CPU spelling lives with the config rule that refuses what it cannot spell back.
+export { providerCpus };
 
 /** Where buildkitd keeps its state (the build cache): privileged and rootless images differ. */
 const STATE_PATH = { privileged: "/var/lib/buildkit", rootless: "/home/user/.local/share/buildkit" } as const;
@@ -18,7 +21,6 @@ const TLS_DIR = "/etc/buildkit/tls";
 /** buildkitd's conventional TCP port inside the container. */
 const TCP_CONTAINER_PORT = 1234;
 const MIB = 1024 * 1024;
-const LABEL_PREFIX = "org.buildkit-stack";
 
 /** Arguments of {@link BuildkitStack}: validated settings (see `config.ts`) plus where to deploy. */
 export interface BuildkitStackArgs extends BuildkitSettings {
@@ -235,18 +237,6 @@ function toLabelList(labels: Record<string, string>): { label: string; value: st
   return Object.keys(labels)
     .sort()
     .map((label) => ({ label, value: labels[label] }));
-}
-
-/**
- * CPUs written exactly as the provider reads them back from the engine
- * (NanoCPUs as a decimal: "1.0", "2.5"); any other spelling of the same
- * number is a perpetual diff.
- */
-export function providerCpus(cpus: number): string {
-  const nano = Math.round(cpus * 1e9);
-  const decimal = (nano / 1e9).toFixed(9);
-  if ((decimal.match(/0/g) ?? []).length === 9) return (nano / 1e9).toFixed(1);
-  return decimal.replace(/0+$/, "");
 }
 
 function parseExtraHost(entry: string): { host: string; ip: string } {

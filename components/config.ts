@@ -4,8 +4,12 @@
  * Every `buildkit:*` key is parsed here and nowhere else, before any resource
  * is declared. Each problem names the full key, the value given and the form
  * accepted; all problems are reported together, so a wrong stack file is fixed
- * in one pass rather than one error per `pulumi up`.
+ * in one pass rather than one error per `pulumi up`. The rule is: a value is
+ * either refused here, or it works on the engine exactly as written.
  */
+import { createPrivateKey, KeyObject, X509Certificate } from "node:crypto";
+import { isIP } from "node:net";
+
 import { z } from "zod";
 
 /** The BuildKit release this project is built and tested against. */
@@ -15,19 +19,52 @@ export const DEFAULT_ROOTLESS_IMAGE = `moby/buildkit:${DEFAULT_BUILDKIT_VERSION}
 
 export const CONFIG_NAMESPACE = "buildkit";
 
+/**
+ * Prefix of the labels the component puts on what it creates (managed-by,
+ * container, production, rootless, allow-privileged). The policy pack judges
+ * containers by them, so user labels under it are refused: they would be
+ * silently overridden, or worse, pass for the program's own.
+ */
+export const LABEL_PREFIX = "org.buildkit-stack";
+
+const MIB = 1024 ** 2;
+const GIB = 1024 ** 3;
+
+/**
+ * The smallest memory limit accepted. Measured on Docker 20.10 (cgroup v1,
+ * kernel 6.18) with moby/buildkit v0.32.2, deploying the real program through
+ * the Automation API with decreasing `buildkit:memory` (smoke test on, stacks
+ * b-mem-*, 2026-11-28): 32m, 24m, 20m and 18m became healthy and passed the
+ * smoke test (cgroup peak 16.1-17.3 MiB); 16m and 15m became healthy but were
+ * OOM-killed during the smoke test's build (6.5m, accepted before, never did).
+ * The floor is 32 MiB: the 17 MiB the daemon needs for its smallest build,
+ * with headroom for page cache and a healthcheck overlapping a build.
+ */
+export const MIN_MEMORY_BYTES = 32 * MIB;
+/**
+ * Production floors. Build steps run inside the daemon's container, so its
+ * memory limit is shared by buildkitd and every RUN of every build; and a GC
+ * ceiling smaller than a base image and its layers prunes the cache a build
+ * just made, so every production build starts cold.
+ */
+export const MIN_PRODUCTION_MEMORY_BYTES = GIB;
+export const MIN_PRODUCTION_CACHE_CEILING_BYTES = GIB;
+/** Docker refuses a memory limit under 6 MiB and a CPU limit under 0.01 (NanoCPUs 10,000,000). */
+const MAX_CPUS = 1024;
+
 export type RestartPolicy = "no" | "always" | "unless-stopped" | "on-failure";
 
 /** TLS material for the TCP listener, PEM-encoded. */
 export interface TlsSettings {
   /** CA that signed both the server and the client certificates. */
   ca: string;
-  /** Server certificate presented by buildkitd. */
+  /** Server certificate presented by buildkitd; its SANs cover the container name and the published address. */
   cert: string;
   /** Server private key. */
   key: string;
-  /** Client certificate and key the smoke test (and you) connect with. */
-  clientCert?: string;
-  clientKey?: string;
+  /** Client certificate and key the smoke test (and you) connect with: buildkitd with a CA requires one. */
+  clientCert: string;
+  clientKey: string;
 }
 
 /** Validated settings, units resolved: what the component consumes. */
@@ -40,8 +77,11 @@ export interface BuildkitSettings {
   /** Whether this stack may run buildkitd with --privileged (required unless rootless). */
   allowPrivileged: boolean;
   production: boolean;
+  /** Whole MiB, at least {@link MIN_MEMORY_BYTES}. */
   memoryBytes?: number;
+  /** At most two decimals, spelt back unchanged by {@link providerCpus}. */
   cpus?: number;
+  /** Whole MiB. */
   shmSizeBytes?: number;
   restartPolicy: RestartPolicy;
   restartMaxRetries?: number;
@@ -75,26 +115,59 @@ export class ConfigError extends Error {
   }
 }
 
-const SIZE_FORM = "a size in docker's units, like 512m or 4g (b, k, m, g, t; binary multiples)";
-const SIZE_PATTERN = /^(\d+(?:\.\d+)?)\s*([bkmgt]?)(?:i?b)?$/i;
-const UNIT_POWER: Record<string, number> = { "": 0, b: 0, k: 1, m: 2, g: 3, t: 4 };
+const SIZE_FORM = "a size in docker's units, like 512m or 4g (b, k, m, g, t; binary multiples; at most 8191t)";
+// A number, then b, or k/m/g/t optionally followed by b or ib: "20ib" is not a size.
+const SIZE_PATTERN = /^(\d+(?:\.\d+)?)\s*(?:([kmgt])(?:i?b)?|b)?$/i;
+const UNIT_POWER: Record<string, number> = { "": 0, k: 1, m: 2, g: 3, t: 4 };
 
-/** Parses a docker size (`512m`, `4g`, `1.5GiB`, `1048576`) into bytes. */
+/**
+ * Parses a docker size (`512m`, `4g`, `1.5GiB`, `1048576`) into whole bytes.
+ * Undefined for anything else, for zero, and past 2^53 bytes (8 PiB), where
+ * neither JavaScript nor Pulumi's numbers hold whole bytes any more (and
+ * `9999999t` would overflow docker's int64).
+ */
 export function parseSize(text: string): number | undefined {
   const match = SIZE_PATTERN.exec(text.trim());
   if (!match) return undefined;
-  const bytes = Math.floor(Number(match[1]) * 1024 ** UNIT_POWER[match[2].toLowerCase()]);
-  return bytes > 0 ? bytes : undefined;
+  const bytes = Math.floor(Number(match[1]) * 1024 ** UNIT_POWER[(match[2] ?? "").toLowerCase()]);
+  return bytes > 0 && Number.isSafeInteger(bytes) ? bytes : undefined;
 }
 
-// Docker's own reference grammar, reduced: [registry[:port]/]path[:tag][@digest].
-const IMAGE_PATTERN =
-  /^(?:(?:[a-zA-Z0-9-]+\.)*[a-zA-Z0-9-]+(?::\d+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
-const HOST_PORT_PATTERN = /^(?:https?:\/\/)?[a-zA-Z0-9.-]+(?::\d{1,5})?$/;
-const EXTRA_HOST_PATTERN = /^[a-zA-Z0-9.-]+:(?:host-gateway|[0-9a-fA-F.:]+)$/;
+/**
+ * CPUs spelt exactly as the docker provider reads them back from the engine
+ * (NanoCPUs through its nanoInt64ToDecimalString: "1.0" for a nine-decimal
+ * spelling with exactly nine zeros, trailing zeros trimmed otherwise, so 10
+ * comes back as "10."). Any other spelling of the same number is a perpetual
+ * diff. The provider's nine-zeros rule also rounds some values to one decimal
+ * (0.03 → "0.0", which is no limit at all; 10.05 → "10.1"): config refuses
+ * every value this function does not spell back unchanged.
+ */
+export function providerCpus(cpus: number): string {
+  const nano = Math.round(cpus * 1e9);
+  const decimal = (nano / 1e9).toFixed(9);
+  if ((decimal.match(/0/g) ?? []).length === 9) return (nano / 1e9).toFixed(1);
+  return decimal.replace(/0+$/, "");
+}
+
+// Docker's reference grammar (distribution/reference), reduced: [registry[:port]/]path[:tag][@digest].
+// A first segment is a registry only with a '.' or a ':', or as `localhost`.
+const REGISTRY = String.raw`(?:localhost|(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?\.)+[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?|[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?=:))(?::\d{1,5})?`;
+const PATH_COMPONENT = String.raw`[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*`;
+const IMAGE_PATTERN = new RegExp(
+  String.raw`^(?:(${REGISTRY})\/)?${PATH_COMPONENT}(?:\/${PATH_COMPONENT})*(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$`,
+);
+/** distribution/reference's NameTotalLengthMax. */
+const IMAGE_NAME_MAX = 255;
 // Docker requires two characters at least for container and volume names.
 const NAME_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
-const LOG_SIZE_PATTERN = /^\d+[kmg]$/;
+/** Network names docker keeps for itself (its predefined networks, and swarm's). */
+const RESERVED_NETWORK_NAMES = ["bridge", "host", "none", "default", "ingress", "docker_gwbridge"];
+const HOST_LABEL = String.raw`[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?`;
+const HOSTNAME_PATTERN = new RegExp(String.raw`^${HOST_LABEL}(?:\.${HOST_LABEL})*$`);
+const MIRROR_PATTERN = /^(https?:\/\/)?([^/:\s]+)(?::(\d{1,5}))?$/;
+const LOG_SIZE_PATTERN = /^([1-9]\d*)([kmg])$/;
+const DECIMAL_INTEGER = /^(?:0|[1-9]\d*)$/;
+const DECIMAL_NUMBER = /^\d+(?:\.\d+)?$/;
 
 /** One known key: how to read it and the form a person should write. */
 interface KeySpec<T> {
@@ -103,90 +176,186 @@ interface KeySpec<T> {
   secret?: boolean;
 }
 
+/** Marks a value as refused, with a reason beyond the form when there is one (shown in parentheses after it). */
+const refuse = (ctx: z.RefinementCtx, why = ""): never => {
+  ctx.addIssue({ code: "custom", message: why || "refused", params: { why } });
+  return z.NEVER;
+};
+
+/** The reason a schema gave with {@link refuse}, searched through union branches too. */
+function reasonOf(issues: readonly z.core.$ZodIssue[]): string | undefined {
+  for (const issue of issues) {
+    if (issue.code === "custom" && typeof issue.params?.why === "string" && issue.params.why) return issue.params.why;
+    if (issue.code === "invalid_union") {
+      const nested = reasonOf(issue.errors.flat());
+      if (nested) return nested;
+    }
+  }
+  return undefined;
+}
+
 const bool: KeySpec<boolean> = {
   schema: z.union([z.boolean(), z.enum(["true", "false"]).transform((v) => v === "true")]),
   form: "true or false",
 };
 const size: KeySpec<number> = {
-  schema: z.string().transform((v, ctx) => parseSize(v) ?? (ctx.addIssue({ code: "custom", message: "" }), z.NEVER)),
+  schema: z.string().transform((v, ctx) => parseSize(v) ?? refuse(ctx)),
   form: SIZE_FORM,
 };
-const positiveInt = (form: string, max = Number.MAX_SAFE_INTEGER): KeySpec<number> => ({
-  schema: z.coerce.number().int().positive().max(max),
+/** Whole numbers in plain decimal: `0x10`, `1e3`, `+5`, `007` or ` 5` are typos, not numbers. */
+const wholeNumber = (form: string, min: number, max = Number.MAX_SAFE_INTEGER): KeySpec<number> => ({
+  schema: z
+    .union([z.number(), z.string().regex(DECIMAL_INTEGER).transform(Number)])
+    .pipe(z.number().int().min(min).max(max)),
   form,
 });
+const cpus: KeySpec<number> = {
+  schema: z.union([z.number(), z.string().regex(DECIMAL_NUMBER).transform(Number)]).transform((value, ctx) => {
+    if (!(value > 0 && value <= MAX_CPUS) || Math.round(value * 100) / 100 !== value) return refuse(ctx);
+    const spelt = providerCpus(value);
+    if (Number(spelt) !== value) {
+      return refuse(ctx, `the docker provider reads ${value} back as "${spelt}"${Number(spelt) === 0 ? ", which is no limit at all" : ""}`);
+    }
+    return value;
+  }),
+  form: `a number of CPUs from 0.1 to ${MAX_CPUS} with at most two decimals, like 1, 2.5 or 0.25`,
+};
 const name: KeySpec<string> = {
   schema: z.string().regex(NAME_PATTERN),
   form: "a docker object name: two or more letters, digits, '_', '.', '-', starting with a letter or digit",
+};
+const networkName: KeySpec<string> = {
+  schema: z
+    .string()
+    .regex(NAME_PATTERN)
+    .transform((v, ctx) => (RESERVED_NETWORK_NAMES.includes(v) ? refuse(ctx, `"${v}" is a network docker keeps for itself`) : v)),
+  form: `${name.form}, other than ${RESERVED_NETWORK_NAMES.join(", ")}`,
+};
+const image: KeySpec<string> = {
+  schema: z.string().transform((v, ctx) => {
+    const match = IMAGE_PATTERN.exec(v);
+    const port = match?.[1]?.split(":")[1];
+    if (port !== undefined && !(Number(port) >= 1 && Number(port) <= 65535)) return refuse(ctx, `registry port ${port} is not from 1 to 65535`);
+    if (match && v.length <= IMAGE_NAME_MAX) return v;
+    const first = v.split("/")[0];
+    if (v.includes("/") && !/[.:]/.test(first) && first !== "localhost" && first !== first.toLowerCase()) {
+      return refuse(ctx, `docker reads a first segment with capitals, "${first}", as a registry host; repository names are lower-case`);
+    }
+    return refuse(ctx, v.length > IMAGE_NAME_MAX ? `longer than docker's ${IMAGE_NAME_MAX} characters` : "");
+  }),
+  form: "an image reference like moby/buildkit:v0.32.2, registry:5000/moby/buildkit:TAG or moby/buildkit@sha256:<64 hex>",
 };
 const pem = (what: string): KeySpec<string> => ({
   schema: z.string().includes("-----BEGIN "),
   form: `a PEM-encoded ${what}, set with \`pulumi config set --secret\``,
   secret: true,
 });
-const stringList = (pattern: RegExp, form: string): KeySpec<string[]> => ({
-  schema: z.union([
-    z.array(z.string().regex(pattern)),
-    z.string().transform((v, ctx) => {
-      try {
-        return z.array(z.string().regex(pattern)).parse(JSON.parse(v));
-      } catch {
-        ctx.addIssue({ code: "custom", message: "" });
-        return z.NEVER;
-      }
-    }),
-  ]),
-  form,
-});
+/** JSON text as a value; undefined when it is not JSON (a schema then refuses it by its form). */
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A list given natively or, as `pulumi config` stores it, as a JSON string; entries checked one by one. */
+const list = (entry: (value: string) => string | undefined, form: string): KeySpec<string[]> => {
+  const entries = z.array(z.string()).transform((values, ctx) => {
+    for (const value of values) {
+      const why = entry(value);
+      if (why !== undefined) return refuse(ctx, why);
+    }
+    return values;
+  });
+  return {
+    schema: z.union([
+      entries,
+      z.string().transform((v, ctx) => {
+        const result = entries.safeParse(parseJson(v));
+        return result.success ? result.data : refuse(ctx, reasonOf(result.error.issues));
+      }),
+    ]),
+    form,
+  };
+};
+
+/** Why a registry mirror entry is refused, or undefined. */
+function mirrorProblem(entry: string): string | undefined {
+  const match = MIRROR_PATTERN.exec(entry);
+  if (!match) return `"${entry}" is not a host, an optional :port and nothing else`;
+  const [, , host, port] = match;
+  if (!HOSTNAME_PATTERN.test(host) && isIP(host) !== 4) return `"${host}" is not a host name or IPv4 address`;
+  if (port !== undefined && !(Number(port) >= 1 && Number(port) <= 65535)) return `port ${port} is not from 1 to 65535`;
+  return undefined;
+}
+
+/** Why an extra-hosts entry is refused, or undefined. Docker splits HOST:IP at the first colon. */
+function extraHostProblem(entry: string): string | undefined {
+  const separator = entry.indexOf(":");
+  if (separator < 0) return `"${entry}" has no :IP`;
+  const host = entry.slice(0, separator);
+  const ip = entry.slice(separator + 1);
+  if (!HOSTNAME_PATTERN.test(host)) return `"${host}" is not a host name`;
+  // Zone ids (fe80::1%eth0) pass node's isIP but not docker's net.ParseIP.
+  if (ip !== "host-gateway" && (isIP(ip) === 0 || ip.includes("%"))) return `"${ip}" is not an IPv4 or IPv6 address, nor host-gateway`;
+  return undefined;
+}
 
 /** Every key this program reads, under the `buildkit:` namespace. */
 const KEYS = {
   containerName: name,
-  networkName: name,
+  networkName,
   cacheVolumeName: name,
-  image: {
-    schema: z.string().regex(IMAGE_PATTERN),
-    form: "an image reference like moby/buildkit:v0.32.2, registry:5000/moby/buildkit:TAG or moby/buildkit@sha256:<64 hex>",
-  } as KeySpec<string>,
+  image,
   rootless: bool,
   allowPrivileged: bool,
   production: bool,
   memory: size,
-  cpus: { schema: z.coerce.number().positive().max(1024), form: "a positive number of CPUs, like 1 or 2.5" } as KeySpec<number>,
+  cpus,
   shmSize: size,
   restartPolicy: {
     schema: z.enum(["no", "always", "unless-stopped", "on-failure"]),
     form: "one of no, always, unless-stopped, on-failure",
   } as KeySpec<RestartPolicy>,
-  restartMaxRetries: positiveInt("a whole number of retries > 0 (only with restartPolicy on-failure)"),
-  logMaxSize: { schema: z.string().regex(LOG_SIZE_PATTERN), form: "a json-file log size like 10m (k, m, g)" } as KeySpec<string>,
-  logMaxFiles: positiveInt("a whole number of rotated log files > 0", 100),
+  restartMaxRetries: wholeNumber("a whole number of retries > 0 (only with restartPolicy on-failure)", 1),
+  logMaxSize: {
+    schema: z.string().transform((v, ctx) => {
+      const match = LOG_SIZE_PATTERN.exec(v);
+      return match && Number.isSafeInteger(Number(match[1]) * 1024 ** UNIT_POWER[match[2]]) ? v : refuse(ctx);
+    }),
+    form: "a json-file log size above zero like 10m (k, m, g)",
+  } as KeySpec<string>,
+  logMaxFiles: wholeNumber("a whole number of rotated log files from 1 to 100", 1, 100),
   labels: {
-    schema: z.union([
-      z.record(z.string(), z.string()),
-      z.string().transform((v, ctx) => {
-        try {
-          return z.record(z.string(), z.string()).parse(JSON.parse(v));
-        } catch {
-          ctx.addIssue({ code: "custom", message: "" });
-          return z.NEVER;
+    schema: z
+      .union([z.record(z.string(), z.string()), z.string().transform((v, ctx) => parseJson(v) ?? refuse(ctx)).pipe(z.record(z.string(), z.string()))])
+      .transform(
+      (labels, ctx) => {
+        for (const key of Object.keys(labels)) {
+          if (key.trim() === "" || /[\s=]/.test(key)) return refuse(ctx, `label name ${JSON.stringify(key)} is empty or has a space or '='`);
+          const lower = key.toLowerCase();
+          if (lower === LABEL_PREFIX || lower.startsWith(`${LABEL_PREFIX}.`)) {
+            return refuse(ctx, `${JSON.stringify(key)} is under ${LABEL_PREFIX}., which the program's own labels use`);
+          }
         }
-      }),
-    ]),
-    form: "a map of label names to string values",
+        return labels;
+      },
+    ),
+    form: `a map of label names to string values, no name under ${LABEL_PREFIX}.`,
   } as KeySpec<Record<string, string>>,
   cacheProtected: bool,
   cacheReservedSpace: size,
   cacheMaxUsedSpace: size,
   cacheMinFreeSpace: size,
-  maxParallelism: positiveInt("a whole number of parallel build steps > 0", 1024),
-  registryMirrors: stringList(
-    HOST_PORT_PATTERN,
+  maxParallelism: wholeNumber("a whole number of parallel build steps from 1 to 1024", 1, 1024),
+  registryMirrors: list(
+    mirrorProblem,
     "a list of registry hosts like [\"mirror.example.com\", \"http://host.docker.internal:5000\"] (http:// marks a plain-HTTP mirror)",
   ),
-  extraHosts: stringList(EXTRA_HOST_PATTERN, "a list of HOST:IP entries, like [\"host.docker.internal:host-gateway\"]"),
+  extraHosts: list(extraHostProblem, "a list of HOST:IP entries, like [\"db:10.0.0.2\", \"host.docker.internal:host-gateway\"]"),
   debug: bool,
-  tcpPort: positiveInt("a TCP port from 1 to 65535", 65535),
+  tcpPort: wholeNumber("a TCP port from 1 to 65535", 1, 65535),
   tcpAddress: {
     schema: z.union([z.ipv4(), z.ipv6()]),
     form: "an IP address of this Docker host to publish the TCP listener on, like 127.0.0.1",
@@ -198,7 +367,20 @@ const KEYS = {
   tlsClientKey: pem("client private key"),
   smokeTest: bool,
   dockerHost: {
-    schema: z.string().regex(/^(unix|tcp|ssh|npipe):\/\/.+$/),
+    schema: z.string().transform((v, ctx) => {
+      let url: URL;
+      try {
+        url = new URL(v);
+      } catch {
+        return refuse(ctx);
+      }
+      const scheme = url.protocol.slice(0, -1);
+      const ok =
+        (scheme === "unix" && url.hostname === "" && url.pathname.startsWith("/") && url.pathname.length > 1) ||
+        ((scheme === "tcp" || scheme === "ssh") && url.hostname !== "" && (url.pathname === "" || url.pathname === "/")) ||
+        (scheme === "npipe" && url.pathname.length > 1);
+      return ok ? v : refuse(ctx);
+    }),
     form: "a Docker endpoint like unix:///var/run/docker.sock, ssh://user@host or tcp://host:2376",
   } as KeySpec<string>,
   requirePinnedImage: bool,
@@ -216,6 +398,9 @@ export interface StackContext {
 
 const show = (value: unknown): string =>
   typeof value === "string" ? JSON.stringify(value) : JSON.stringify(value) ?? String(value);
+const full = (key: string) => `${CONFIG_NAMESPACE}:${key}`;
+const sizeName = (bytes: number) =>
+  bytes % GIB === 0 ? `${bytes / GIB}g` : bytes % MIB === 0 ? `${bytes / MIB}m` : `${bytes} bytes`;
 
 /**
  * Parses raw config values (as `pulumi.runtime.allConfig()` holds them, keys
@@ -225,13 +410,14 @@ const show = (value: unknown): string =>
 export function parseSettings(raw: Record<string, unknown>, context: StackContext): BuildkitSettings {
   const problems: string[] = [];
   const values: Parsed = {};
-  const full = (key: string) => `${CONFIG_NAMESPACE}:${key}`;
+  const rawOf = (key: ConfigKey) => raw[full(key)] ?? raw[key];
 
   for (const [rawKey, value] of Object.entries(raw)) {
     const [namespace, key] = rawKey.includes(":") ? rawKey.split(":", 2) : [CONFIG_NAMESPACE, rawKey];
     if (namespace !== CONFIG_NAMESPACE) continue;
     // Own keys only: `constructor`, `toString`... are typos too, not settings.
-    const spec = Object.hasOwn(KEYS, key) ? (KEYS as Record<string, KeySpec<unknown>>)[key] : undefined;
+    // (Object.hasOwn is ES2022; the policy pack, which imports this module, compiles for ES2021.)
+    const spec = Object.prototype.hasOwnProperty.call(KEYS, key) ? (KEYS as Record<string, KeySpec<unknown>>)[key] : undefined;
     if (!spec) {
       problems.push(`${full(key)} is not a setting this program reads; known settings: ${CONFIG_KEYS.join(", ")}`);
       continue;
@@ -241,28 +427,13 @@ export function parseSettings(raw: Record<string, unknown>, context: StackContex
       (values as Record<string, unknown>)[key] = result.data;
     } else {
       const given = spec.secret ? "[secret]" : show(value);
-      problems.push(`${full(key)} is ${given}; expected ${spec.form}`);
-    }
-  }
-
-  // The container takes memory and shm in whole MiB, where 0 means no limit (memory) or docker's
-  // default (shm); docker refuses a memory limit under 6 MiB. Smaller sizes would pass here and then
-  // be silently dropped (an unbounded daemon, even in production) or fail only at create time.
-  const minimums: [ConfigKey, number, string][] = [
-    ["memory", 6 * 1024 ** 2, "6m, docker's minimum memory limit"],
-    ["shmSize", 1024 ** 2, "1m"],
-  ];
-  for (const [key, min, form] of minimums) {
-    const bytes = values[key] as number | undefined;
-    if (bytes !== undefined && bytes < min) {
-      problems.push(
-        `${full(key)} is ${show(raw[full(key)] ?? raw[key])} (${bytes} bytes); expected at least ${form} (the container's ${key === "memory" ? "limit" : "shm size"} is set in whole MiB)`,
-      );
+      const why = reasonOf(result.error.issues);
+      problems.push(`${full(key)} is ${given}; expected ${spec.form}${why ? ` (${why})` : ""}`);
     }
   }
 
   // Given but refused: already reported, and its default must not be described as what was set.
-  const given = (key: ConfigKey) => raw[key] !== undefined || raw[full(key)] !== undefined;
+  const given = (key: ConfigKey) => rawOf(key) !== undefined;
   const refused = (key: ConfigKey) => given(key) && values[key] === undefined;
 
   const production = values.production ?? false;
@@ -270,6 +441,9 @@ export function parseSettings(raw: Record<string, unknown>, context: StackContex
   const containerName = values.containerName ?? "buildkitd";
   const image = values.image ?? (rootless ? DEFAULT_ROOTLESS_IMAGE : DEFAULT_IMAGE);
   const restartPolicy = values.restartPolicy ?? (production ? "unless-stopped" : "no");
+  const tcpAddress = values.tcpAddress ?? "127.0.0.1";
+
+  problems.push(...sizeFloorProblems(values, rawOf, production));
 
   const allowPrivileged = values.allowPrivileged ?? !production;
   if (!rootless && !allowPrivileged && !refused("rootless") && !refused("allowPrivileged")) {
@@ -278,28 +452,10 @@ export function parseSettings(raw: Record<string, unknown>, context: StackContex
         `buildkitd needs --privileged unless it runs rootless: set ${full("rootless")} to true, or ${full("allowPrivileged")} to true to accept a privileged daemon`,
     );
   }
+  if (!refused("image") && !refused("rootless")) problems.push(...rootlessImageProblems(image, rootless, values.image !== undefined));
 
-  const tlsKeys = ["tlsCa", "tlsCert", "tlsKey"] as const;
-  const tlsGiven = tlsKeys.filter((k) => values[k] !== undefined || raw[k] !== undefined || raw[full(k)] !== undefined);
-  if (tlsGiven.length > 0 && tlsGiven.length < tlsKeys.length) {
-    const missing = tlsKeys.filter((k) => !tlsGiven.includes(k)).map(full);
-    problems.push(
-      `${tlsGiven.map(full).join(", ")} ${tlsGiven.length === 1 ? "is" : "are"} set but ${missing.join(", ")} ${missing.length === 1 ? "is" : "are"} not; ` +
-        `set all three TLS settings (CA, server certificate, server key) or none`,
-    );
-  }
-  if (given("tlsClientCert") !== given("tlsClientKey")) {
-    problems.push(`${full("tlsClientCert")} and ${full("tlsClientKey")} go together; set both or neither`);
-  }
-  if (values.tcpPort !== undefined && tlsGiven.length === 0) {
-    problems.push(
-      `${full("tcpPort")} is ${values.tcpPort} but no TLS is configured; plaintext TCP would let anything that reaches the port run builds as root. ` +
-        `Set ${full("tlsCa")}, ${full("tlsCert")} and ${full("tlsKey")} (as secrets), or remove ${full("tcpPort")}`,
-    );
-  }
-  if (!given("tcpPort") && values.tcpAddress !== undefined) {
-    problems.push(`${full("tcpAddress")} is set but ${full("tcpPort")} is not; the address only applies to the TCP listener`);
-  }
+  problems.push(...tcpProblems(values, given, refused, containerName, tcpAddress));
+
   if (values.restartMaxRetries !== undefined && restartPolicy !== "on-failure" && !refused("restartPolicy")) {
     problems.push(
       `${full("restartMaxRetries")} is ${values.restartMaxRetries} but ${full("restartPolicy")} is ${show(restartPolicy)}; retries apply only to on-failure`,
@@ -312,6 +468,7 @@ export function parseSettings(raw: Record<string, unknown>, context: StackContex
       `${full("cacheReservedSpace")} (${reserved} bytes) is above ${full("cacheMaxUsedSpace")} (${ceiling} bytes); the floor must not exceed the ceiling`,
     );
   }
+  problems.push(...mirrorConflictProblems(values.registryMirrors ?? []));
   if (production) {
     const required: ConfigKey[] = ["memory", "cpus", "cacheMaxUsedSpace"];
     for (const key of required) {
@@ -325,7 +482,7 @@ export function parseSettings(raw: Record<string, unknown>, context: StackContex
       }
     }
   }
-  if ((values.requirePinnedImage ?? production) && !isPinned(image)) {
+  if ((values.requirePinnedImage ?? production) && !refused("image") && !isPinned(image)) {
     problems.push(
       `${full("image")} is ${show(image)} but ${full("requirePinnedImage")} is in force (default in production); ` +
         `expected a digest (@sha256:…) or a tag other than latest, like ${DEFAULT_IMAGE}`,
@@ -335,14 +492,8 @@ export function parseSettings(raw: Record<string, unknown>, context: StackContex
   if (problems.length > 0) throw new ConfigError(problems);
 
   const tls: TlsSettings | undefined =
-    values.tlsCa && values.tlsCert && values.tlsKey
-      ? {
-          ca: values.tlsCa,
-          cert: values.tlsCert,
-          key: values.tlsKey,
-          clientCert: values.tlsClientCert,
-          clientKey: values.tlsClientKey,
-        }
+    values.tlsCa && values.tlsCert && values.tlsKey && values.tlsClientCert && values.tlsClientKey
+      ? { ca: values.tlsCa, cert: values.tlsCert, key: values.tlsKey, clientCert: values.tlsClientCert, clientKey: values.tlsClientKey }
       : undefined;
 
   return {
@@ -370,12 +521,205 @@ export function parseSettings(raw: Record<string, unknown>, context: StackContex
     extraHosts: values.extraHosts ?? [],
     debug: values.debug ?? false,
     tcpPort: values.tcpPort,
-    tcpAddress: values.tcpAddress ?? "127.0.0.1",
+    tcpAddress,
     tls,
     smokeTest: values.smokeTest ?? true,
     dockerHost: values.dockerHost,
     requirePinnedImage: values.requirePinnedImage ?? production,
   };
+}
+
+/**
+ * Sizes the engine would not honour as written. The container takes memory
+ * and shm in whole MiB (a remainder would be dropped; under 1 MiB means no
+ * limit or docker's default); GC sizes of a few bytes are a missing unit, not
+ * a cache; and production has floors of its own.
+ */
+function sizeFloorProblems(values: Parsed, rawOf: (key: ConfigKey) => unknown, production: boolean): string[] {
+  const problems: string[] = [];
+  const floors: { key: ConfigKey; min: number; why: string; wholeMib?: boolean }[] = [
+    {
+      key: "memory",
+      min: production ? MIN_PRODUCTION_MEMORY_BYTES : MIN_MEMORY_BYTES,
+      why: production
+        ? "in production: build steps share the daemon's limit, and real builds need more"
+        : "the least buildkitd needs to become healthy and pass the smoke test, measured",
+      wholeMib: true,
+    },
+    { key: "shmSize", min: MIB, why: "docker ignores a smaller shm size", wholeMib: true },
+    { key: "cacheReservedSpace", min: MIB, why: "a GC size of a few bytes is a missing unit" },
+    {
+      key: "cacheMaxUsedSpace",
+      min: production ? MIN_PRODUCTION_CACHE_CEILING_BYTES : MIB,
+      why: production
+        ? "in production: a smaller ceiling prunes the layers a build just made, so every build starts cold"
+        : "a GC size of a few bytes is a missing unit",
+    },
+    { key: "cacheMinFreeSpace", min: MIB, why: "a GC size of a few bytes is a missing unit" },
+  ];
+  for (const { key, min, why, wholeMib } of floors) {
+    const bytes = values[key] as number | undefined;
+    if (bytes === undefined) continue;
+    const givenAs = `${full(key)} is ${show(rawOf(key))} (${bytes} bytes)`;
+    if (bytes < min) {
+      problems.push(`${givenAs}; expected at least ${sizeName(min)} (${why})`);
+    } else if (wholeMib && bytes % MIB !== 0) {
+      problems.push(`${givenAs}; expected a whole number of MiB, like ${Math.floor(bytes / MIB)}m (the container's ${key === "memory" ? "limit" : "shm size"} is set in MiB)`);
+    }
+  }
+  return problems;
+}
+
+/**
+ * The rootless image runs buildkitd as user 1000 behind rootlesskit (its socket
+ * under /run/user/1000); the privileged image needs --privileged. Mixing them
+ * gives a daemon that never becomes healthy. Checked for moby/buildkit, whose
+ * tags say which is which; other images are taken at their word.
+ */
+function rootlessImageProblems(image: string, rootless: boolean, imageGiven: boolean): string[] {
+  const match = /^(?:docker\.io\/)?(?:library\/)?moby\/buildkit(?::([\w][\w.-]*))?(?:@sha256:[a-f0-9]{64})?$/.exec(image);
+  if (!match || !imageGiven) return [];
+  const rootlessTag = /(^|-)rootless$/.test(match[1] ?? "latest");
+  if (rootlessTag === rootless) return [];
+  return [
+    rootless
+      ? `${full("image")} is ${show(image)} but ${full("rootless")} is true; the rootless daemon needs a moby/buildkit rootless tag, like ${DEFAULT_ROOTLESS_IMAGE}`
+      : `${full("image")} is ${show(image)}, a rootless image, but ${full("rootless")} is false; set ${full("rootless")} to true, or use a tag without -rootless, like ${DEFAULT_IMAGE}`,
+  ];
+}
+
+/** An http:// and an https:// mirror of one host: the registry section would mark the host plain-HTTP for both. */
+function mirrorConflictProblems(mirrors: string[]): string[] {
+  const byHost = new Map<string, string[]>();
+  for (const mirror of mirrors) {
+    const host = mirror.replace(/^https?:\/\//, "").toLowerCase();
+    byHost.set(host, [...(byHost.get(host) ?? []), mirror]);
+  }
+  return [...byHost.entries()]
+    .filter(([, entries]) => entries.length > 1)
+    .map(
+      ([host, entries]) =>
+        `${full("registryMirrors")} lists ${host} ${entries.length} times (${entries.map((e) => JSON.stringify(e)).join(", ")}); ` +
+        `list each mirror once${entries.some((e) => e.startsWith("http://")) ? ": its http:// entry would make every entry of that host plain HTTP" : ""}`,
+    );
+}
+
+/** A parsed certificate or key, or the problem that it is not one. */
+type Parsed509 = { cert?: X509Certificate; key?: KeyObject; problem?: string };
+
+function readCertificate(key: ConfigKey, pemText: string | undefined): Parsed509 {
+  if (pemText === undefined) return {};
+  try {
+    return { cert: new X509Certificate(pemText) };
+  } catch (error) {
+    return { problem: `${full(key)} is [secret]; expected ${KEYS[key].form} (node:crypto cannot read it as an X.509 certificate: ${(error as Error).message})` };
+  }
+}
+
+function readKey(key: ConfigKey, pemText: string | undefined): Parsed509 {
+  if (pemText === undefined) return {};
+  try {
+    return { key: createPrivateKey(pemText) };
+  } catch (error) {
+    return { problem: `${full(key)} is [secret]; expected ${KEYS[key].form} (node:crypto cannot read it as a private key: ${(error as Error).message})` };
+  }
+}
+
+/**
+ * The TCP listener: only with mTLS, and with material that works. buildkitd
+ * given a CA requires client certificates, and the smoke test connects to
+ * `tcp://<containerName>:1234` on the stack's network, so the server
+ * certificate must name the container (and the published address, which is
+ * what `buildkitHost` tells clients to dial), be the key's, be signed by the
+ * CA, and the client certificate too.
+ */
+function tcpProblems(
+  values: Parsed,
+  given: (key: ConfigKey) => boolean,
+  refused: (key: ConfigKey) => boolean,
+  containerName: string,
+  tcpAddress: string,
+): string[] {
+  const problems: string[] = [];
+  const serverKeys = ["tlsCa", "tlsCert", "tlsKey"] as const;
+  const clientKeys = ["tlsClientCert", "tlsClientKey"] as const;
+  const tlsGiven = [...serverKeys, ...clientKeys].filter(given);
+  const serverGiven = serverKeys.filter(given);
+
+  if (!given("tcpPort")) {
+    if (values.tcpAddress !== undefined) {
+      problems.push(`${full("tcpAddress")} is set but ${full("tcpPort")} is not; the address only applies to the TCP listener`);
+    }
+    if (tlsGiven.length > 0) {
+      problems.push(
+        `${tlsGiven.map(full).join(", ")} ${tlsGiven.length === 1 ? "is" : "are"} set but ${full("tcpPort")} is not; ` +
+          `TLS material is only for the TCP listener (it would be uploaded into the container for nothing): set ${full("tcpPort")}, or remove them`,
+      );
+    }
+    return problems;
+  }
+  if (serverGiven.length > 0 && serverGiven.length < serverKeys.length) {
+    const missing = serverKeys.filter((k) => !serverGiven.includes(k)).map(full);
+    problems.push(
+      `${serverGiven.map(full).join(", ")} ${serverGiven.length === 1 ? "is" : "are"} set but ${missing.join(", ")} ${missing.length === 1 ? "is" : "are"} not; ` +
+        `set all three TLS settings (CA, server certificate, server key) or none`,
+    );
+  }
+  if (refused("tcpPort")) return problems;
+  if (serverGiven.length === 0) {
+    problems.push(
+      `${full("tcpPort")} is ${values.tcpPort} but no TLS is configured; plaintext TCP would let anything that reaches the port run builds as root. ` +
+        `Set ${full("tlsCa")}, ${full("tlsCert")} and ${full("tlsKey")} (as secrets), or remove ${full("tcpPort")}`,
+    );
+    return problems;
+  }
+  const clientMissing = clientKeys.filter((k) => !given(k));
+  if (clientMissing.length > 0) {
+    problems.push(
+      `${full("tcpPort")} is ${values.tcpPort} but ${clientMissing.map(full).join(" and ")} ${clientMissing.length === 1 ? "is" : "are"} not set; ` +
+        `buildkitd given a CA accepts only clients with a certificate it signed, and the smoke test connects with this one: ` +
+        `set ${full("tlsClientCert")} and ${full("tlsClientKey")} (as secrets)`,
+    );
+  }
+  if ([...serverKeys, ...clientKeys].some(refused) || problems.length > 0) return problems;
+
+  const ca = readCertificate("tlsCa", values.tlsCa);
+  const server = readCertificate("tlsCert", values.tlsCert);
+  const serverKey = readKey("tlsKey", values.tlsKey);
+  const client = readCertificate("tlsClientCert", values.tlsClientCert);
+  const clientKey = readKey("tlsClientKey", values.tlsClientKey);
+  const unreadable = [ca, server, serverKey, client, clientKey].flatMap((p) => (p.problem ? [p.problem] : []));
+  if (unreadable.length > 0) return [...problems, ...unreadable];
+
+  const now = new Date();
+  const pairs = [
+    { certKey: "tlsCert", keyKey: "tlsKey", cert: server.cert!, key: serverKey.key!, usage: "1.3.6.1.5.5.7.3.1", usageName: "serverAuth" },
+    { certKey: "tlsClientCert", keyKey: "tlsClientKey", cert: client.cert!, key: clientKey.key!, usage: "1.3.6.1.5.5.7.3.2", usageName: "clientAuth" },
+  ] as const;
+  for (const { certKey, keyKey, cert, key, usage, usageName } of pairs) {
+    if (!cert.checkPrivateKey(key)) problems.push(`${full(keyKey)} is not the private key of ${full(certKey)}; set the key the certificate was issued for`);
+    if (!cert.verify(ca.cert!.publicKey)) {
+      problems.push(`${full(certKey)} is not signed by ${full("tlsCa")} (issuer ${JSON.stringify(cert.issuer.replace(/\n/g, ", "))}); sign it with that CA, which both sides trust`);
+    }
+    if (new Date(cert.validTo) < now || new Date(cert.validFrom) > now) {
+      problems.push(`${full(certKey)} is valid from ${cert.validFrom} to ${cert.validTo}, not now; issue a current one`);
+    }
+    if (cert.keyUsage !== undefined && !cert.keyUsage.includes(usage)) {
+      problems.push(`${full(certKey)} has extended key usage ${cert.keyUsage.join(", ")} without ${usageName} (${usage}); issue it for ${usageName}`);
+    }
+  }
+  // Clients verify the name they dial against the SANs (Go ignores the CN). 0.0.0.0 and :: publish on every
+  // address of the host, so clients dial a name of yours that the certificate must carry: not checkable here.
+  const missing: string[] = [];
+  if (server.cert!.checkHost(containerName, { subject: "never" }) === undefined) missing.push(`DNS:${containerName}`);
+  if (tcpAddress !== "0.0.0.0" && tcpAddress !== "::" && server.cert!.checkIP(tcpAddress) === undefined) missing.push(`IP:${tcpAddress}`);
+  if (missing.length > 0) {
+    problems.push(
+      `${full("tlsCert")} does not cover ${missing.join(" and ")} in its subjectAltName (it has ${server.cert!.subjectAltName ?? "none"}); ` +
+        `the smoke test dials tcp://${containerName}:1234 and clients dial ${full("tcpAddress")}: issue it with subjectAltName=${missing.join(",")}`,
+    );
+  }
+  return problems;
 }
 
 /** True when the reference names an immutable image: a digest, or a tag other than `latest`. */

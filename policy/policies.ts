@@ -4,18 +4,12 @@
 import { Policies, PolicyResource, ReportViolation, StackValidationArgs, validateResourceOfType } from "@pulumi/policy";
 import * as docker from "@pulumi/docker";
 
-const LABEL = "org.buildkit-stack";
+// The rules the stack's config enforces, shared so that a reviewer's policy and the program agree.
+import { isPinned, LABEL_PREFIX } from "../components/config";
 
 type Labels = { label: string; value: string }[] | undefined;
-const label = (labels: Labels, name: string): string | undefined => labels?.find((l) => l.label === `${LABEL}.${name}`)?.value;
+const label = (labels: Labels, name: string): string | undefined => labels?.find((l) => l.label === `${LABEL_PREFIX}.${name}`)?.value;
 const isProduction = (labels: Labels) => label(labels, "production") === "true";
-
-/** True when the reference names an immutable image: a digest, or a tag other than latest. */
-function isPinned(image: string): boolean {
-  if (image.includes("@sha256:")) return true;
-  const lastSegment = image.slice(image.lastIndexOf("/") + 1);
-  return lastSegment.includes(":") && !lastSegment.endsWith(":latest");
-}
 
 const CONTAINER = "docker:index/container:Container";
 const REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage";
@@ -56,9 +50,14 @@ export const policies: Policies = [
       enforcementLevel: "mandatory",
       validateResource: validateResourceOfType(docker.Container, (container, _args, reportViolation) => {
         if (!isProduction(container.labels as Labels)) return;
-        const missing = [!container.memory ? "memory" : "", !container.cpus ? "cpus" : ""].filter(Boolean);
+        // The provider takes CPUs as a decimal string: "0.0" (what 0.03 used to be spelt as) is no limit at all.
+        const cpus = container.cpus === undefined ? undefined : Number(container.cpus);
+        const missing = [!container.memory ? "memory" : "", !(cpus !== undefined && cpus > 0) ? "cpus" : ""].filter(Boolean);
         if (missing.length > 0) {
-          reportViolation(`Production container ${container.name} has no ${missing.join(" and no ")} limit; set buildkit:memory and buildkit:cpus.`);
+          const zeroCpus = container.cpus !== undefined && missing.includes("cpus") ? ` (cpus ${JSON.stringify(container.cpus)} is no limit)` : "";
+          reportViolation(
+            `Production container ${container.name} has no ${missing.join(" and no ")} limit${zeroCpus}; set ${missing.map((key) => `buildkit:${key}`).join(" and ")}.`,
+          );
         }
       }),
     },

@@ -89,7 +89,19 @@ describe("production-daemon-has-limits", () => {
       "Production container buildkitd has no memory and no cpus limit; set buildkit:memory and buildkit:cpus.",
     ]);
   });
+  // What the program used to send for buildkit:cpus 0.01 to 0.04: the provider's spelling of "no limit".
+  it.each(["0.0", "0"])("rejects a production daemon whose cpus %j is no limit", async (cpus) => {
+    expect(await resourceViolations("production-daemon-has-limits", prodContainer({ cpus }))).toEqual([
+      `Production container buildkitd has no cpus limit (cpus "${cpus}" is no limit); set buildkit:cpus.`,
+    ]);
+  });
+  it("rejects a production daemon without a memory limit, naming only that", async () => {
+    expect(await resourceViolations("production-daemon-has-limits", prodContainer({ memory: 0 }))).toEqual([
+      "Production container buildkitd has no memory limit; set buildkit:memory.",
+    ]);
+  });
   it("passes a limited production daemon, and ignores development", async () => {
+    expect(await resourceViolations("production-daemon-has-limits", prodContainer({ cpus: "0.1" }))).toEqual([]);
     expect(await resourceViolations("production-daemon-has-limits", prodContainer())).toEqual([]);
     expect(await resourceViolations("production-daemon-has-limits", resource(CONTAINER, { name: "dev", labels: labels(false) }))).toEqual([]);
   });

@@ -10,6 +10,7 @@ import { parse as parseToml } from "smol-toml";
 
 import type { BuildkitStackArgs } from "../../components/buildkit-stack";
 import { BuildkitSettings, parseSettings } from "../../components/config";
+import { makeCertificates } from "./certificates";
 
 const IMAGE_ID = "sha256:" + "1".repeat(64);
 const REPO_DIGEST = "moby/buildkit@sha256:" + "2".repeat(64);
@@ -48,7 +49,16 @@ const SECRET_SIG = "4dabf18193072939515e22adb298388d";
 const isSecret = (value: any): boolean => value !== null && typeof value === "object" && SECRET_SIG in value;
 const reveal = (value: any): any => (isSecret(value) ? reveal(value.value) : Array.isArray(value) ? value.map(reveal) : value);
 
-const PEM = (what: string) => `-----BEGIN ${what}-----\nx\n-----END ${what}-----`;
+// Config checks TLS material with node:crypto, so TCP stacks need real certificates naming their container and address.
+const REMOTE_TLS = makeCertificates({ serverSans: ["DNS:bk-tcp", "IP:10.0.0.5"] });
+const LOCAL_TLS = makeCertificates({ serverSans: ["DNS:bk-server-tls", "DNS:bk-rootless-tcp", "IP:127.0.0.1"] });
+const tlsConfig = (set: typeof LOCAL_TLS) => ({
+  "buildkit:tlsCa": set.ca,
+  "buildkit:tlsCert": set.cert,
+  "buildkit:tlsKey": set.key,
+  "buildkit:tlsClientCert": set.clientCert,
+  "buildkit:tlsClientKey": set.clientKey,
+});
 const TYPES = {
   container: "docker:index/container:Container",
   image: "docker:index/remoteImage:RemoteImage",
@@ -323,11 +333,7 @@ describe("a TCP listener with mTLS on a remote Docker host", () => {
         "buildkit:containerName": "bk-tcp",
         "buildkit:tcpPort": "2345",
         "buildkit:tcpAddress": "10.0.0.5",
-        "buildkit:tlsCa": PEM("CA"),
-        "buildkit:tlsCert": PEM("CERT"),
-        "buildkit:tlsKey": PEM("KEY"),
-        "buildkit:tlsClientCert": PEM("CLIENT CERT"),
-        "buildkit:tlsClientKey": PEM("CLIENT KEY"),
+        ...tlsConfig(REMOTE_TLS),
         "buildkit:dockerHost": "ssh://builder@build-host",
       },
       provider,
@@ -352,9 +358,9 @@ describe("a TCP listener with mTLS on a remote Docker host", () => {
     expect(isSecret(uploads)).toBe(true);
     expect(reveal(uploads)).toEqual([
       { file: "/etc/buildkit/buildkitd.toml", content: renderBuildkitdToml(deployed.settings) },
-      { file: "/etc/buildkit/tls/ca.pem", content: PEM("CA") },
-      { file: "/etc/buildkit/tls/cert.pem", content: PEM("CERT") },
-      { file: "/etc/buildkit/tls/key.pem", content: PEM("KEY") },
+      { file: "/etc/buildkit/tls/ca.pem", content: REMOTE_TLS.ca },
+      { file: "/etc/buildkit/tls/cert.pem", content: REMOTE_TLS.cert },
+      { file: "/etc/buildkit/tls/key.pem", content: REMOTE_TLS.key },
     ]);
   });
 
@@ -378,24 +384,22 @@ describe("a TCP listener with mTLS on a remote Docker host", () => {
       NETWORK: "buildkit-dev",
       ATTEMPTS: "60",
       DOCKER_HOST: "ssh://builder@build-host",
-      BK_CA: PEM("CA"),
-      BK_CERT: PEM("CLIENT CERT"),
-      BK_KEY: PEM("CLIENT KEY"),
+      BK_CA: REMOTE_TLS.ca,
+      BK_CERT: REMOTE_TLS.clientCert,
+      BK_KEY: REMOTE_TLS.clientKey,
     });
     expect(smokeTest.create).toContain('docker run --rm -i --network "$NETWORK" -e BK_CA -e BK_CERT -e BK_KEY --entrypoint sh "$IMAGE"');
     expect(smokeTest.create).toContain("--addr tcp://bk-tcp:1234 --tlscacert $d/ca.pem --tlscert $d/cert.pem --tlskey $d/key.pem");
   });
 });
 
-describe("TLS without a client certificate", () => {
+describe("a TCP listener on the local engine", () => {
   let deployed: Deployed;
   beforeAll(async () => {
     deployed = await deploy("server-tls", {
       "buildkit:containerName": "bk-server-tls",
       "buildkit:tcpPort": "1234",
-      "buildkit:tlsCa": PEM("CA"),
-      "buildkit:tlsCert": PEM("CERT"),
-      "buildkit:tlsKey": PEM("KEY"),
+      ...tlsConfig(LOCAL_TLS),
     });
   });
 
@@ -404,8 +408,16 @@ describe("TLS without a client certificate", () => {
     expect(await promiseOf(deployed.stack.buildkitHost)).toBe("tcp://127.0.0.1:1234");
   });
 
-  it("gives the smoke test no BK_* certificates and no DOCKER_HOST", () => {
-    expect(reveal(deployed.inputs("smokeTest").environment)).toEqual({ CONTAINER: "bk-server-tls", IMAGE: IMAGE_ID, NETWORK: "buildkit-dev", ATTEMPTS: "60" });
+  it("gives the smoke test the client certificate and no DOCKER_HOST", () => {
+    expect(reveal(deployed.inputs("smokeTest").environment)).toEqual({
+      CONTAINER: "bk-server-tls",
+      IMAGE: IMAGE_ID,
+      NETWORK: "buildkit-dev",
+      ATTEMPTS: "60",
+      BK_CA: LOCAL_TLS.ca,
+      BK_CERT: LOCAL_TLS.clientCert,
+      BK_KEY: LOCAL_TLS.clientKey,
+    });
   });
 });
 
@@ -529,9 +541,7 @@ describe("a rootless daemon with a TCP listener", () => {
       "buildkit:rootless": "true",
       "buildkit:containerName": "bk-rootless-tcp",
       "buildkit:tcpPort": "4321",
-      "buildkit:tlsCa": PEM("CA"),
-      "buildkit:tlsCert": PEM("CERT"),
-      "buildkit:tlsKey": PEM("KEY"),
+      ...tlsConfig(LOCAL_TLS),
     });
   });
 
@@ -557,15 +567,15 @@ describe("a rootless daemon with a TCP listener", () => {
 describe("the container's name and smallest memory limit", () => {
   let deployed: Deployed;
   beforeAll(async () => {
-    deployed = await deploy("named", { "buildkit:containerName": "bk-named", "buildkit:memory": "6m" });
+    deployed = await deploy("named", { "buildkit:containerName": "bk-named", "buildkit:memory": "32m" });
   });
 
   it("names the container as configured", () => {
     expect(deployed.inputs("container").name).toBe("bk-named");
   });
 
-  it("passes docker's 6 MiB minimum through as 6 MB, swap equal", () => {
-    expect(deployed.inputs("container")).toMatchObject({ memory: 6, memorySwap: 6 });
+  it("passes the smallest accepted limit (32 MiB, measured) through as 32 MB, swap equal", () => {
+    expect(deployed.inputs("container")).toMatchObject({ memory: 32, memorySwap: 32 });
   });
 
   it("sets no CPU or shm limit when none is configured", () => {

@@ -4,7 +4,10 @@
  * message naming the full key, the value given and the form accepted, all
  * problems of a stack file reported in one error.
  */
+import { execFileSync } from "child_process";
+import { X509Certificate } from "crypto";
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
 
 import { load as loadYaml } from "js-yaml";
@@ -16,9 +19,13 @@ import {
   DEFAULT_IMAGE,
   DEFAULT_ROOTLESS_IMAGE,
   isPinned,
+  LABEL_PREFIX,
+  MIN_MEMORY_BYTES,
   parseSettings,
   parseSize,
+  providerCpus,
 } from "../../components/config";
+import { CertificateSet, makeCertificates } from "./certificates";
 
 const ROOT = path.join(__dirname, "..", "..");
 const GIB = 1024 ** 3;
@@ -29,8 +36,10 @@ const PEM = (what: string) => `-----BEGIN ${what}-----\nx\n-----END ${what}-----
 /** Runs the parser and returns its problems, or fails the test if it accepted the config. */
 function problemsOf(raw: Record<string, unknown>, stack = "dev"): string[] {
   let settings: BuildkitSettings;
+  // undefined removes a key, as if the stack file had no such line.
+  const config = Object.fromEntries(Object.entries(raw).filter(([, value]) => value !== undefined));
   try {
-    settings = parseSettings(raw, { stack });
+    settings = parseSettings(config, { stack });
   } catch (error) {
     expect(error).toBeInstanceOf(ConfigError);
     return (error as ConfigError).problems;
@@ -39,8 +48,15 @@ function problemsOf(raw: Record<string, unknown>, stack = "dev"): string[] {
 }
 
 // The forms, spelt once so a change of wording shows up here.
-const SIZE = "a size in docker's units, like 512m or 4g (b, k, m, g, t; binary multiples)";
+const SIZE = "a size in docker's units, like 512m or 4g (b, k, m, g, t; binary multiples; at most 8191t)";
 const NAME = "a docker object name: two or more letters, digits, '_', '.', '-', starting with a letter or digit";
+const NETWORK = `${NAME}, other than bridge, host, none, default, ingress, docker_gwbridge`;
+const CPUS = "a number of CPUs from 0.1 to 1024 with at most two decimals, like 1, 2.5 or 0.25";
+const MIRRORS = 'a list of registry hosts like ["mirror.example.com", "http://host.docker.internal:5000"] (http:// marks a plain-HTTP mirror)';
+const EXTRA_HOSTS = 'a list of HOST:IP entries, like ["db:10.0.0.2", "host.docker.internal:host-gateway"]';
+const LABELS = "a map of label names to string values, no name under org.buildkit-stack.";
+const LOG_SIZE = "a json-file log size above zero like 10m (k, m, g)";
+const DOCKER_HOST = "a Docker endpoint like unix:///var/run/docker.sock, ssh://user@host or tcp://host:2376";
 const IMAGE = "an image reference like moby/buildkit:v0.32.2, registry:5000/moby/buildkit:TAG or moby/buildkit@sha256:<64 hex>";
 const BOOL = "true or false";
 const PORT = "a TCP port from 1 to 65535";
@@ -56,13 +72,24 @@ const NOT_PINNED = (image: string) =>
   "expected a digest (@sha256:…) or a tag other than latest, like moby/buildkit:v0.32.2";
 const REQUIRED_IN_PRODUCTION = {
   memory: `buildkit:memory is required when buildkit:production is true (expected ${SIZE}); an unbounded daemon can starve everything else on the host`,
-  cpus: "buildkit:cpus is required when buildkit:production is true (expected a positive number of CPUs, like 1 or 2.5); an unbounded daemon can starve everything else on the host",
+  cpus: `buildkit:cpus is required when buildkit:production is true (expected ${CPUS}); an unbounded daemon can starve everything else on the host`,
   cacheMaxUsedSpace: `buildkit:cacheMaxUsedSpace is required when buildkit:production is true (expected ${SIZE}); without a ceiling the build cache grows until the disk is full`,
 };
 const MEMORY_TOO_SMALL = (given: string, bytes: number) =>
-  `buildkit:memory is "${given}" (${bytes} bytes); expected at least 6m, docker's minimum memory limit (the container's limit is set in whole MiB)`;
+  `buildkit:memory is "${given}" (${bytes} bytes); expected at least 32m (the least buildkitd needs to become healthy and pass the smoke test, measured)`;
+const PRODUCTION_MEMORY_TOO_SMALL = (given: string, bytes: number) =>
+  `buildkit:memory is "${given}" (${bytes} bytes); expected at least 1g (in production: build steps share the daemon's limit, and real builds need more)`;
 const SHM_TOO_SMALL = (given: string, bytes: number) =>
-  `buildkit:shmSize is "${given}" (${bytes} bytes); expected at least 1m (the container's shm size is set in whole MiB)`;
+  `buildkit:shmSize is "${given}" (${bytes} bytes); expected at least 1m (docker ignores a smaller shm size)`;
+const GC_TOO_SMALL = (key: string, given: string, bytes: number) =>
+  `buildkit:${key} is "${given}" (${bytes} bytes); expected at least 1m (a GC size of a few bytes is a missing unit)`;
+const NOT_WHOLE_MIB = (key: string, given: string, bytes: number, suggestion: string, what: string) =>
+  `buildkit:${key} is "${given}" (${bytes} bytes); expected a whole number of MiB, like ${suggestion} (the container's ${what} is set in MiB)`;
+const TLS_WITHOUT_PORT = (keys: string) =>
+  `${keys} set but buildkit:tcpPort is not; TLS material is only for the TCP listener (it would be uploaded into the container for nothing): set buildkit:tcpPort, or remove them`;
+const NEEDS_CLIENT_CERT = (port: number, missing: string) =>
+  `buildkit:tcpPort is ${port} but ${missing} not set; buildkitd given a CA accepts only clients with a certificate it signed, and the smoke test connects with this one: ` +
+  "set buildkit:tlsClientCert and buildkit:tlsClientKey (as secrets)";
 /** A production stack that satisfies every production rule, to vary one thing at a time. */
 const PRODUCTION = {
   "buildkit:production": "true",
@@ -79,8 +106,8 @@ const BAD_CONFIGS: [string, Record<string, unknown>, string[]][] = [
   ["a memory size with two decimal points", { "buildkit:memory": "1.2.3m" }, [`buildkit:memory is "1.2.3m"; expected ${SIZE}`]],
   ["a zero shm size", { "buildkit:shmSize": "0" }, [`buildkit:shmSize is "0"; expected ${SIZE}`]],
   ["an unparseable free-space floor", { "buildkit:cacheMinFreeSpace": "lots" }, [`buildkit:cacheMinFreeSpace is "lots"; expected ${SIZE}`]],
-  ["a negative CPU count", { "buildkit:cpus": "-1" }, ['buildkit:cpus is "-1"; expected a positive number of CPUs, like 1 or 2.5']],
-  ["more CPUs than any host has", { "buildkit:cpus": "2000" }, ['buildkit:cpus is "2000"; expected a positive number of CPUs, like 1 or 2.5']],
+  ["a negative CPU count", { "buildkit:cpus": "-1" }, [`buildkit:cpus is "-1"; expected ${CPUS}`]],
+  ["more CPUs than any host has", { "buildkit:cpus": "2000" }, [`buildkit:cpus is "2000"; expected ${CPUS}`]],
   ["an invalid image reference", { "buildkit:image": "Bad Image" }, [`buildkit:image is "Bad Image"; expected ${IMAGE}`]],
   ["an image with an upper-case repository", { "buildkit:image": "moby/BuildKit:v1" }, [`buildkit:image is "moby/BuildKit:v1"; expected ${IMAGE}`]],
   ["an image with a truncated digest", { "buildkit:image": "moby/buildkit@sha256:abc" }, [`buildkit:image is "moby/buildkit@sha256:abc"; expected ${IMAGE}`]],
@@ -106,41 +133,41 @@ const BAD_CONFIGS: [string, Record<string, unknown>, string[]][] = [
   [
     "mirrors that are not a list",
     { "buildkit:registryMirrors": "mirror" },
-    ['buildkit:registryMirrors is "mirror"; expected a list of registry hosts like ["mirror.example.com", "http://host.docker.internal:5000"] (http:// marks a plain-HTTP mirror)'],
+    [`buildkit:registryMirrors is "mirror"; expected ${MIRRORS}`],
   ],
   [
     "a mirror with a path",
     { "buildkit:registryMirrors": '["http://mirror:5000/v2"]' },
-    ['buildkit:registryMirrors is "[\\"http://mirror:5000/v2\\"]"; expected a list of registry hosts like ["mirror.example.com", "http://host.docker.internal:5000"] (http:// marks a plain-HTTP mirror)'],
+    [`buildkit:registryMirrors is "[\\"http://mirror:5000/v2\\"]"; expected ${MIRRORS} ("http://mirror:5000/v2" is not a host, an optional :port and nothing else)`],
   ],
   [
     "an extra host without an address",
     { "buildkit:extraHosts": '["nohost"]' },
-    ['buildkit:extraHosts is "[\\"nohost\\"]"; expected a list of HOST:IP entries, like ["host.docker.internal:host-gateway"]'],
+    [`buildkit:extraHosts is "[\\"nohost\\"]"; expected ${EXTRA_HOSTS} ("nohost" has no :IP)`],
   ],
-  ["labels that are not a map", { "buildkit:labels": "[1]" }, ['buildkit:labels is "[1]"; expected a map of label names to string values']],
-  ["a label with a number value", { "buildkit:labels": '{"team":1}' }, ['buildkit:labels is "{\\"team\\":1}"; expected a map of label names to string values']],
-  ["a log size without unit", { "buildkit:logMaxSize": "10" }, ['buildkit:logMaxSize is "10"; expected a json-file log size like 10m (k, m, g)']],
-  ["zero rotated log files", { "buildkit:logMaxFiles": "0" }, ['buildkit:logMaxFiles is "0"; expected a whole number of rotated log files > 0']],
-  ["more than 100 rotated log files", { "buildkit:logMaxFiles": "101" }, ['buildkit:logMaxFiles is "101"; expected a whole number of rotated log files > 0']],
-  ["a fractional parallelism", { "buildkit:maxParallelism": "1.5" }, ['buildkit:maxParallelism is "1.5"; expected a whole number of parallel build steps > 0']],
-  ["zero parallelism", { "buildkit:maxParallelism": "0" }, ['buildkit:maxParallelism is "0"; expected a whole number of parallel build steps > 0']],
+  ["labels that are not a map", { "buildkit:labels": "[1]" }, [`buildkit:labels is "[1]"; expected ${LABELS}`]],
+  ["a label with a number value", { "buildkit:labels": '{"team":1}' }, [`buildkit:labels is "{\\"team\\":1}"; expected ${LABELS}`]],
+  ["a log size without unit", { "buildkit:logMaxSize": "10" }, [`buildkit:logMaxSize is "10"; expected ${LOG_SIZE}`]],
+  ["zero rotated log files", { "buildkit:logMaxFiles": "0" }, ['buildkit:logMaxFiles is "0"; expected a whole number of rotated log files from 1 to 100']],
+  ["more than 100 rotated log files", { "buildkit:logMaxFiles": "101" }, ['buildkit:logMaxFiles is "101"; expected a whole number of rotated log files from 1 to 100']],
+  ["a fractional parallelism", { "buildkit:maxParallelism": "1.5" }, ['buildkit:maxParallelism is "1.5"; expected a whole number of parallel build steps from 1 to 1024']],
+  ["zero parallelism", { "buildkit:maxParallelism": "0" }, ['buildkit:maxParallelism is "0"; expected a whole number of parallel build steps from 1 to 1024']],
   [
     "a Docker host without scheme",
     { "buildkit:dockerHost": "localhost" },
-    ['buildkit:dockerHost is "localhost"; expected a Docker endpoint like unix:///var/run/docker.sock, ssh://user@host or tcp://host:2376'],
+    [`buildkit:dockerHost is "localhost"; expected ${DOCKER_HOST}`],
   ],
   ["a container name starting with a dash", { "buildkit:containerName": "-bad" }, [`buildkit:containerName is "-bad"; expected ${NAME}`]],
   // Docker refuses one-character container and volume names at create time.
   ["a one-character container name", { "buildkit:containerName": "b" }, [`buildkit:containerName is "b"; expected ${NAME}`]],
   ["a volume name with a slash", { "buildkit:cacheVolumeName": "cache/vol" }, [`buildkit:cacheVolumeName is "cache/vol"; expected ${NAME}`]],
-  ["a network name with a space", { "buildkit:networkName": "my net" }, [`buildkit:networkName is "my net"; expected ${NAME}`]],
+  ["a network name with a space", { "buildkit:networkName": "my net" }, [`buildkit:networkName is "my net"; expected ${NETWORK}`]],
   [
     "a TLS key that is not PEM, alone",
     { "buildkit:tlsKey": "nope" },
     [
       "buildkit:tlsKey is [secret]; expected a PEM-encoded server private key, set with `pulumi config set --secret`",
-      "buildkit:tlsKey is set but buildkit:tlsCa, buildkit:tlsCert are not; set all three TLS settings (CA, server certificate, server key) or none",
+      TLS_WITHOUT_PORT("buildkit:tlsKey is"),
     ],
   ],
   // Unknown keys.
@@ -151,16 +178,30 @@ const BAD_CONFIGS: [string, Record<string, unknown>, string[]][] = [
   ["a TCP port without TLS", { "buildkit:tcpPort": "1234" }, [TCP_NEEDS_TLS(1234)]],
   [
     "a CA without certificate and key",
-    { "buildkit:tlsCa": PEM("CA") },
+    { "buildkit:tcpPort": "1234", "buildkit:tlsCa": PEM("CA"), "buildkit:tlsClientCert": PEM("C"), "buildkit:tlsClientKey": PEM("K") },
     ["buildkit:tlsCa is set but buildkit:tlsCert, buildkit:tlsKey are not; set all three TLS settings (CA, server certificate, server key) or none"],
   ],
   [
     "a CA and certificate without key",
-    { "buildkit:tlsCa": PEM("CA"), "buildkit:tlsCert": PEM("CERT") },
+    { "buildkit:tcpPort": "1234", "buildkit:tlsCa": PEM("CA"), "buildkit:tlsCert": PEM("CERT"), "buildkit:tlsClientCert": PEM("C"), "buildkit:tlsClientKey": PEM("K") },
     ["buildkit:tlsCa, buildkit:tlsCert are set but buildkit:tlsKey is not; set all three TLS settings (CA, server certificate, server key) or none"],
   ],
-  ["a client certificate without its key", { "buildkit:tlsClientCert": PEM("C") }, ["buildkit:tlsClientCert and buildkit:tlsClientKey go together; set both or neither"]],
-  ["a client key without its certificate", { "buildkit:tlsClientKey": PEM("K") }, ["buildkit:tlsClientCert and buildkit:tlsClientKey go together; set both or neither"]],
+  ["a client certificate without a TCP port", { "buildkit:tlsClientCert": PEM("C") }, [TLS_WITHOUT_PORT("buildkit:tlsClientCert is")]],
+  [
+    "server TLS without a TCP port (the key would be uploaded anyway)",
+    { "buildkit:tlsCa": PEM("CA"), "buildkit:tlsCert": PEM("CERT"), "buildkit:tlsKey": PEM("KEY") },
+    [TLS_WITHOUT_PORT("buildkit:tlsCa, buildkit:tlsCert, buildkit:tlsKey are")],
+  ],
+  [
+    "a TCP listener with server TLS and no client certificate",
+    { "buildkit:tcpPort": "1234", "buildkit:tlsCa": PEM("CA"), "buildkit:tlsCert": PEM("CERT"), "buildkit:tlsKey": PEM("KEY") },
+    [NEEDS_CLIENT_CERT(1234, "buildkit:tlsClientCert and buildkit:tlsClientKey are")],
+  ],
+  [
+    "a TCP listener with a client key and no client certificate",
+    { "buildkit:tcpPort": "1234", "buildkit:tlsCa": PEM("CA"), "buildkit:tlsCert": PEM("CERT"), "buildkit:tlsKey": PEM("KEY"), "buildkit:tlsClientKey": PEM("K") },
+    [NEEDS_CLIENT_CERT(1234, "buildkit:tlsClientCert is")],
+  ],
   [
     "a TCP address without a port",
     { "buildkit:tcpAddress": "127.0.0.1" },
@@ -213,7 +254,7 @@ const BAD_CONFIGS: [string, Record<string, unknown>, string[]][] = [
   [
     "a production memory limit so small it would be unbounded",
     { ...PRODUCTION, "buildkit:memory": "1k" },
-    [MEMORY_TOO_SMALL("1k", 1024)],
+    [PRODUCTION_MEMORY_TOO_SMALL("1k", 1024)],
   ],
   ["an shm size under one MiB, which docker would ignore", { "buildkit:shmSize": "100k" }, [SHM_TOO_SMALL("100k", 102400)]],
   // A refused value is reported as given, and no other message describes its default as if it were set.
@@ -228,7 +269,10 @@ const BAD_CONFIGS: [string, Record<string, unknown>, string[]][] = [
   [
     "a client certificate that is not PEM, with its key",
     { "buildkit:tlsClientCert": "nope", "buildkit:tlsClientKey": PEM("K") },
-    ["buildkit:tlsClientCert is [secret]; expected a PEM-encoded client certificate, set with `pulumi config set --secret`"],
+    [
+      "buildkit:tlsClientCert is [secret]; expected a PEM-encoded client certificate, set with `pulumi config set --secret`",
+      TLS_WITHOUT_PORT("buildkit:tlsClientCert, buildkit:tlsClientKey are"),
+    ],
   ],
 ];
 
@@ -265,7 +309,7 @@ describe("bad stack configuration", () => {
   it("summarises the problems in the error message, one per line", () => {
     expect(() => parseSettings({ "buildkit:cpus": "0", "buildkit:debug": "on" }, { stack: "dev" })).toThrow(
       new ConfigError([
-        'buildkit:cpus is "0"; expected a positive number of CPUs, like 1 or 2.5',
+        `buildkit:cpus is "0"; expected ${CPUS}`,
         `buildkit:debug is "on"; expected ${BOOL}`,
       ]),
     );
@@ -281,6 +325,231 @@ describe("bad stack configuration", () => {
 
   it("ignores other namespaces", () => {
     expect(parseSettings({ "aws:region": "eu-west-1", "docker:host": "unix:///x" }, { stack: "dev" }).containerName).toBe("buildkitd");
+  });
+});
+
+/**
+ * What an adversarial new user writes, key by key: each value was accepted
+ * before and then either did something other than what it says on the engine
+ * (no limit, 20 bytes, a registry host) or failed mid-deploy leaving resources
+ * behind. Each is now refused before any resource is declared.
+ */
+const IMAGE_CAPITALS = (image: string, first: string) =>
+  `buildkit:image is "${image}"; expected ${IMAGE} (docker reads a first segment with capitals, "${first}", as a registry host; repository names are lower-case)`;
+const RESERVED_NETWORK = (network: string) => `buildkit:networkName is "${network}"; expected ${NETWORK} ("${network}" is a network docker keeps for itself)`;
+const CPUS_READ_BACK = (given: string, spelt: string) =>
+  `buildkit:cpus is "${given}"; expected ${CPUS} (the docker provider reads ${given} back as "${spelt}"${spelt === "0.0" ? ", which is no limit at all" : ""})`;
+const RETRIES = "a whole number of retries > 0 (only with restartPolicy on-failure)";
+const RESTART = "one of no, always, unless-stopped, on-failure";
+const OWN_LABEL = (key: string, raw: string) =>
+  `buildkit:labels is ${JSON.stringify(raw)}; expected ${LABELS} (${JSON.stringify(key)} is under org.buildkit-stack., which the program's own labels use)`;
+const BAD_HOST = (raw: string, why: string) => `buildkit:extraHosts is ${JSON.stringify(raw)}; expected ${EXTRA_HOSTS} (${why})`;
+const BAD_MIRROR = (raw: string, why: string) => `buildkit:registryMirrors is ${JSON.stringify(raw)}; expected ${MIRRORS} (${why})`;
+const PRODUCTION_CEILING = (given: string, bytes: number) =>
+  `buildkit:cacheMaxUsedSpace is "${given}" (${bytes} bytes); expected at least 1g (in production: a smaller ceiling prunes the layers a build just made, so every build starts cold)`;
+
+const ADVERSARIAL: [string, Record<string, unknown>, string[]][] = [
+  // Names docker refuses, or keeps for itself (the network create fails mid-deploy).
+  ["containerName", { "buildkit:containerName": "_bk" }, [`buildkit:containerName is "_bk"; expected ${NAME}`]],
+  ["containerName", { "buildkit:containerName": "" }, [`buildkit:containerName is ""; expected ${NAME}`]],
+  ["cacheVolumeName", { "buildkit:cacheVolumeName": "../etc" }, [`buildkit:cacheVolumeName is "../etc"; expected ${NAME}`]],
+  ["networkName", { "buildkit:networkName": "host" }, [RESERVED_NETWORK("host")]],
+  ["networkName", { "buildkit:networkName": "bridge" }, [RESERVED_NETWORK("bridge")]],
+  ["networkName", { "buildkit:networkName": "none" }, [RESERVED_NETWORK("none")]],
+  ["networkName", { "buildkit:networkName": "default" }, [RESERVED_NETWORK("default")]],
+  ["networkName", { "buildkit:networkName": "ingress" }, [RESERVED_NETWORK("ingress")]],
+  ["networkName", { "buildkit:networkName": "docker_gwbridge" }, [RESERVED_NETWORK("docker_gwbridge")]],
+  // Image references docker reads differently, or not at all.
+  ["image", { "buildkit:image": "Moby/buildkit:v1" }, [IMAGE_CAPITALS("Moby/buildkit:v1", "Moby")]],
+  ["image", { "buildkit:image": "MyTeam/buildkit/daemon:v1" }, [IMAGE_CAPITALS("MyTeam/buildkit/daemon:v1", "MyTeam")]],
+  ["image", { "buildkit:image": "moby/buildkit:" }, [`buildkit:image is "moby/buildkit:"; expected ${IMAGE}`]],
+  ["image", { "buildkit:image": "moby//buildkit" }, [`buildkit:image is "moby//buildkit"; expected ${IMAGE}`]],
+  ["image", { "buildkit:image": "moby/buildkit:v1:v2" }, [`buildkit:image is "moby/buildkit:v1:v2"; expected ${IMAGE}`]],
+  ["image", { "buildkit:image": `moby/buildkit@sha256:${"A".repeat(64)}` }, [`buildkit:image is "moby/buildkit@sha256:${"A".repeat(64)}"; expected ${IMAGE}`]],
+  [
+    "image",
+    { "buildkit:image": "localhost:99999/moby/buildkit:v1" },
+    [`buildkit:image is "localhost:99999/moby/buildkit:v1"; expected ${IMAGE} (registry port 99999 is not from 1 to 65535)`],
+  ],
+  ["image", { "buildkit:image": `team/${"b".repeat(260)}` }, [`buildkit:image is "team/${"b".repeat(260)}"; expected ${IMAGE} (longer than docker's 255 characters)`]],
+  [
+    "image",
+    { "buildkit:image": "moby/buildkit:v0.32.2-rootless" },
+    [
+      'buildkit:image is "moby/buildkit:v0.32.2-rootless", a rootless image, but buildkit:rootless is false; ' +
+        "set buildkit:rootless to true, or use a tag without -rootless, like moby/buildkit:v0.32.2",
+    ],
+  ],
+  [
+    "image",
+    { "buildkit:rootless": "true", "buildkit:image": "moby/buildkit:v0.32.2" },
+    ['buildkit:image is "moby/buildkit:v0.32.2" but buildkit:rootless is true; the rootless daemon needs a moby/buildkit rootless tag, like moby/buildkit:v0.32.2-rootless'],
+  ],
+  // Booleans are true or false, nothing that looks like one.
+  ["rootless", { "buildkit:rootless": "TRUE" }, [`buildkit:rootless is "TRUE"; expected ${BOOL}`]],
+  ["production", { "buildkit:production": "True" }, [`buildkit:production is "True"; expected ${BOOL}`]],
+  ["cacheProtected", { "buildkit:cacheProtected": "0" }, [`buildkit:cacheProtected is "0"; expected ${BOOL}`]],
+  ["requirePinnedImage", { "buildkit:requirePinnedImage": "" }, [`buildkit:requirePinnedImage is ""; expected ${BOOL}`]],
+  ["allowPrivileged", { "buildkit:allowPrivileged": "no" }, [`buildkit:allowPrivileged is "no"; expected ${BOOL}`]],
+  ["smokeTest", { "buildkit:smokeTest": "off" }, [`buildkit:smokeTest is "off"; expected ${BOOL}`]],
+  // Memory: the measured floor, whole MiB, and sizes that are not sizes.
+  ["memory", { "buildkit:memory": "6.5m" }, [MEMORY_TOO_SMALL("6.5m", 6815744)]],
+  ["memory", { "buildkit:memory": "31m" }, [MEMORY_TOO_SMALL("31m", 31 * MIB)]],
+  ["memory", { "buildkit:memory": "16m" }, [MEMORY_TOO_SMALL("16m", 16 * MIB)]],
+  ["memory", { "buildkit:memory": "100.5m" }, [NOT_WHOLE_MIB("memory", "100.5m", 105381888, "100m", "limit")]],
+  ["memory", { "buildkit:memory": "1000000k" }, [NOT_WHOLE_MIB("memory", "1000000k", 1024000000, "976m", "limit")]],
+  ["memory", { "buildkit:memory": "9999999t" }, [`buildkit:memory is "9999999t"; expected ${SIZE}`]],
+  ["memory", { "buildkit:memory": "20ib" }, [`buildkit:memory is "20ib"; expected ${SIZE}`]],
+  ["memory", { "buildkit:memory": "1e3m" }, [`buildkit:memory is "1e3m"; expected ${SIZE}`]],
+  ["memory", { "buildkit:memory": "0x10m" }, [`buildkit:memory is "0x10m"; expected ${SIZE}`]],
+  ["memory", { "buildkit:memory": "-5g" }, [`buildkit:memory is "-5g"; expected ${SIZE}`]],
+  ["memory", { "buildkit:memory": "Infinity" }, [`buildkit:memory is "Infinity"; expected ${SIZE}`]],
+  ["memory", { "buildkit:memory": "1p" }, [`buildkit:memory is "1p"; expected ${SIZE}`]],
+  ["memory", { "buildkit:memory": 1073741824 }, [`buildkit:memory is 1073741824; expected ${SIZE}`]],
+  ["memory in production", { ...PRODUCTION, "buildkit:memory": "512m" }, [PRODUCTION_MEMORY_TOO_SMALL("512m", 512 * MIB)]],
+  // CPUs: what the provider cannot spell back (0.01-0.09 become "0.0", no limit), and non-decimal spellings.
+  ["cpus", { "buildkit:cpus": "0.001" }, [`buildkit:cpus is "0.001"; expected ${CPUS}`]],
+  ["cpus", { "buildkit:cpus": "0.01" }, [CPUS_READ_BACK("0.01", "0.0")]],
+  ["cpus", { "buildkit:cpus": "0.03" }, [CPUS_READ_BACK("0.03", "0.0")]],
+  ["cpus", { "buildkit:cpus": "0.05" }, [CPUS_READ_BACK("0.05", "0.1")]],
+  ["cpus", { "buildkit:cpus": "10.05" }, [CPUS_READ_BACK("10.05", "10.1")]],
+  ["cpus", { "buildkit:cpus": "20.01" }, [CPUS_READ_BACK("20.01", "20.0")]],
+  ["cpus in production", { ...PRODUCTION, "buildkit:cpus": "0.03" }, [CPUS_READ_BACK("0.03", "0.0")]],
+  ["cpus", { "buildkit:cpus": "0x10" }, [`buildkit:cpus is "0x10"; expected ${CPUS}`]],
+  ["cpus", { "buildkit:cpus": "1e1" }, [`buildkit:cpus is "1e1"; expected ${CPUS}`]],
+  ["cpus", { "buildkit:cpus": " 2" }, [`buildkit:cpus is " 2"; expected ${CPUS}`]],
+  ["cpus", { "buildkit:cpus": "2." }, [`buildkit:cpus is "2."; expected ${CPUS}`]],
+  ["cpus", { "buildkit:cpus": "NaN" }, [`buildkit:cpus is "NaN"; expected ${CPUS}`]],
+  ["cpus", { "buildkit:cpus": 0.001 }, [`buildkit:cpus is 0.001; expected ${CPUS}`]],
+  // shm: whole MiB, at least one.
+  ["shmSize", { "buildkit:shmSize": "512k" }, [SHM_TOO_SMALL("512k", 512 * 1024)]],
+  ["shmSize", { "buildkit:shmSize": "1.5m" }, [NOT_WHOLE_MIB("shmSize", "1.5m", 1572864, "1m", "shm size")]],
+  // Restart policy and retries.
+  ["restartPolicy", { "buildkit:restartPolicy": "On-Failure" }, [`buildkit:restartPolicy is "On-Failure"; expected ${RESTART}`]],
+  ["restartPolicy", { "buildkit:restartPolicy": "unless_stopped" }, [`buildkit:restartPolicy is "unless_stopped"; expected ${RESTART}`]],
+  ["restartMaxRetries", { "buildkit:restartPolicy": "on-failure", "buildkit:restartMaxRetries": "0x10" }, [`buildkit:restartMaxRetries is "0x10"; expected ${RETRIES}`]],
+  ["restartMaxRetries", { "buildkit:restartPolicy": "on-failure", "buildkit:restartMaxRetries": "1e3" }, [`buildkit:restartMaxRetries is "1e3"; expected ${RETRIES}`]],
+  [
+    "restartMaxRetries",
+    { "buildkit:restartPolicy": "on-failure", "buildkit:restartMaxRetries": "9007199254740993" },
+    [`buildkit:restartMaxRetries is "9007199254740993"; expected ${RETRIES}`],
+  ],
+  // Log rotation docker would refuse at create time.
+  ["logMaxSize", { "buildkit:logMaxSize": "0m" }, [`buildkit:logMaxSize is "0m"; expected ${LOG_SIZE}`]],
+  ["logMaxSize", { "buildkit:logMaxSize": "10mb" }, [`buildkit:logMaxSize is "10mb"; expected ${LOG_SIZE}`]],
+  ["logMaxSize", { "buildkit:logMaxSize": "99999999999999g" }, [`buildkit:logMaxSize is "99999999999999g"; expected ${LOG_SIZE}`]],
+  ["logMaxFiles", { "buildkit:logMaxFiles": "3.0" }, ['buildkit:logMaxFiles is "3.0"; expected a whole number of rotated log files from 1 to 100']],
+  ["logMaxFiles", { "buildkit:logMaxFiles": "0x3" }, ['buildkit:logMaxFiles is "0x3"; expected a whole number of rotated log files from 1 to 100']],
+  // Labels: not the program's own, not empty.
+  [
+    "labels",
+    { "buildkit:labels": '{"org.buildkit-stack.production":"false"}' },
+    [OWN_LABEL("org.buildkit-stack.production", '{"org.buildkit-stack.production":"false"}')],
+  ],
+  ["labels", { "buildkit:labels": '{"ORG.Buildkit-Stack.managed-by":"me"}' }, [OWN_LABEL("ORG.Buildkit-Stack.managed-by", '{"ORG.Buildkit-Stack.managed-by":"me"}')]],
+  ["labels", { "buildkit:labels": { [LABEL_PREFIX]: "x" } }, [`buildkit:labels is {"org.buildkit-stack":"x"}; expected ${LABELS} ("org.buildkit-stack" is under org.buildkit-stack., which the program's own labels use)`]],
+  ["labels", { "buildkit:labels": '{"":"x"}' }, [`buildkit:labels is "{\\"\\":\\"x\\"}"; expected ${LABELS} (label name "" is empty or has a space or '=')`]],
+  ["labels", { "buildkit:labels": '{"a b":"x"}' }, [`buildkit:labels is "{\\"a b\\":\\"x\\"}"; expected ${LABELS} (label name "a b" is empty or has a space or '=')`]],
+  ["labels", { "buildkit:labels": '{"team":null}' }, [`buildkit:labels is "{\\"team\\":null}"; expected ${LABELS}`]],
+  ["labels", { "buildkit:labels": "team=platform" }, [`buildkit:labels is "team=platform"; expected ${LABELS}`]],
+  // GC sizes of a few bytes, and past int64.
+  ["cacheReservedSpace", { "buildkit:cacheReservedSpace": "1b" }, [GC_TOO_SMALL("cacheReservedSpace", "1b", 1)]],
+  ["cacheMaxUsedSpace", { "buildkit:cacheMaxUsedSpace": "1b" }, [GC_TOO_SMALL("cacheMaxUsedSpace", "1b", 1)]],
+  ["cacheMaxUsedSpace", { "buildkit:cacheMaxUsedSpace": "20ib" }, [`buildkit:cacheMaxUsedSpace is "20ib"; expected ${SIZE}`]],
+  ["cacheMaxUsedSpace", { "buildkit:cacheMaxUsedSpace": "9999999t" }, [`buildkit:cacheMaxUsedSpace is "9999999t"; expected ${SIZE}`]],
+  ["cacheMaxUsedSpace in production", { ...PRODUCTION, "buildkit:cacheMaxUsedSpace": "512m" }, [PRODUCTION_CEILING("512m", 512 * MIB)]],
+  ["cacheMinFreeSpace", { "buildkit:cacheMinFreeSpace": "512" }, [GC_TOO_SMALL("cacheMinFreeSpace", "512", 512)]],
+  ["maxParallelism", { "buildkit:maxParallelism": "1025" }, ['buildkit:maxParallelism is "1025"; expected a whole number of parallel build steps from 1 to 1024']],
+  ["maxParallelism", { "buildkit:maxParallelism": "1e2" }, ['buildkit:maxParallelism is "1e2"; expected a whole number of parallel build steps from 1 to 1024']],
+  // Mirrors: one entry per host (an http:// one downgrades the https:// one), real hosts and ports.
+  [
+    "registryMirrors",
+    { "buildkit:registryMirrors": '["https://a","http://a"]' },
+    ['buildkit:registryMirrors lists a 2 times ("https://a", "http://a"); list each mirror once: its http:// entry would make every entry of that host plain HTTP'],
+  ],
+  ["registryMirrors", { "buildkit:registryMirrors": '["a","a"]' }, ['buildkit:registryMirrors lists a 2 times ("a", "a"); list each mirror once']],
+  ["registryMirrors", { "buildkit:registryMirrors": '["mirror:99999"]' }, [BAD_MIRROR('["mirror:99999"]', "port 99999 is not from 1 to 65535")]],
+  ["registryMirrors", { "buildkit:registryMirrors": '["ftp://mirror"]' }, [BAD_MIRROR('["ftp://mirror"]', '"ftp://mirror" is not a host, an optional :port and nothing else')]],
+  ["registryMirrors", { "buildkit:registryMirrors": '["-bad-.example"]' }, [BAD_MIRROR('["-bad-.example"]', '"-bad-.example" is not a host name or IPv4 address')]],
+  ["registryMirrors", { "buildkit:registryMirrors": '[""]' }, [BAD_MIRROR('[""]', '"" is not a host, an optional :port and nothing else')]],
+  // Extra hosts: docker refuses an address that is not one at create time.
+  ["extraHosts", { "buildkit:extraHosts": '["db:abc"]' }, [BAD_HOST('["db:abc"]', '"abc" is not an IPv4 or IPv6 address, nor host-gateway')]],
+  ["extraHosts", { "buildkit:extraHosts": '["db:1.2.3"]' }, [BAD_HOST('["db:1.2.3"]', '"1.2.3" is not an IPv4 or IPv6 address, nor host-gateway')]],
+  ["extraHosts", { "buildkit:extraHosts": '["db:999.1.1.1"]' }, [BAD_HOST('["db:999.1.1.1"]', '"999.1.1.1" is not an IPv4 or IPv6 address, nor host-gateway')]],
+  ["extraHosts", { "buildkit:extraHosts": '["db:01.2.3.4"]' }, [BAD_HOST('["db:01.2.3.4"]', '"01.2.3.4" is not an IPv4 or IPv6 address, nor host-gateway')]],
+  ["extraHosts", { "buildkit:extraHosts": '["db:fe80::1%eth0"]' }, [BAD_HOST('["db:fe80::1%eth0"]', '"fe80::1%eth0" is not an IPv4 or IPv6 address, nor host-gateway')]],
+  ["extraHosts", { "buildkit:extraHosts": '[":1.2.3.4"]' }, [BAD_HOST('[":1.2.3.4"]', '"" is not a host name')]],
+  ["extraHosts", { "buildkit:extraHosts": ["ok:10.0.0.1", "db host:10.0.0.2"] }, [`buildkit:extraHosts is ["ok:10.0.0.1","db host:10.0.0.2"]; expected ${EXTRA_HOSTS} ("db host" is not a host name)`]],
+  // Ports and addresses.
+  ["tcpPort", { "buildkit:tcpPort": "0x10" }, [`buildkit:tcpPort is "0x10"; expected ${PORT}`]],
+  ["tcpPort", { "buildkit:tcpPort": "1e3" }, [`buildkit:tcpPort is "1e3"; expected ${PORT}`]],
+  ["tcpPort", { "buildkit:tcpPort": "080" }, [`buildkit:tcpPort is "080"; expected ${PORT}`]],
+  ["tcpPort", { "buildkit:tcpPort": 1234.5 }, [`buildkit:tcpPort is 1234.5; expected ${PORT}`]],
+  [
+    "tcpAddress",
+    { "buildkit:tcpPort": "1", "buildkit:tcpAddress": "127.1" },
+    ['buildkit:tcpAddress is "127.1"; expected an IP address of this Docker host to publish the TCP listener on, like 127.0.0.1', TCP_NEEDS_TLS(1)],
+  ],
+  // Docker endpoints.
+  ["dockerHost", { "buildkit:dockerHost": "tcp://host:99999" }, [`buildkit:dockerHost is "tcp://host:99999"; expected ${DOCKER_HOST}`]],
+  ["dockerHost", { "buildkit:dockerHost": "unix://relative.sock" }, [`buildkit:dockerHost is "unix://relative.sock"; expected ${DOCKER_HOST}`]],
+  ["dockerHost", { "buildkit:dockerHost": "ssh://" }, [`buildkit:dockerHost is "ssh://"; expected ${DOCKER_HOST}`]],
+  ["dockerHost", { "buildkit:dockerHost": "http://host:2375" }, [`buildkit:dockerHost is "http://host:2375"; expected ${DOCKER_HOST}`]],
+  ["dockerHost", { "buildkit:dockerHost": "tcp://host:2376/path" }, [`buildkit:dockerHost is "tcp://host:2376/path"; expected ${DOCKER_HOST}`]],
+  // Keys spelt with another case are other keys.
+  ["an unknown key", { "buildkit:Memory": "1g" }, [`buildkit:Memory is not a setting this program reads; known settings: ${KNOWN}`]],
+];
+
+describe("adversarial values, key by key", () => {
+  it("covers at least 60 values", () => {
+    expect(ADVERSARIAL.length).toBeGreaterThanOrEqual(60);
+  });
+
+  it("touches every key but the PEM ones (checked with real certificates below) and the two defaults-only ones", () => {
+    const touched = new Set(ADVERSARIAL.flatMap(([, raw]) => Object.keys(raw).map((k) => k.replace(/^buildkit:/, ""))));
+    const untested = CONFIG_KEYS.filter((k) => !touched.has(k));
+    expect(untested).toEqual(["debug", "tlsCa", "tlsCert", "tlsKey", "tlsClientCert", "tlsClientKey"]);
+  });
+
+  it.each(ADVERSARIAL)("refuses %s %j, naming key, value and accepted form", (_key, raw, expected) => {
+    expect(problemsOf(raw)).toEqual(expected);
+  });
+});
+
+describe("values at the edges that work as written", () => {
+  it.each([
+    ["memory", { "buildkit:memory": "32m" }, { memoryBytes: MIN_MEMORY_BYTES }],
+    ["memory", { "buildkit:memory": "1.5g" }, { memoryBytes: 1536 * MIB }],
+    ["cpus", { "buildkit:cpus": "0.1" }, { cpus: 0.1 }],
+    ["cpus", { "buildkit:cpus": "0.25" }, { cpus: 0.25 }],
+    ["cpus", { "buildkit:cpus": "10" }, { cpus: 10 }],
+    ["cpus", { "buildkit:cpus": "100.05" }, { cpus: 100.05 }],
+    ["cacheMaxUsedSpace", { "buildkit:cacheMaxUsedSpace": "1m" }, { cacheMaxUsedSpaceBytes: MIB }],
+    ["cacheMaxUsedSpace", { "buildkit:cacheMaxUsedSpace": "8191t" }, { cacheMaxUsedSpaceBytes: 8191 * 1024 ** 4 }],
+    ["registryMirrors", { "buildkit:registryMirrors": '["http://a:5000","https://b","10.0.0.1:443"]' }, { registryMirrors: ["http://a:5000", "https://b", "10.0.0.1:443"] }],
+    ["extraHosts", { "buildkit:extraHosts": '["db:::1","db6:2001:db8::1","gw:host-gateway"]' }, { extraHosts: ["db:::1", "db6:2001:db8::1", "gw:host-gateway"] }],
+    ["labels", { "buildkit:labels": '{"org.example.team":"platform","buildkit-stack":"mine"}' }, { labels: { "org.example.team": "platform", "buildkit-stack": "mine" } }],
+    ["image", { "buildkit:image": "Registry.Example.com:5000/team/buildkit:v1" }, { image: "Registry.Example.com:5000/team/buildkit:v1" }],
+    ["image", { "buildkit:image": "localhost/moby/buildkit:v1" }, { image: "localhost/moby/buildkit:v1" }],
+    ["image", { "buildkit:rootless": "true", "buildkit:image": "moby/buildkit:rootless" }, { image: "moby/buildkit:rootless" }],
+    ["networkName", { "buildkit:networkName": "hosts" }, { networkName: "hosts" }],
+    ["dockerHost", { "buildkit:dockerHost": "ssh://builder@build-host:2222" }, { dockerHost: "ssh://builder@build-host:2222" }],
+    ["restartMaxRetries", { "buildkit:restartPolicy": "on-failure", "buildkit:restartMaxRetries": 3 }, { restartMaxRetries: 3 }],
+  ])("accepts %s %j", (_key, raw, expected) => {
+    expect(parseSettings(raw, { stack: "dev" })).toMatchObject(expected);
+  });
+
+  it("spells every accepted CPU count back unchanged through the provider", () => {
+    for (let hundredths = 10; hundredths <= 102400; hundredths++) {
+      const cpus = hundredths / 100;
+      let accepted: number | undefined;
+      try {
+        accepted = parseSettings({ "buildkit:cpus": String(cpus) }, { stack: "dev" }).cpus;
+      } catch {
+        continue;
+      }
+      if (Number(providerCpus(accepted!)) !== cpus) throw new Error(`${cpus} accepted but spelt ${providerCpus(accepted!)}`);
+    }
   });
 });
 
@@ -423,31 +692,139 @@ describe("defaults", () => {
   });
 });
 
-describe("TLS and the TCP listener", () => {
-  it("accepts a complete TLS listener with a client certificate", () => {
-    const parsed = parseSettings(
-      {
-        "buildkit:tcpPort": "1234",
-        "buildkit:tcpAddress": "0.0.0.0",
-        "buildkit:tlsCa": PEM("CA"),
-        "buildkit:tlsCert": PEM("CERT"),
-        "buildkit:tlsKey": PEM("KEY"),
-        "buildkit:tlsClientCert": PEM("CC"),
-        "buildkit:tlsClientKey": PEM("CK"),
-      },
-      { stack: "dev" },
-    );
-    expect(parsed).toMatchObject({
+describe("TLS and the TCP listener, checked with node:crypto", () => {
+  const RESTRICTED = ["DNS:buildkitd", "IP:127.0.0.1"];
+  let good: CertificateSet;
+  let other: CertificateSet;
+  let onlyAddress: CertificateSet;
+  let expired: CertificateSet;
+  let clientOnlyUsage: CertificateSet;
+  beforeAll(() => {
+    good = makeCertificates({ serverSans: [...RESTRICTED, "DNS:bk-remote", "IP:10.0.0.5", "IP:::1"] });
+    other = makeCertificates({ serverSans: RESTRICTED });
+    onlyAddress = makeCertificates({ serverSans: ["IP:127.0.0.1"] });
+    expired = makeCertificates({ serverSans: RESTRICTED, expired: true });
+    clientOnlyUsage = makeCertificates({ serverSans: RESTRICTED, serverUsage: "clientAuth" });
+  });
+  const listener = (set: CertificateSet, extra: Record<string, unknown> = {}) => ({
+    "buildkit:tcpPort": "1234",
+    "buildkit:tlsCa": set.ca,
+    "buildkit:tlsCert": set.cert,
+    "buildkit:tlsKey": set.key,
+    "buildkit:tlsClientCert": set.clientCert,
+    "buildkit:tlsClientKey": set.clientKey,
+    ...extra,
+  });
+  const SAN_MISSING = (missing: string, has: string, container = "buildkitd") =>
+    `buildkit:tlsCert does not cover ${missing.split(",").join(" and ")} in its subjectAltName (it has ${has}); ` +
+    `the smoke test dials tcp://${container}:1234 and clients dial buildkit:tcpAddress: issue it with subjectAltName=${missing}`;
+
+  it("accepts a complete listener whose server certificate names the container and the published address", () => {
+    expect(parseSettings(listener(good, { "buildkit:tcpAddress": "10.0.0.5", "buildkit:containerName": "bk-remote" }), { stack: "dev" })).toMatchObject({
+      containerName: "bk-remote",
       tcpPort: 1234,
-      tcpAddress: "0.0.0.0",
-      tls: { ca: PEM("CA"), cert: PEM("CERT"), key: PEM("KEY"), clientCert: PEM("CC"), clientKey: PEM("CK") },
+      tcpAddress: "10.0.0.5",
+      tls: { ca: good.ca, cert: good.cert, key: good.key, clientCert: good.clientCert, clientKey: good.clientKey },
     });
   });
 
   it("publishes on 127.0.0.1 unless an address is given, and takes IPv6 addresses", () => {
-    const tls = { "buildkit:tlsCa": PEM("CA"), "buildkit:tlsCert": PEM("CERT"), "buildkit:tlsKey": PEM("KEY") };
-    expect(parseSettings({ ...tls, "buildkit:tcpPort": "65535" }, { stack: "dev" })).toMatchObject({ tcpPort: 65535, tcpAddress: "127.0.0.1" });
-    expect(parseSettings({ ...tls, "buildkit:tcpPort": "1", "buildkit:tcpAddress": "::1" }, { stack: "dev" })).toMatchObject({ tcpPort: 1, tcpAddress: "::1" });
+    expect(parseSettings(listener(good, { "buildkit:tcpPort": "65535" }), { stack: "dev" })).toMatchObject({ tcpPort: 65535, tcpAddress: "127.0.0.1" });
+    expect(parseSettings(listener(good, { "buildkit:tcpPort": "1", "buildkit:tcpAddress": "::1" }), { stack: "dev" })).toMatchObject({ tcpPort: 1, tcpAddress: "::1" });
+  });
+
+  it("checks only the container name when the listener is on every address (0.0.0.0, ::): clients then dial a name of yours", () => {
+    expect(parseSettings(listener(other, { "buildkit:tcpAddress": "0.0.0.0" }), { stack: "dev" }).tcpAddress).toBe("0.0.0.0");
+    expect(problemsOf(listener(onlyAddress, { "buildkit:tcpAddress": "::" }))).toEqual([SAN_MISSING("DNS:buildkitd", "IP Address:127.0.0.1")]);
+  });
+
+  it("refuses a server certificate that does not name the container the smoke test dials", () => {
+    expect(problemsOf(listener(onlyAddress))).toEqual([SAN_MISSING("DNS:buildkitd", "IP Address:127.0.0.1")]);
+    expect(problemsOf(listener(other, { "buildkit:containerName": "bk-other" }))).toEqual([
+      SAN_MISSING("DNS:bk-other", "DNS:buildkitd, IP Address:127.0.0.1", "bk-other"),
+    ]);
+  });
+
+  it("refuses a server certificate that does not cover the published address clients are told to dial", () => {
+    expect(problemsOf(listener(other, { "buildkit:tcpAddress": "10.0.0.5", "buildkit:containerName": "bk-x" }))).toEqual([
+      SAN_MISSING("DNS:bk-x,IP:10.0.0.5", "DNS:buildkitd, IP Address:127.0.0.1", "bk-x"),
+    ]);
+  });
+
+  it("refuses a key that is not the certificate's", () => {
+    expect(problemsOf(listener(good, { "buildkit:tlsKey": good.clientKey, "buildkit:tlsClientKey": good.key }))).toEqual([
+      "buildkit:tlsKey is not the private key of buildkit:tlsCert; set the key the certificate was issued for",
+      "buildkit:tlsClientKey is not the private key of buildkit:tlsClientCert; set the key the certificate was issued for",
+    ]);
+  });
+
+  it("refuses certificates another CA signed", () => {
+    expect(problemsOf(listener(good, { "buildkit:tlsClientCert": other.clientCert, "buildkit:tlsClientKey": other.clientKey }))).toEqual([
+      'buildkit:tlsClientCert is not signed by buildkit:tlsCa (issuer "CN=buildkit-stack test CA"); sign it with that CA, which both sides trust',
+    ]);
+    expect(problemsOf(listener(good, { "buildkit:tlsCa": other.ca }))).toEqual([
+      'buildkit:tlsCert is not signed by buildkit:tlsCa (issuer "CN=buildkit-stack test CA"); sign it with that CA, which both sides trust',
+      'buildkit:tlsClientCert is not signed by buildkit:tlsCa (issuer "CN=buildkit-stack test CA"); sign it with that CA, which both sides trust',
+    ]);
+  });
+
+  it("refuses expired certificates", () => {
+    const validity = (pem: string) => {
+      const cert = new X509Certificate(pem);
+      return `valid from ${cert.validFrom} to ${cert.validTo}, not now; issue a current one`;
+    };
+    expect(problemsOf(listener(expired))).toEqual([
+      `buildkit:tlsCert is ${validity(expired.cert)}`,
+      `buildkit:tlsClientCert is ${validity(expired.clientCert)}`,
+    ]);
+  });
+
+  it("refuses a server certificate issued for client authentication only", () => {
+    expect(problemsOf(listener(clientOnlyUsage))).toEqual([
+      "buildkit:tlsCert has extended key usage 1.3.6.1.5.5.7.3.2 without serverAuth (1.3.6.1.5.5.7.3.1); issue it for serverAuth",
+    ]);
+  });
+
+  it("refuses PEM text that is no certificate or key, without echoing it", () => {
+    const problems = problemsOf(listener(good, { "buildkit:tlsCert": PEM("CERTIFICATE"), "buildkit:tlsClientKey": PEM("PRIVATE KEY") }));
+    expect(problems).toHaveLength(2);
+    expect(problems[0]).toMatch(
+      /^buildkit:tlsCert is \[secret\]; expected a PEM-encoded server certificate, set with `pulumi config set --secret` \(node:crypto cannot read it as an X\.509 certificate: .+\)$/,
+    );
+    expect(problems[1]).toMatch(
+      /^buildkit:tlsClientKey is \[secret\]; expected a PEM-encoded client private key, set with `pulumi config set --secret` \(node:crypto cannot read it as a private key: .+\)$/,
+    );
+  });
+
+  it("accepts the certificates the README's openssl recipe makes", () => {
+    const readme = fs.readFileSync(path.join(ROOT, "README.md"), "utf8");
+    const section = readme.slice(readme.indexOf("**TLS certificates for the TCP listener.**"));
+    const recipe = /```sh\n([\s\S]*?)```/.exec(section)![1];
+    // The openssl half; the pulumi config half stores exactly these files.
+    const openssl = recipe.slice(0, recipe.indexOf("pulumi config set"));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "buildkit-stack-readme-tls-"));
+    execFileSync("bash", ["-euo", "pipefail", "-c", openssl], { cwd: dir, stdio: "pipe" });
+    const read = (file: string) => fs.readFileSync(path.join(dir, file), "utf8");
+    const settings = parseSettings(
+      {
+        "buildkit:tcpPort": "1234",
+        "buildkit:tlsCa": read("ca.pem"),
+        "buildkit:tlsCert": read("server.pem"),
+        "buildkit:tlsKey": read("server.key"),
+        "buildkit:tlsClientCert": read("client.pem"),
+        "buildkit:tlsClientKey": read("client.key"),
+      },
+      { stack: "dev" },
+    );
+    expect(settings).toMatchObject({ containerName: "buildkitd", tcpAddress: "127.0.0.1", tcpPort: 1234 });
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("says what is missing before judging the material", () => {
+    expect(problemsOf({ ...listener(good), "buildkit:tlsClientKey": undefined, "buildkit:tlsKey": undefined })).toEqual([
+      "buildkit:tlsCa, buildkit:tlsCert are set but buildkit:tlsKey is not; set all three TLS settings (CA, server certificate, server key) or none",
+      NEEDS_CLIENT_CERT(1234, "buildkit:tlsClientKey is"),
+    ]);
   });
 });
 

@@ -12,6 +12,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 
+import { LABEL_PREFIX } from "../../components/config";
 import { CommandResult, createTestStack, mustRun, repoRoot, requireEngine, run, TestStack } from "./harness";
 
 const POLICY_PACK = path.join(repoRoot, "policy");
@@ -62,6 +63,7 @@ describe("policy pack through pulumi preview (raw docker fixture)", () => {
     env = { ...process.env, PULUMI_BACKEND_URL: `file://${path.join(workDir, ".state")}`, PULUMI_CONFIG_PASSPHRASE: "integration-tests" };
     mustRun("pulumi", ["stack", "init", stackName, "--non-interactive"], { cwd: workDir, env });
     mustRun("pulumi", ["config", "set", "--stack", stackName, "pol:prefix", prefix], { cwd: workDir, env });
+    mustRun("pulumi", ["config", "set", "--stack", stackName, "pol:labelPrefix", LABEL_PREFIX], { cwd: workDir, env });
   });
 
   afterAll(() => {
@@ -85,6 +87,13 @@ describe("policy pack through pulumi preview (raw docker fixture)", () => {
         preview("limits-violate"),
         "production-daemon-has-limits",
         `Production container ${prefix}-daemon has no memory and no cpus limit; set buildkit:memory and buildkit:cpus.`,
+      );
+    }, PREVIEW_TIMEOUT_MS);
+    it("rejects a production daemon whose cpus is \"0.0\", the provider's spelling of no limit", () => {
+      expectRejected(
+        preview("limits-zero-cpus"),
+        "production-daemon-has-limits",
+        `Production container ${prefix}-daemon has no cpus limit (cpus "0.0" is no limit); set buildkit:cpus.`,
       );
     }, PREVIEW_TIMEOUT_MS);
     it("passes a development daemon without limits (the rule is for production)", () => {

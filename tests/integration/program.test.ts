@@ -1,9 +1,10 @@
 /**
  * The program as reviewers meet it: `pulumi preview` of the repo's own dev and
  * prod stack files lists exactly the expected resources, and a wrong stack
- * file fails before anything is registered, naming every problem.
+ * file fails before anything is registered, naming every problem; `pulumi up`
+ * of a refused stack leaves nothing on the engine.
  */
-import { createTestStack, DEPLOY_TIMEOUT_MS, TestStack } from "./harness";
+import { createTestStack, DEPLOY_TIMEOUT_MS, mustRun, TestStack } from "./harness";
 
 jest.setTimeout(DEPLOY_TIMEOUT_MS);
 
@@ -71,4 +72,54 @@ describe("a wrong stack file", () => {
     expect(output).toContain("buildkit:tcpPort is 1234 but no TLS is configured");
     expect(planned).toEqual([]);
   });
+});
+
+/**
+ * Values that used to be accepted and then failed mid-deploy (docker refused
+ * the network, the log options, the extra host; buildkitd never became healthy
+ * in 6.5 MiB; the smoke test could not connect without a client certificate),
+ * leaving a volume, a network or a container behind. Other helpers create
+ * docker objects on the same engine concurrently, so the comparison is limited
+ * to names this test's stacks would have used: every one carries the `b-refused`
+ * id (container bk-it-b-refused-N, network bk-it-b-refused-N or the configured
+ * one, volume bk-it-b-refused-N-cache).
+ */
+describe("pulumi up of a refused stack", () => {
+  const ID = "b-refused";
+  /** Names of docker objects whose name contains `marker`, one list per kind. */
+  const dockerObjects = (marker: string) => ({
+    containers: mustRun("docker", ["ps", "-a", "--format", "{{.Names}}"]).split("\n").filter((n) => n.includes(marker)).sort(),
+    networks: mustRun("docker", ["network", "ls", "--format", "{{.Name}}"]).split("\n").filter((n) => n.includes(marker)).sort(),
+    volumes: mustRun("docker", ["volume", "ls", "--format", "{{.Name}}"]).split("\n").filter((n) => n.includes(marker)).sort(),
+  });
+
+  const CASES: [string, Record<string, string>, string][] = [
+    ["a docker-reserved network", { networkName: "host" }, 'buildkit:networkName is "host"'],
+    ["a log size of zero", { logMaxSize: "0m" }, 'buildkit:logMaxSize is "0m"'],
+    ["an extra host whose address is not one", { extraHosts: JSON.stringify(["db:abc"]) }, 'buildkit:extraHosts is "[\\"db:abc\\"]"'],
+    ["memory below the measured floor", { memory: "6.5m", networkName: `bk-it-${ID}-4-net` }, 'buildkit:memory is "6.5m" (6815744 bytes); expected at least'],
+    ["CPUs the provider would spell as no limit", { cpus: "0.03", networkName: `bk-it-${ID}-5-net` }, 'buildkit:cpus is "0.03"'],
+  ];
+
+  it.each(CASES.map(([title, config, problem], index) => [title, index + 1, config, problem] as const))(
+    "with %s fails before any resource, and the engine has no new container, network or volume",
+    async (_title, index, config, problem) => {
+      const before = dockerObjects(ID);
+      const testStack = await createTestStack(`${ID}-${index}`, config);
+      try {
+        let output = "";
+        await expect(testStack.stack.up({ onOutput: (line) => (output += line) })).rejects.toThrow();
+        expect(output).toContain("Invalid stack configuration (1 problem)");
+        expect(output).toContain(problem);
+        // Nothing registered but the stack itself (Pulumi registers it before the program runs).
+        const state = await testStack.stack.exportStack();
+        const resources = ((state.deployment as { resources?: { type: string }[] }).resources ?? []).map((r) => r.type);
+        expect(resources.filter((type) => type !== "pulumi:pulumi:Stack")).toEqual([]);
+        expect(dockerObjects(ID)).toEqual(before);
+      } finally {
+        await testStack.cleanup();
+      }
+    },
+    DEPLOY_TIMEOUT_MS,
+  );
 });
