@@ -14,6 +14,11 @@ export const DEFAULT_IMAGE = `moby/buildkit:${DEFAULT_BUILDKIT_VERSION}`;
 export const DEFAULT_ROOTLESS_IMAGE = `moby/buildkit:${DEFAULT_BUILDKIT_VERSION}-rootless`;
 
 export const CONFIG_NAMESPACE = "buildkit";
+/**
+ * `buildkit:hosts`: the fleet's host list. Parsed by `fleet-config.ts` (which
+ * runs parseSettings once per host); parseSettings itself skips it.
+ */
+export const FLEET_HOSTS_KEY = "hosts";
 
 export type RestartPolicy = "no" | "always" | "unless-stopped" | "on-failure";
 
@@ -229,11 +234,11 @@ export function parseSettings(raw: Record<string, unknown>, context: StackContex
 
   for (const [rawKey, value] of Object.entries(raw)) {
     const [namespace, key] = rawKey.includes(":") ? rawKey.split(":", 2) : [CONFIG_NAMESPACE, rawKey];
-    if (namespace !== CONFIG_NAMESPACE) continue;
+    if (namespace !== CONFIG_NAMESPACE || key === FLEET_HOSTS_KEY) continue;
     // Own keys only: `constructor`, `toString`... are typos too, not settings.
     const spec = Object.hasOwn(KEYS, key) ? (KEYS as Record<string, KeySpec<unknown>>)[key] : undefined;
     if (!spec) {
-      problems.push(`${full(key)} is not a setting this program reads; known settings: ${CONFIG_KEYS.join(", ")}`);
+      problems.push(`${full(key)} is not a setting this program reads; known settings: ${[...CONFIG_KEYS, FLEET_HOSTS_KEY].join(", ")}`);
       continue;
     }
     const result = spec.schema.safeParse(value);
