@@ -238,7 +238,7 @@ export function parseSettings(raw: Record<string, unknown>, context: StackContex
     // Own keys only: `constructor`, `toString`... are typos too, not settings.
     const spec = Object.hasOwn(KEYS, key) ? (KEYS as Record<string, KeySpec<unknown>>)[key] : undefined;
     if (!spec) {
-      problems.push(`${full(key)} is not a setting this program reads; known settings: ${[...CONFIG_KEYS, FLEET_HOSTS_KEY].join(", ")}`);
+      problems.push(`${full(key)} is not a setting this program reads; known settings: ${CONFIG_KEYS.join(", ")}`);
       continue;
     }
     const result = spec.schema.safeParse(value);
