@@ -137,3 +137,29 @@ describe("a three-host fleet", () => {
     ]);
   });
 });
+
+describe("a fleet whose hosts publish buildkitd's own TCP listener, without smoke tests", () => {
+  it("hands clients tcp:// endpoints (no Docker API access) and gates the roll on each healthy container", async () => {
+    const tls = { tlsCa: PEM("CERTIFICATE"), tlsCert: PEM("CERTIFICATE"), tlsKey: PEM("PRIVATE KEY") };
+    const tcpHosts = parseFleetSettings(
+      {
+        "buildkit:smokeTest": "false",
+        "buildkit:hosts": JSON.stringify([
+          { name: "a", dockerHost: "ssh://ci@a", tcpPort: 1234, tcpAddress: "10.0.0.5", ...tls },
+          { name: "b", dockerHost: "ssh://ci@b", tcpPort: 1234, tcpAddress: "10.0.0.6", ...tls },
+        ]),
+      },
+      { stack: "fleet" },
+    )!;
+    const fleet = new BuildkitFleet("tcp", { hosts: tcpHosts });
+    expect(await promiseOf(fleet.endpoints)).toEqual([
+      { name: "a", buildkitHost: "tcp://10.0.0.5:1234" },
+      { name: "b", buildkitHost: "tcp://10.0.0.6:1234" },
+    ]);
+    await settle("host b's container to be registered", () => registered.some((r) => r.name === "tcp-b-daemon"));
+    expect(registered.filter((r) => r.name.startsWith("tcp-") && r.type === SMOKE)).toEqual([]);
+    // Host b's provider came after host a's container: the container is the gate without a smoke test.
+    const order = registered.map((r) => r.name);
+    expect(order.indexOf("tcp-b-docker")).toBeGreaterThan(order.indexOf("tcp-a-daemon"));
+  });
+});

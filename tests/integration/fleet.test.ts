@@ -185,6 +185,8 @@ describe("a fleet of three Docker hosts: local, ssh:// and tcp:// with TLS", () 
       while (polling) {
         const ok = await probe(host);
         samples.push({ at: Date.now(), host, ok });
+        // A probe interval, not a wait for a condition: leaves the two cores to the deploy itself.
+        await new Promise((resolve) => setTimeout(resolve, 200));
       }
     });
     const events: { at: number; urn: string; type: string; op: string; phase: "pre" | "done" }[] = [];
