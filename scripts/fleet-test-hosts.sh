@@ -9,7 +9,11 @@
 #
 #   bash scripts/fleet-test-hosts.sh up          # idempotent; prints the environment as shell
 #   bash scripts/fleet-test-hosts.sh stop ENGINE # stop one engine (ssh|tls): a broken host
-#   bash scripts/fleet-test-hosts.sh down        # stop everything, remove bridges and state
+#   bash scripts/fleet-test-hosts.sh down        # stop everything, remove the bridges
+# FLEET_HOST_ADDRESS is an address of this machine (on the ssh engine's bridge)
+# that containers of every engine reach: the registry mirror behind it does not
+# depend on the main engine's docker0, which other tests on a shared machine
+# may take away.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 STEP=fleet-hosts
 
@@ -38,6 +42,7 @@ export FLEET_TLS_CERT_DIR=$state/tls/client
 export FLEET_SSH_BIN=$state/ssh-client/bin
 export FLEET_SSH_SOCKET=$(engine_socket ssh)
 export FLEET_TLS_SOCKET=$(engine_socket tls)
+export FLEET_HOST_ADDRESS=${bridge_cidr[ssh]%/*}
 ENV
 }
 
@@ -47,7 +52,7 @@ make_bridge() {
     log "creating bridge $name ($cidr)"
     ip link add "$name" type bridge
   fi
-  ip addr show dev "$name" | grep -q "inet $cidr" || ip addr add "$cidr" dev "$name"
+  [[ $(ip -o addr show dev "$name") == *"inet $cidr "* ]] || ip addr add "$cidr" dev "$name"
   ip link set "$name" up
 }
 
