@@ -5,6 +5,7 @@ import { stringify as toToml } from "smol-toml";
 
 import { BuildkitSettings, LABEL_PREFIX, providerCpus } from "./config";
 import { apiAtLeast, START_INTERVAL_MIN_API } from "./engine";
+import type { DockerTlsMaterial } from "./fleet-config";
 
 // The provider's CPU spelling lives with the config rule that refuses what it cannot spell back.
 export { providerCpus };
@@ -37,6 +38,11 @@ export interface BuildkitStackArgs extends BuildkitSettings {
    * engine, where the start interval would be dropped (a perpetual diff).
    */
   engineApiVersion?: pulumi.Input<string>;
+  /**
+   * Client TLS material for a `tcp://` dockerHost started with `--tlsverify`:
+   * the smoke test's docker CLI presents it (the provider gets its own copy).
+   */
+  dockerTls?: DockerTlsMaterial;
 }
 
 /**
@@ -169,7 +175,7 @@ export class BuildkitStack extends pulumi.ComponentResource {
       this.smokeTest = new command.local.Command(
         `${name}-smoke-test`,
         {
-          create: smokeTestScript(args),
+          create: (args.dockerTls ? dockerTlsPreamble() : "") + smokeTestScript(args),
           environment: smokeTestEnvironment(args, this.image.imageId, this.network.name),
           // Re-run whenever the container is replaced (new image, new config, healed drift).
           triggers: [this.daemonContainer.id],
@@ -334,10 +340,33 @@ function smokeTestEnvironment(
   };
   // The smoke test talks to the same Docker host the resources went to.
   if (args.dockerHost) environment.DOCKER_HOST = args.dockerHost;
+  if (args.dockerTls) {
+    environment.DOCKER_TLS_CA = args.dockerTls.ca;
+    environment.DOCKER_TLS_CERT = args.dockerTls.cert;
+    environment.DOCKER_TLS_KEY = pulumi.secret(args.dockerTls.key);
+  }
   if (args.tls?.clientCert && args.tls.clientKey) {
     environment.BK_CA = args.tls.ca;
     environment.BK_CERT = args.tls.clientCert;
     environment.BK_KEY = pulumi.secret(args.tls.clientKey);
   }
   return environment;
+}
+
+/**
+ * Puts the Docker TLS client material where the docker CLI reads it
+ * (DOCKER_CERT_PATH), for the smoke test's calls to a `--tlsverify` engine.
+ * Prepended only when a host has such material, so other stacks' smoke tests
+ * are unchanged.
+ */
+export function dockerTlsPreamble(): string {
+  return [
+    'DOCKER_CERT_PATH=$(mktemp -d)',
+    'trap \'rm -rf "$DOCKER_CERT_PATH"\' EXIT',
+    'printf "%s" "$DOCKER_TLS_CA" >"$DOCKER_CERT_PATH/ca.pem"',
+    'printf "%s" "$DOCKER_TLS_CERT" >"$DOCKER_CERT_PATH/cert.pem"',
+    'printf "%s" "$DOCKER_TLS_KEY" >"$DOCKER_CERT_PATH/key.pem"',
+    "export DOCKER_CERT_PATH DOCKER_TLS_VERIFY=1",
+    "",
+  ].join("\n");
 }

@@ -18,6 +18,11 @@ export const DEFAULT_IMAGE = `moby/buildkit:${DEFAULT_BUILDKIT_VERSION}`;
 export const DEFAULT_ROOTLESS_IMAGE = `moby/buildkit:${DEFAULT_BUILDKIT_VERSION}-rootless`;
 
 export const CONFIG_NAMESPACE = "buildkit";
+/**
+ * `buildkit:hosts`: the fleet's host list. Parsed by `fleet-config.ts` (which
+ * runs parseSettings once per host); parseSettings itself skips it.
+ */
+export const FLEET_HOSTS_KEY = "hosts";
 
 /**
  * Prefix of the labels the component puts on what it creates (managed-by,
@@ -414,7 +419,7 @@ export function parseSettings(raw: Record<string, unknown>, context: StackContex
 
   for (const [rawKey, value] of Object.entries(raw)) {
     const [namespace, key] = rawKey.includes(":") ? rawKey.split(":", 2) : [CONFIG_NAMESPACE, rawKey];
-    if (namespace !== CONFIG_NAMESPACE) continue;
+    if (namespace !== CONFIG_NAMESPACE || key === FLEET_HOSTS_KEY) continue;
     // Own keys only: `constructor`, `toString`... are typos too, not settings.
     // (Object.hasOwn is ES2022; the policy pack, which imports this module, compiles for ES2021.)
     const spec = Object.prototype.hasOwnProperty.call(KEYS, key) ? (KEYS as Record<string, KeySpec<unknown>>)[key] : undefined;

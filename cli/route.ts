@@ -1,0 +1,121 @@
+/**
+ * `npm run route -- <repo>:<context> [--stack NAME | --from FILE] [--all]`
+ *
+ * Prints which fleet host a build should go to, as shell exports:
+ *   eval "$(npm run -s route -- github.com/acme/api:services/api --stack fleet)"
+ * The host is chosen by consistent hashing of the key over the fleet's host
+ * names (the `hashring` library, ketama-compatible): the same repository and
+ * context keep landing on the daemon that holds their cache, and adding or
+ * removing a host moves only the keys of that host. BuildKit's own
+ * examples/kubernetes/consistenthash and buildx's kubernetes driver
+ * (loadbalance=sticky) route the same way; buildx's multi-node builders do not
+ * spread same-platform builds at all.
+ *
+ * Endpoints come from the stack output `fleetEndpoints` (`--stack`), or from a
+ * file holding that output (`--from`), so CI runners without access to the
+ * Pulumi backend can route from an artifact. `--all` prints every host in
+ * preference order: the next line is where the key goes if the first host is
+ * out.
+ */
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+
+import HashRing = require("hashring");
+
+import type { FleetEndpoint } from "../components/buildkit-fleet";
+
+const USAGE = "usage: npm run route -- <repo>:<context> [--stack NAME | --from FILE] [--all]";
+
+/** A failure the user can fix: printed as-is, exit code 2. */
+class UsageError extends Error {}
+
+/** The fleet's hosts in preference order for `key`: the first is where it builds. */
+export function routeKey(endpoints: FleetEndpoint[], key: string): FleetEndpoint[] {
+  if (endpoints.length === 0) throw new UsageError("the fleet has no hosts");
+  // Ring members are host names, not addresses: moving a host to a new
+  // address must not move its keys (and its cache) elsewhere.
+  const ring = new HashRing(endpoints.map((endpoint) => endpoint.name));
+  const byName = new Map(endpoints.map((endpoint) => [endpoint.name, endpoint]));
+  return ring.range(key, endpoints.length).map((name) => byName.get(name)!);
+}
+
+/** Shell lines that point buildctl / buildx at `endpoint`. */
+export function exportsFor(endpoint: FleetEndpoint): string {
+  const lines = [`export BUILDKIT_HOST=${shellQuote(endpoint.buildkitHost)}`];
+  // docker-container:// goes through `docker exec` on the host's engine.
+  if (endpoint.dockerHost) lines.push(`export DOCKER_HOST=${shellQuote(endpoint.dockerHost)}`);
+  lines.push(`# fleet host: ${endpoint.name}`);
+  return lines.join("\n");
+}
+
+function shellQuote(value: string): string {
+  return /^[\w@%+=:,./-]+$/.test(value) ? value : `'${value.replace(/'/g, "'\\''")}'`;
+}
+
+/** Accepts the output as `pulumi stack output --json` prints it; refuses anything else by name. */
+export function parseEndpoints(json: string, source: string): FleetEndpoint[] {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch {
+    throw new UsageError(`${source} is not JSON; expected the output of \`pulumi stack output fleetEndpoints --json\``);
+  }
+  const valid =
+    Array.isArray(value) &&
+    value.every(
+      (e) => e && typeof e.name === "string" && typeof e.buildkitHost === "string" && (e.dockerHost === undefined || typeof e.dockerHost === "string"),
+    );
+  if (!valid || (value as unknown[]).length === 0) {
+    throw new UsageError(`${source} holds no fleet endpoints (a list of {name, buildkitHost, dockerHost?}); is it a fleet stack (buildkit:hosts)?`);
+  }
+  return value as FleetEndpoint[];
+}
+
+function readFromStack(stack: string | undefined): FleetEndpoint[] {
+  const args = ["stack", "output", "fleetEndpoints", "--json", "--show-secrets", ...(stack ? ["--stack", stack] : [])];
+  const result = spawnSync("pulumi", args, { cwd: path.resolve(__dirname, ".."), encoding: "utf8" });
+  if (result.status !== 0) {
+    throw new UsageError(`pulumi ${args.join(" ")} failed: ${(result.stderr || String(result.error)).trim()}`);
+  }
+  return parseEndpoints(result.stdout, `the stack output fleetEndpoints${stack ? ` of ${stack}` : ""}`);
+}
+
+function main(argv: string[]): void {
+  let key: string | undefined;
+  let stack: string | undefined;
+  let from: string | undefined;
+  let all = false;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === "-h" || arg === "--help") throw new UsageError(USAGE);
+    else if (arg === "--all") all = true;
+    else if (arg === "--stack" || arg === "--from") {
+      const value = argv[++i];
+      if (!value) throw new UsageError(`${arg} needs a value\n${USAGE}`);
+      if (arg === "--stack") stack = value;
+      else from = value;
+    } else if (arg.startsWith("-")) throw new UsageError(`unknown flag ${arg}\n${USAGE}`);
+    else if (key === undefined) key = arg;
+    else throw new UsageError(`one key only; got ${JSON.stringify(key)} and ${JSON.stringify(arg)}\n${USAGE}`);
+  }
+  if (!key || !key.includes(":")) throw new UsageError(`expected a key like <repo>:<context path>, got ${JSON.stringify(key ?? "")}\n${USAGE}`);
+  if (stack && from) throw new UsageError(`--stack and --from are alternatives\n${USAGE}`);
+
+  const endpoints = from ? parseEndpoints(fs.readFileSync(from, "utf8"), from) : readFromStack(stack);
+  const ranked = routeKey(endpoints, key);
+  if (all) {
+    for (const endpoint of ranked) console.log([endpoint.name, endpoint.buildkitHost, endpoint.dockerHost ?? ""].join("\t").trimEnd());
+  } else {
+    console.log(exportsFor(ranked[0]));
+  }
+}
+
+if (require.main === module) {
+  try {
+    main(process.argv.slice(2));
+  } catch (error) {
+    console.error(error instanceof UsageError ? error.message : error);
+    process.exit(2);
+  }
+}
