@@ -37,3 +37,8 @@ REGISTRY_PORT="${BUILDKIT_STACK_REGISTRY_PORT:-5000}"
 
 # Workflow linter, run by the unit suite on .github/workflows.
 ACTIONLINT_VERSION="v1.7.12"
+
+# Peers `npm run bench -- --only peers` compares us with (scripts/provision/peers.sh).
+# The Terraform provider is built at PULUMI_DOCKER_UPSTREAM_VERSION, the same
+# revision our docker provider bridges.
+BUILDX_VERSION="v0.38.2"
