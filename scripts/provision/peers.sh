@@ -19,7 +19,8 @@ else
   log "building buildx $BUILDX_VERSION (go install, ~6 min cold on 2 cores)"
   started=$SECONDS
   mkdir -p "$buildx_dir"
-  GOBIN="$buildx_dir" CGO_ENABLED=0 nice -n 10 go install -trimpath -ldflags "-s -w" \
+  GOBIN="$buildx_dir" CGO_ENABLED=0 nice -n 10 go install -trimpath \
+    -ldflags "-s -w -X github.com/docker/buildx/version.Version=$BUILDX_VERSION" \
     "github.com/docker/buildx/cmd/buildx@$BUILDX_VERSION" >"$buildx_dir/build.log" 2>&1 \
     || die "go install buildx@$BUILDX_VERSION failed (see $buildx_dir/build.log)"
   mv "$buildx_dir/buildx" "$buildx_dir/docker-buildx"
