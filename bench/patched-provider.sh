@@ -13,14 +13,15 @@ out=${1:?usage: patched-provider.sh OUTPUT_DIR}
 cache="${BUILDKIT_STACK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/buildkit-stack}"
 src="$cache/pulumi/build/pulumi-resource-docker"
 [[ -d $src/upstream ]] || { echo "patched-provider.sh: $src not found; run npm run provision first" >&2; exit 1; }
-version=$(node -p "require('$(dirname "${BASH_SOURCE[0]}")/../package.json').dependencies['@pulumi/docker']")
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+version=$(node -p "require('$here/../package.json').dependencies['@pulumi/docker']")
 
 work="$out/build"
 rm -rf "$work" && mkdir -p "$work"
 cp -r "$src/." "$work/" && chmod -R u+w "$work"
 # The same edits scripts/provision/pulumi.sh makes; on a build directory they
 # were already made in, it fails (the provisioned provider is then this one).
-bash "$(dirname "${BASH_SOURCE[0]}")/../scripts/provision/providers/docker/patch-upstream.sh" "$work/upstream" \
+bash "$here/../scripts/provision/providers/docker/patch-upstream.sh" "$work/upstream" \
   || { echo "patched-provider.sh: patching failed (already patched? then the provisioned provider is this one)" >&2; exit 1; }
 (cd "$work" && GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w -X main.version=$version" -o "$out/pulumi-resource-docker" .) >"$out/build.log" 2>&1 \
   || { echo "patched-provider.sh: go build failed, see $out/build.log" >&2; exit 1; }
