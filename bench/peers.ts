@@ -324,7 +324,7 @@ export async function partPeers(runs: number, add: Add, details: Record<string, 
   add("PEERS", "to ready: ours, pulumi up of the dev stack", "s", pick("ours", "up"), {
     note: OURS_PROVIDER ? `docker provider ${OURS_PROVIDER} (BUILDKIT_STACK_BENCH_DOCKER_PROVIDER), not the provisioned one` : "the provisioned docker and command providers",
   });
-  add("PEERS", "ours: Pulumi's own \"Duration\" of that up", "s", extra("pulumiDuration"), { note: "whole seconds as the CLI prints them; wall − Duration is CLI start, plugin loading and program load" });
+  add("PEERS", "ours: Pulumi's own \"Duration\" of that up", "s", extra("pulumiDuration"), { note: "whole seconds as the CLI prints them; it includes loading the program and the plugins (the traced up below), so wall − Duration is only the CLI's own start and exit" });
   add("PEERS", "teardown: raw docker rm -f -v + volume rm", "s", pick("raw", "teardown"));
   add("PEERS", "teardown: docker buildx rm", "s", pick("buildx", "teardown"));
   add("PEERS", "teardown: terraform destroy", "s", pick("terraform", "teardown"));
