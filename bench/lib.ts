@@ -19,6 +19,12 @@ const PROGRAM_FILES = ["Pulumi.yaml", "index.ts", "components", "package.json", 
 /** The stack name inside every private copy; each copy has its own backend, so they never meet. */
 export const STACK = "bench";
 const PASSPHRASE = "bench";
+/**
+ * Every docker object the benchmark creates starts with this, and it removes
+ * nothing else. BUILDKIT_STACK_BENCH_PREFIX gives a run a private prefix on an
+ * engine other people use (it must end in "-").
+ */
+export const NAME_PREFIX = process.env.BUILDKIT_STACK_BENCH_PREFIX ?? "bench-";
 
 export interface Result {
   code: number;
@@ -141,7 +147,7 @@ export async function removeDockerObjects(names: { containers?: string[]; networ
 
 function assertOurs(name: string): void {
   // The engine is shared: never remove anything that is not ours by name.
-  if (!name.startsWith("bench-")) throw new Error(`refusing to remove docker object ${name}: not a bench-* name`);
+  if (!name.startsWith(NAME_PREFIX)) throw new Error(`refusing to remove docker object ${name}: not a ${NAME_PREFIX}* name`);
 }
 
 export async function dockerExists(kind: "container" | "network" | "volume" | "image", name: string): Promise<boolean> {
@@ -228,7 +234,7 @@ export class ProgramCopy {
     let compileSeconds: number | undefined;
     if (variant.precompiled) compileSeconds = await precompile(dir);
 
-    const names = { container: `bench-${id}`, network: `bench-${id}`, volume: `bench-${id}-cache` };
+    const names = { container: `${NAME_PREFIX}${id}`, network: `${NAME_PREFIX}${id}`, volume: `${NAME_PREFIX}${id}-cache` };
     const mirror = process.env.BUILDKIT_STACK_CONTAINER_MIRROR ?? "host.docker.internal:5000";
     const copy = await ProgramCopy.init(id, dir, variant, names);
     copy.compileSeconds = compileSeconds;
@@ -256,7 +262,7 @@ export class ProgramCopy {
     for (const file of ["Pulumi.yaml", "index.ts"]) fs.copyFileSync(path.join(repoRoot, "bench/minimal", file), path.join(dir, file));
     for (const file of ["package.json", "tsconfig.json"]) fs.copyFileSync(path.join(repoRoot, file), path.join(dir, file));
     fs.symlinkSync(path.join(repoRoot, "node_modules"), path.join(dir, "node_modules"));
-    const names = { container: `bench-${id}`, network: `bench-${id}-none`, volume: `bench-${id}-cache` };
+    const names = { container: `${NAME_PREFIX}${id}`, network: `${NAME_PREFIX}${id}-none`, volume: `${NAME_PREFIX}${id}-cache` };
     const copy = await ProgramCopy.init(id, dir, {}, names);
     copy.engineCreatedVolume = true;
     await copy.setConfig({

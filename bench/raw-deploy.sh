@@ -6,6 +6,7 @@
 #
 # usage: bench/raw-deploy.sh [--name NAME] [--volume VOLUME | --no-volume]
 #                            [--image IMAGE] [--config FILE] [--add-host HOST:IP]
+#                            [--network NETWORK]
 #   --config    a buildkitd.toml to mount (P2 needs the registry mirror in it;
 #               P1 runs exactly the seed's command, without one)
 # Prints the seconds from `docker run` to the first successful worker listing.
@@ -16,6 +17,7 @@ volume=bench-raw-cache
 image=moby/buildkit:v0.32.2
 config=
 add_host=
+network=
 while (($#)); do
   case $1 in
     --name) name=$2; shift 2 ;;
@@ -24,6 +26,7 @@ while (($#)); do
     --image) image=$2; shift 2 ;;
     --config) config=$2; shift 2 ;;
     --add-host) add_host=$2; shift 2 ;;
+    --network) network=$2; shift 2 ;;
     *) echo "raw-deploy.sh: unknown argument $1" >&2; exit 1 ;;
   esac
 done
@@ -37,6 +40,7 @@ poll_interval=0.1
 flags=(--privileged --memory 1g --cpus 1)
 if [[ -n $volume ]]; then flags+=(-v "$volume:/var/lib/buildkit"); fi
 if [[ -n $add_host ]]; then flags+=(--add-host "$add_host"); fi
+if [[ -n $network ]]; then flags+=(--network "$network"); fi
 daemon_args=()
 if [[ -n $config ]]; then
   flags+=(-v "$config:/etc/buildkit/buildkitd.toml:ro")

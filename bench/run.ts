@@ -15,6 +15,9 @@
  *   P3   no-op `pulumi preview` and `npm run drift` on the deployed stack vs
  *        the empty program.
  *   MEM  buildkitd's memory idle and during the reference build vs its limit.
+ *   PEERS  raw docker run, buildx --bootstrap, terraform apply and ours: to
+ *        ready, teardown, no-op and drift checks, paired ratios (bench/peers.ts);
+ *        prints one `ratio NAME VALUE target T` line per headline ratio.
  *   P4   unit and integration suite wall times (one run each).
  *
  * Each figure is the median of --runs runs (default 5) with min and max.
@@ -29,6 +32,7 @@ import { renderBuildkitdToml } from "../components/buildkit-stack";
 import { DEFAULT_IMAGE, parseSettings } from "../components/config";
 import {
   MIB,
+  NAME_PREFIX,
   ProgramCopy,
   Result,
   Variant,
@@ -51,9 +55,10 @@ import {
   waitFor,
 } from "./lib";
 import { Series, Target, markdownTable, ratioChart, summarize, textTable } from "./report";
+import { partPeers } from "./peers";
 import { Phase, emptyUpPhases, upPhases } from "./trace";
 
-const PARTS = ["P1", "X", "P2", "P3", "MEM", "P4"] as const;
+const PARTS = ["P1", "X", "P2", "P3", "MEM", "PEERS", "P4"] as const;
 type Part = (typeof PARTS)[number];
 
 const USAGE = `usage: npm run bench [-- --runs N] [--only ${PARTS.join(",")}]
@@ -111,8 +116,13 @@ function ratio(numerators: number[], denominators: number[]): number[] {
 // ---------------------------------------------------------------------------
 // The raw way: bench/raw-deploy.sh.
 
+/** The raw daemon's names under this run's prefix (bench/lib.ts NAME_PREFIX). */
+const RAW_NAME = `${NAME_PREFIX}raw`;
+const RAW_VOLUME = `${NAME_PREFIX}raw-cache`;
+
 async function rawDeploy(args: string[]): Promise<Result> {
-  return mustExec("bash", [RAW_DEPLOY, ...args], { boundSeconds: 180 });
+  const names = args.includes("--name") ? [] : ["--name", RAW_NAME, ...(args.includes("--no-volume") ? [] : ["--volume", RAW_VOLUME])];
+  return mustExec("bash", [RAW_DEPLOY, ...names, ...args], { boundSeconds: 180 });
 }
 
 function registerRaw(name: string, volume?: string): void {
@@ -164,12 +174,12 @@ async function partP1Engines(runs: number): Promise<void> {
 async function partP1(runs: number, engine: string, traced: boolean): Promise<void> {
   const ours = await ProgramCopy.real("p1");
   const floor = await ProgramCopy.empty("p1-empty");
-  registerRaw("bench-raw", "bench-raw-cache");
+  registerRaw(RAW_NAME, RAW_VOLUME);
   const pulledFirst = !(await ensureImage(CURRENT_IMAGE));
 
   const runOnce = async () => {
     const raw = await rawDeploy([]);
-    await removeRaw("bench-raw", "bench-raw-cache");
+    await removeRaw(RAW_NAME, RAW_VOLUME);
     const empty = await floor.up();
     await floor.destroy();
     const inStore = await dockerExists("image", CURRENT_IMAGE);
@@ -241,8 +251,9 @@ const VARIANTS: VariantSpec[] = [
   { key: "precompiled", label: "precompiled by tsc, plain node", variant: { precompiled: true }, previews: true },
   { key: "hc1s", label: "healthcheck interval 1s", variant: { healthcheckInterval: "1s" }, previews: false },
   { key: "nowait", label: "wait: false (smoke test proves readiness)", variant: { noWait: true }, previews: false },
-  // The docker provider's fixed 2s delay before reading a network back (create and every refresh).
-  { key: "provider", label: "docker provider without its 2s network delay", variant: {}, previews: true, patchedProvider: true },
+  // The docker provider's fixed 2s delay before reading a network back (create and every refresh)
+  // and its 1s health poll (scripts/provision/providers/docker/patch-upstream.sh).
+  { key: "provider", label: "docker provider without its 2s network delay, 0.2s health poll", variant: {}, previews: true, patchedProvider: true },
   { key: "all", label: "wait: false + patched provider", variant: { noWait: true }, previews: true, patchedProvider: true },
 ];
 
@@ -303,7 +314,7 @@ async function partX(runs: number): Promise<void> {
   const floor = await ProgramCopy.empty("x-empty");
   // The floor under the type-checking variant's compile mode, for a like-for-like ratio.
   const floorTC = await ProgramCopy.empty("x-empty-tc", { typeCheck: true });
-  registerRaw("bench-raw", "bench-raw-cache");
+  registerRaw(RAW_NAME, RAW_VOLUME);
   await ensureImage(CURRENT_IMAGE);
   const provider = VARIANTS.some((v) => v.patchedProvider) ? await patchedProvider() : undefined;
   const variants = VARIANTS.filter((v) => !v.patchedProvider || provider);
@@ -324,7 +335,7 @@ async function partX(runs: number): Promise<void> {
   for (let i = 0; i < runs; i++) {
     log(`X run ${i + 1}/${runs}`);
     push(up, "raw", (await rawDeploy([])).seconds);
-    await removeRaw("bench-raw", "bench-raw-cache");
+    await removeRaw(RAW_NAME, RAW_VOLUME);
     push(up, "floor", (await floor.up()).seconds);
     push(preview, "floor", (await floor.preview()).seconds);
     push(drift, "floor", (await floor.drift()).seconds);
@@ -407,7 +418,7 @@ async function partP2(runs: number): Promise<void> {
   const stack = await ProgramCopy.real("p2", {}, { "buildkit:image": PREVIOUS_IMAGE });
   const names = stack.names!;
   const host = `docker-container://${names.container}`;
-  const rawName = "bench-p2-raw";
+  const rawName = `${NAME_PREFIX}p2-raw`;
   registerRaw(rawName);
   const toml = devToml();
   const rawArgs = (image: string) => ["--name", rawName, "--no-volume", "--image", image, "--config", toml, "--add-host", "host.docker.internal:host-gateway"];
@@ -719,6 +730,7 @@ async function main(): Promise<number> {
   details.options = options;
   details.startedAt = new Date().toISOString();
   const load: Record<string, number[]> = { start: os.loadavg() };
+  log(`engine: ${(details.machine as { docker: string }).docker}; DOCKER_HOST=${process.env.DOCKER_HOST ?? "(unset: the default socket)"}`);
   log(`parts ${options.parts.join(", ")}, ${options.runs} run(s) each; load average ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`);
 
   const steps: Record<Part, () => Promise<void>> = {
@@ -727,6 +739,7 @@ async function main(): Promise<number> {
     P2: () => partP2(options.runs),
     P3: () => partP3(options.runs),
     MEM: () => partMem(options.runs),
+    PEERS: () => partPeers(options.runs, add, details),
     P4: () => partP4(),
   };
   const errors: string[] = [];
@@ -758,8 +771,12 @@ async function main(): Promise<number> {
   fs.writeFileSync(`${base}.md`, markdownTable(series) + "\n");
   const chart = ratioChart(series, `buildkit-stack benchmarks ${details.startedAt as string} (${options.runs} runs)`);
   fs.writeFileSync(`${base}.svg`, chart);
-  fs.mkdirSync(path.join(repoRoot, "docs"), { recursive: true });
-  fs.writeFileSync(path.join(repoRoot, "docs/benchmark.svg"), chart);
+  // docs/benchmark.svg charts the floors; a peers-only run leaves it alone.
+  const chartsFloors = options.parts.some((p) => p !== "PEERS");
+  if (chartsFloors) {
+    fs.mkdirSync(path.join(repoRoot, "docs"), { recursive: true });
+    fs.writeFileSync(path.join(repoRoot, "docs/benchmark.svg"), chart);
+  }
   const trace = details.P1_trace as { ours: Phase[]; empty: Phase[] } | undefined;
   if (trace) {
     console.log("\nP1, one traced `pulumi up` (--otel-traces), our program:");
@@ -767,7 +784,7 @@ async function main(): Promise<number> {
     console.log("empty program:");
     for (const p of trace.empty) console.log(`  ${p.seconds.toFixed(2).padStart(6)}s  ${p.phase}`);
   }
-  console.log(`\nresults: bench/results/latest.json (and ${path.relative(repoRoot, base)}.{json,md,svg}), docs/benchmark.svg`);
+  console.log(`\nresults: bench/results/latest.json (and ${path.relative(repoRoot, base)}.{json,md,svg})${chartsFloors ? ", docs/benchmark.svg" : ""}`);
   if (errors.length) {
     console.error(`\n${errors.length} part(s) failed:\n${errors.join("\n")}`);
     return 1;

@@ -84,15 +84,25 @@ async function main(): Promise<number> {
   const options = parseCli(process.argv.slice(2), USAGE);
   if (!options.stack) throw new UsageError(`--stack NAME is required\n${USAGE}`);
   const stack = await openStack(options.stack, options.cwd);
-  const state = await readState(stack);
+  // The preview needs neither the exported state nor the engine check, so it
+  // starts first and `stack export` runs while it does (measured:
+  // docs/performance.md, PEERS). Its outcome is judged after the engine
+  // check, so an engine that is down is still reported as such.
+  const events: EngineEvent[] = [];
+  const previewFailure = stack.preview({ refresh: true, onEvent: (event) => events.push(event) }).then(
+    () => undefined,
+    (error: unknown) => ({ error }),
+  );
+  // Both run to the end before either is judged: no preview is left running behind an error.
+  const [exported, failure] = await Promise.all([readState(stack).then((resources) => ({ resources }), (error: unknown) => ({ error })), previewFailure]);
+  if ("error" in exported) throw exported.error;
+  const state = exported.resources;
   useDockerHostOf(state);
   const engine = engineStatus();
   if (!engine.ok) throw new UsageError(`the Docker engine does not answer (${engine.reason}); start it: bash scripts/provision.sh`);
 
-  const events: EngineEvent[] = [];
-  try {
-    await stack.preview({ refresh: true, onEvent: (event) => events.push(event) });
-  } catch (error) {
+  if (failure) {
+    const { error } = failure;
     const reported = events
       .map((e) => e.diagnosticEvent)
       .filter((d) => d?.severity === "error")

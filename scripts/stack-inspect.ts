@@ -41,9 +41,11 @@ export function parseCli(argv: string[], usage: string): CliOptions {
 }
 
 /**
- * Opens the stack for reading. The Automation API's select is `pulumi stack
- * select`, which would silently change the stack a later bare `pulumi up`
- * targets, so the user's selection is put back afterwards.
+ * Opens the stack for reading, without selecting it: the Automation API's
+ * select is `pulumi stack select`, which would change the stack a later bare
+ * `pulumi up` targets, and every Stack operation passes `--stack NAME` anyway.
+ * `listStacks` has already proven the stack exists, so skipping the select
+ * (and putting the user's selection back) saves two CLI starts per command.
  */
 export async function openStack(requested: string | undefined, workDir: string, fallback?: string): Promise<Stack> {
   let workspace: LocalWorkspace;
@@ -62,10 +64,8 @@ export async function openStack(requested: string | undefined, workDir: string, 
         `stacks: ${known.map((s) => s.name).join(", ") || "none"}`,
     );
   }
-  const stack = await Stack.select(name, workspace);
-  if (previous && previous !== name) await workspace.selectStack(previous);
-  if (!previous) runCommand("pulumi", ["stack", "unselect"], { cwd: workDir });
-  return stack;
+  workspace.selectStack = async () => undefined;
+  return Stack.select(name, workspace);
 }
 
 /** One resource as the last deployment recorded it, secrets decrypted. */

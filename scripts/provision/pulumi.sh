@@ -84,6 +84,9 @@ prepare_docker_upstream() {
   [[ -d $dir ]] || die "could not download $kreuzwerker"
   cp -r "$dir" "$1/upstream" && chmod -R u+w "$1/upstream"
   mkdir -p "$1/upstream/shim" && cp "$providers_src/docker/shim.go.txt" "$1/upstream/shim/shim.go"
+  # Two waits that guarantee nothing (a fixed 2 s per network read, a 1 s
+  # health poll): see the script. They cost every cold up and drift check.
+  bash "$providers_src/docker/patch-upstream.sh" "$1/upstream" || die "patching $kreuzwerker failed"
 }
 PREPARE=prepare_docker_upstream wrapper_build pulumi-resource-docker "$pulumi_dir/providers/pulumi-resource-docker" \
   "-X main.version=$PULUMI_DOCKER_VERSION" . "require (
@@ -91,6 +94,7 @@ PREPARE=prepare_docker_upstream wrapper_build pulumi-resource-docker "$pulumi_di
 	github.com/terraform-providers/terraform-provider-docker v0.0.0
 )
 
+// upstream patched by providers/docker/patch-upstream.sh $(sha256sum "$providers_src/docker/patch-upstream.sh" | cut -c1-12)
 replace (
 	github.com/hashicorp/terraform-plugin-sdk/v2 => $PULUMI_DOCKER_TF_SDK_FORK
 	github.com/terraform-providers/terraform-provider-docker => ./upstream

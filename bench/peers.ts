@@ -1,0 +1,362 @@
+/**
+ * PEERS: us against what a user would pick instead, on the same engine with
+ * the same local image, cold to ready, teardown, no-op check and drift check:
+ *
+ *   raw        bench/raw-deploy.sh: `docker run` + poll `buildctl debug workers`
+ *   buildx     `docker buildx create --driver docker-container --bootstrap`
+ *   terraform  `terraform apply` of bench/terraform (the dev stack in HCL, kreuzwerker/docker)
+ *   ours       `pulumi up` of the dev stack (private copy, bench/lib.ts)
+ *
+ * The peers come from scripts/provision/peers.sh (cached under
+ * $BUILDKIT_STACK_CACHE/peers); Terraform is the one on PATH. The order of the
+ * four alternates from run to run (forwards, backwards), so a tool is not
+ * always the one that runs right after another's teardown. Every readiness a
+ * tool claims is checked afterwards (untimed) by listing the daemon's workers.
+ */
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+
+import { renderBuildkitdToml } from "../components/buildkit-stack";
+import { DEFAULT_IMAGE, parseSettings } from "../components/config";
+import { NAME_PREFIX, ProgramCopy, exec, log, mustExec, onCleanup, removeDockerObjects, repoRoot, tail, tempDir } from "./lib";
+import { Series, Target, summarize } from "./report";
+import { Phase, upPhases } from "./trace";
+
+/** The four headline ratios: what `npm run bench -- --only peers` prints one line each for. */
+export const HEADLINE_TARGETS = {
+  "up/terraform": 1.0,
+  // buildx starts a bare daemon: no limits, network, volume of ours, mirror config,
+  // healthcheck or test build (docs/performance.md). Ours does all of that and
+  // waits for docker's healthcheck, whose first probe comes one interval (5 s)
+  // after start on engines before Docker 25; 8× buildx's ~0.9 s is that floor
+  // plus the test build, not a goal to shave towards 1.
+  "up/buildx": 8.0,
+  "preview/terraform-plan": 1.0,
+  "drift/terraform-refresh-only": 1.5,
+} as const;
+
+type Add = (part: string, label: string, unit: Series["unit"], samples: number[], extra?: { target?: Target; note?: string }) => void;
+
+const cache = process.env.BUILDKIT_STACK_CACHE ?? path.join(os.homedir(), ".cache/buildkit-stack");
+const versions = fs.readFileSync(path.join(repoRoot, "scripts/versions.sh"), "utf8");
+const version = (name: string) => new RegExp(`^${name}="([^"]+)"`, "m").exec(versions)?.[1];
+const BUILDX_VERSION = version("BUILDX_VERSION")!;
+const PEERS_DIR = path.join(cache, "peers");
+
+/** Seconds of each phase for one tool in one run. */
+interface ToolRun {
+  up: number;
+  noop: number;
+  drift: number;
+  teardown: number;
+  /** Extra timings a tool reports (Pulumi's own Duration, preview --refresh). */
+  extra?: Record<string, number>;
+}
+
+/** Major version of the engine DOCKER_HOST (or the default socket) points at. */
+async function engineVersion(): Promise<{ version: string; major: number }> {
+  const text = (await mustExec("docker", ["version", "--format", "{{.Server.Version}}"])).stdout.trim();
+  return { version: text, major: Number(text.split(".")[0]) };
+}
+
+/** Ready for every peer means what the smoke test's first half means: buildkitd lists a worker. */
+async function assertWorkers(container: string, who: string): Promise<void> {
+  const result = await exec("buildctl", ["--addr", `docker-container://${container}`, "debug", "workers"]);
+  if (result.code !== 0 || result.stdout.trim().split("\n").length < 2) {
+    throw new Error(`${who} said ready, but buildkitd in ${container} lists no worker: ${tail(result.stderr || result.stdout, 5)}`);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// raw
+
+/**
+ * raw and buildx put their container on docker's default bridge, which is not
+ * usable on every engine (this machine's default engine has no docker0
+ * interface; `docker run` fails to attach). Both get a network of the bench's
+ * own instead, created once before the runs (untimed); ours and Terraform
+ * create their own network as part of what they deploy.
+ */
+async function peerNetwork(): Promise<string> {
+  const name = `${NAME_PREFIX}peer-net`;
+  await removeDockerObjects({ networks: [name] });
+  await mustExec("docker", ["network", "create", name]);
+  onCleanup(`network ${name}`, () => removeDockerObjects({ networks: [name] }));
+  return name;
+}
+
+function rawPeer(network: string): { run: () => Promise<ToolRun> } {
+  const name = `${NAME_PREFIX}peer-raw`;
+  const volume = `${name}-cache`;
+  const remove = () => removeDockerObjects({ containers: [name], volumes: [volume] });
+  onCleanup(`raw daemon ${name}`, remove);
+  return {
+    run: async () => {
+      const up = await mustExec("bash", [path.join(repoRoot, "bench/raw-deploy.sh"), "--name", name, "--volume", volume, "--network", network], { boundSeconds: 180 });
+      await assertWorkers(name, "raw-deploy.sh");
+      // The raw way has no state: its "no-op check" and "drift check" are a `docker inspect`.
+      const check = await mustExec("docker", ["inspect", "-f", "{{.State.Running}}", name]);
+      const started = performance.now();
+      await remove();
+      return { up: up.seconds, noop: check.seconds, drift: check.seconds, teardown: (performance.now() - started) / 1000 };
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------
+// buildx
+
+async function buildxPeer(network: string): Promise<{ run: () => Promise<ToolRun>; version: string }> {
+  const plugin = path.join(PEERS_DIR, `buildx-${BUILDX_VERSION}`, "docker-buildx");
+  if (!fs.existsSync(plugin)) throw new Error(`docker buildx ${BUILDX_VERSION} is not built (${plugin}); run \`bash scripts/provision/peers.sh\``);
+  // A DOCKER_CONFIG of our own: buildx keeps its builder list there, and a user's ~/.docker stays untouched.
+  const dockerConfig = tempDir("docker-config");
+  fs.mkdirSync(path.join(dockerConfig, "cli-plugins"));
+  fs.symlinkSync(plugin, path.join(dockerConfig, "cli-plugins", "docker-buildx"));
+  const env = { ...process.env, DOCKER_CONFIG: dockerConfig };
+  const builder = `${NAME_PREFIX}peer-buildx`;
+  // buildx names its container buildx_buildkit_<node>: the node name carries our prefix.
+  const node = `${builder}0`;
+  const container = `buildx_buildkit_${node}`;
+  const stateVolume = `${container}_state`;
+  const remove = async () => {
+    await exec("docker", ["buildx", "rm", "--force", builder], { env });
+    // Only the two objects buildx created for our node name; nothing else is touched.
+    await exec("docker", ["rm", "-f", "-v", container]);
+    await exec("docker", ["volume", "rm", "-f", stateVolume]);
+  };
+  onCleanup(`buildx builder ${builder}`, remove);
+  const buildxVersion = (await mustExec("docker", ["buildx", "version"], { env })).stdout.trim();
+  return {
+    version: buildxVersion,
+    run: async () => {
+      // The image must be given: buildx's default (moby/buildkit:buildx-stable-1) is not local here.
+      const up = await mustExec(
+        "docker",
+        ["buildx", "create", "--name", builder, "--node", node, "--driver", "docker-container", "--driver-opt", `image=${DEFAULT_IMAGE}`, "--driver-opt", `network=${network}`, "--bootstrap"],
+        { env, boundSeconds: 180 },
+      );
+      await assertWorkers(container, "buildx create --bootstrap");
+      // buildx has no desired state to compare: `buildx inspect` is its closest "check".
+      const check = await mustExec("docker", ["buildx", "inspect", builder], { env });
+      const down = await mustExec("docker", ["buildx", "rm", builder], { env });
+      return { up: up.seconds, noop: check.seconds, drift: check.seconds, teardown: down.seconds };
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------
+// terraform
+
+/** Terraform variables for the dev stack's settings (the repo's Pulumi.dev.yaml as the bench's ProgramCopy sets it). */
+function terraformVariables(name: string, startInterval: string): Record<string, unknown> {
+  const mirror = process.env.BUILDKIT_STACK_CONTAINER_MIRROR ?? "host.docker.internal:5000";
+  const settings = parseSettings(
+    {
+      "buildkit:memory": "1g",
+      "buildkit:cpus": "1",
+      "buildkit:cacheMaxUsedSpace": "5g",
+      "buildkit:cacheReservedSpace": "512m",
+      "buildkit:maxParallelism": "2",
+      "buildkit:registryMirrors": [`http://${mirror}`],
+      "buildkit:extraHosts": ["host.docker.internal:host-gateway"],
+      "buildkit:containerName": name,
+    },
+    { stack: "bench" },
+  );
+  return {
+    name,
+    image: settings.image,
+    memory_mb: Math.floor(settings.memoryBytes! / (1024 * 1024)),
+    cpus: Number(settings.cpus).toFixed(1),
+    buildkitd_toml: renderBuildkitdToml(settings),
+    extra_hosts: settings.extraHosts.map((entry) => ({ host: entry.slice(0, entry.indexOf(":")), ip: entry.slice(entry.indexOf(":") + 1) })),
+    labels: { "org.buildkit-stack.managed-by": "terraform", "org.buildkit-stack.container": name },
+    log_max_size: settings.logMaxSize,
+    log_max_files: String(settings.logMaxFiles),
+    healthcheck_start_interval: startInterval,
+  };
+}
+
+/**
+ * The healthcheck start interval our component sets on this engine, so the
+ * Terraform peer waits under the same healthcheck: "0s" (unset) unless the
+ * component sets `startInterval` and the engine (Docker 25+) honours it.
+ */
+function componentStartInterval(engineMajor: number): string {
+  const source = fs.readFileSync(path.join(repoRoot, "components/buildkit-stack.ts"), "utf8");
+  const match = /startInterval:[^"\n]*"(\d+(?:ms|s))"/.exec(source);
+  return match && engineMajor >= 25 ? match[1] : "0s";
+}
+
+async function terraformPeer(engineMajor: number): Promise<{ run: () => Promise<ToolRun>; version: string; startInterval: string }> {
+  const tfrc = path.join(PEERS_DIR, "terraformrc");
+  if (!fs.existsSync(tfrc)) throw new Error(`the Terraform provider is not built (${tfrc} missing); run \`bash scripts/provision/peers.sh\``);
+  const tfVersion = await exec("terraform", ["version", "-json"]);
+  if (tfVersion.code !== 0) throw new Error(`terraform is not on PATH (${tail(tfVersion.stderr, 2)}); install Terraform 1.x`);
+  const dir = tempDir("terraform");
+  fs.copyFileSync(path.join(repoRoot, "bench/terraform/main.tf"), path.join(dir, "main.tf"));
+  const name = `${NAME_PREFIX}peer-tf`;
+  const startInterval = componentStartInterval(engineMajor);
+  fs.writeFileSync(path.join(dir, "terraform.tfvars.json"), JSON.stringify(terraformVariables(name, startInterval), null, 2));
+  const env = { ...process.env, TF_CLI_CONFIG_FILE: tfrc, TF_IN_AUTOMATION: "1", TF_INPUT: "0", CHECKPOINT_DISABLE: "1" };
+  const tf = (args: string[]) => exec("terraform", args, { cwd: dir, env, boundSeconds: 300 });
+  const mustTf = async (args: string[], okCodes = [0]) => {
+    const result = await tf(args);
+    if (!okCodes.includes(result.code)) throw new Error(`terraform ${args.join(" ")} exited ${result.code}\n${tail(result.stdout, 15)}\n${tail(result.stderr, 15)}`);
+    return result;
+  };
+  onCleanup(`terraform peer ${name}`, async () => {
+    await tf(["destroy", "-auto-approve", "-no-color"]);
+    await removeDockerObjects({ containers: [name], networks: [name], volumes: [`${name}-cache`] });
+  });
+  return {
+    version: `${(JSON.parse(tfVersion.stdout) as { terraform_version: string }).terraform_version}, kreuzwerker/docker ${version("PULUMI_DOCKER_UPSTREAM_VERSION")}`,
+    startInterval,
+    run: async () => {
+      const up = await mustTf(["apply", "-auto-approve", "-no-color"]);
+      await assertWorkers(name, "terraform apply");
+      // -detailed-exitcode: 0 = no changes, 2 = changes; a no-op plan must say 0.
+      const noop = await mustTf(["plan", "-detailed-exitcode", "-no-color"]);
+      // Run as a user runs it. Right after apply it already reports "Objects have changed
+      // outside of Terraform" (the provider reads back [] and {} where apply stored null), which
+      // is why -detailed-exitcode exits 2 with nothing changed; counted, not failed.
+      const drift = await mustTf(["plan", "-refresh-only", "-no-color"]);
+      const phantom = /Objects have changed outside of Terraform/.test(drift.stdout) ? 1 : 0;
+      const down = await mustTf(["destroy", "-auto-approve", "-no-color"]);
+      return { up: up.seconds, noop: noop.seconds, drift: drift.seconds, teardown: down.seconds, extra: { phantomDrift: phantom } };
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------
+// ours
+
+/**
+ * BUILDKIT_STACK_BENCH_DOCKER_PROVIDER=PATH runs ours with that docker
+ * provider binary (private PULUMI_HOME) instead of the provisioned one: how a
+ * provider change is measured before it is provisioned (bench/patched-provider.sh).
+ */
+const OURS_PROVIDER = process.env.BUILDKIT_STACK_BENCH_DOCKER_PROVIDER || undefined;
+
+async function oursPeer(): Promise<{ run: () => Promise<ToolRun>; trace: () => Promise<Phase[]> }> {
+  const copy = await ProgramCopy.real("peer-ours", { dockerProvider: OURS_PROVIDER });
+  return {
+    // One traced cold up outside the statistics: where wall time and Pulumi's "Duration" part.
+    trace: async () => {
+      const file = path.join(tempDir("peer-trace"), "up.json");
+      const up = await copy.up(["--otel-traces", `file://${file}`]);
+      await copy.destroy();
+      const duration = /Duration: (?:(\d+)m)?(\d+)s/.exec(up.stdout);
+      return [
+        ...upPhases(file),
+        { phase: "wall clock of that traced up (bench)", seconds: up.seconds },
+        { phase: "Pulumi's \"Duration\" of that up", seconds: duration ? Number(duration[1] ?? 0) * 60 + Number(duration[2]) : NaN },
+      ];
+    },
+    run: async () => {
+      const up = await copy.up();
+      await assertWorkers(copy.names!.container, "pulumi up");
+      const duration = /Duration: (?:(\d+)m)?(\d+)s/.exec(up.stdout);
+      const noop = await copy.preview();
+      const drift = await copy.drift();
+      const refresh = await copy.mustPulumi(["preview", "--refresh", "--expect-no-changes"]);
+      const started = performance.now();
+      await copy.destroy();
+      return {
+        up: up.seconds,
+        noop: noop.seconds,
+        drift: drift.seconds,
+        teardown: (performance.now() - started) / 1000,
+        extra: {
+          pulumiDuration: duration ? Number(duration[1] ?? 0) * 60 + Number(duration[2]) : NaN,
+          previewRefresh: refresh.seconds,
+        },
+      };
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------
+
+const TOOLS = ["raw", "buildx", "terraform", "ours"] as const;
+type Tool = (typeof TOOLS)[number];
+
+export async function partPeers(runs: number, add: Add, details: Record<string, unknown>): Promise<void> {
+  const engine = await engineVersion();
+  log(`PEERS on Docker ${engine.version} (DOCKER_HOST=${process.env.DOCKER_HOST ?? "unset: the default socket"})`);
+  const image = await exec("docker", ["image", "inspect", DEFAULT_IMAGE]);
+  if (image.code !== 0) await mustExec("docker", ["pull", "-q", DEFAULT_IMAGE], { boundSeconds: 300 });
+
+  const network = await peerNetwork();
+  const buildx = await buildxPeer(network);
+  const terraform = await terraformPeer(engine.major);
+  const ours = await oursPeer();
+  const peers: Record<Tool, { run: () => Promise<ToolRun> }> = { raw: rawPeer(network), buildx, terraform, ours };
+
+  const samples: Record<Tool, ToolRun[]> = { raw: [], buildx: [], terraform: [], ours: [] };
+  const runOnce = async (i: number, keep: boolean) => {
+    const order = i % 2 === 0 ? TOOLS : [...TOOLS].reverse();
+    for (const tool of order) {
+      const result = await peers[tool].run();
+      if (keep) samples[tool].push(result);
+    }
+  };
+  log("PEERS warm-up run (discarded)");
+  await runOnce(1, false);
+  for (let i = 0; i < runs; i++) {
+    log(`PEERS run ${i + 1}/${runs}`);
+    await runOnce(i, true);
+  }
+
+  const pick = (tool: Tool, key: "up" | "noop" | "drift" | "teardown") => samples[tool].map((s) => s[key]);
+  const extra = (key: string) => samples.ours.map((s) => s.extra?.[key] ?? NaN);
+  const per = (a: number[], b: number[]) => a.map((value, i) => value / b[i]);
+  const note = {
+    engine: `Docker ${engine.version}${process.env.DOCKER_HOST ? ` at ${process.env.DOCKER_HOST}` : ""}; ${DEFAULT_IMAGE} in the local image store for every tool; raw and buildx on a network created before the runs (${network}), ours and terraform create theirs; order raw, buildx, terraform, ours in even runs and reversed in odd ones; one discarded warm-up`,
+  };
+  add("PEERS", "to ready: raw docker run + poll buildctl debug workers", "s", pick("raw", "up"), { note: note.engine });
+  add("PEERS", `to ready: docker buildx create --driver docker-container --bootstrap (buildx ${BUILDX_VERSION})`, "s", pick("buildx", "up"));
+  add("PEERS", `to ready: terraform apply of bench/terraform (Terraform ${terraform.version})`, "s", pick("terraform", "up"), {
+    note: `healthcheck start_interval ${terraform.startInterval}, as our component sets it on this engine`,
+  });
+  add("PEERS", "to ready: ours, pulumi up of the dev stack", "s", pick("ours", "up"), {
+    note: OURS_PROVIDER ? `docker provider ${OURS_PROVIDER} (BUILDKIT_STACK_BENCH_DOCKER_PROVIDER), not the provisioned one` : "the provisioned docker and command providers",
+  });
+  add("PEERS", "ours: Pulumi's own \"Duration\" of that up", "s", extra("pulumiDuration"), { note: "whole seconds as the CLI prints them; it includes loading the program and the plugins (the traced up below), so wall − Duration is only the CLI's own start and exit" });
+  add("PEERS", "teardown: raw docker rm -f -v + volume rm", "s", pick("raw", "teardown"));
+  add("PEERS", "teardown: docker buildx rm", "s", pick("buildx", "teardown"));
+  add("PEERS", "teardown: terraform destroy", "s", pick("terraform", "teardown"));
+  add("PEERS", "teardown: ours, pulumi destroy", "s", pick("ours", "teardown"));
+  add("PEERS", "no-op check: terraform plan -detailed-exitcode (refreshes)", "s", pick("terraform", "noop"));
+  add("PEERS", "no-op check: ours, pulumi preview --expect-no-changes", "s", pick("ours", "noop"));
+  const phantom = samples.terraform.filter((s) => s.extra?.phantomDrift).length;
+  add("PEERS", "drift check: terraform plan -refresh-only", "s", pick("terraform", "drift"), {
+    note: `right after apply, with nothing changed, it reported "Objects have changed outside of Terraform" in ${phantom} of ${samples.terraform.length} runs (empty lists and maps read back where apply stored null), so its -detailed-exitcode is 2 and useless as a drift signal; npm run drift exited 0 in every run`,
+  });
+  add("PEERS", "drift check: ours, npm run drift", "s", pick("ours", "drift"));
+  add("PEERS", "drift check: pulumi preview --refresh --expect-no-changes", "s", extra("previewRefresh"));
+  const ratios: Record<keyof typeof HEADLINE_TARGETS, number[]> = {
+    "up/terraform": per(pick("ours", "up"), pick("terraform", "up")),
+    "up/buildx": per(pick("ours", "up"), pick("buildx", "up")),
+    "preview/terraform-plan": per(pick("ours", "noop"), pick("terraform", "noop")),
+    "drift/terraform-refresh-only": per(pick("ours", "drift"), pick("terraform", "drift")),
+  };
+  for (const [name, values] of Object.entries(ratios) as [keyof typeof HEADLINE_TARGETS, number[]][]) {
+    add("PEERS", `ratio ${name}`, "x", values, { target: { op: "<=", value: HEADLINE_TARGETS[name] } });
+  }
+  add("PEERS", "ratio up/raw", "x", per(pick("ours", "up"), pick("raw", "up")));
+  add("PEERS", "ratio teardown/terraform", "x", per(pick("ours", "teardown"), pick("terraform", "teardown")));
+  details.PEERS = { oursProvider: OURS_PROVIDER ?? "provisioned", engine, dockerHost: process.env.DOCKER_HOST ?? null, buildx: buildx.version, terraform: terraform.version, samples, ratios };
+
+  const trace = await ours.trace();
+  details.PEERS_trace = trace;
+  console.log("\nPEERS, one traced cold `pulumi up` of ours (--otel-traces, outside the statistics):");
+  for (const p of trace) console.log(`  ${p.seconds.toFixed(2).padStart(6)}s  ${p.phase}`);
+
+  // The headline lines, one per ratio, in a form scripts can grep.
+  for (const [name, values] of Object.entries(ratios) as [keyof typeof HEADLINE_TARGETS, number[]][]) {
+    console.log(`ratio ${name} ${summarize(values).median.toFixed(2)} target ${HEADLINE_TARGETS[name].toFixed(1)}`);
+  }
+}
