@@ -45,8 +45,9 @@ interface Engine {
   startInterval: boolean;
 }
 
+// Docker 29 is the default engine: the whole suite (lifecycle.test.ts, drift.test.ts, ...) already walks this path
+// on it, so repeating it here would only cost CI minutes.
 const ENGINES: Engine[] = [
-  { id: "e-mx29", host: `unix://${RUN_DIR}/docker-29.sock`, major: "29", startInterval: true },
   { id: "e-mx28", host: `unix://${RUN_DIR}/docker-28.sock`, major: "28", startInterval: true },
   { id: "e-mx20", host: "unix:///var/run/docker.sock", major: "20", startInterval: false },
 ];
