@@ -62,6 +62,11 @@ export interface BuildkitSettings {
   smokeTest: boolean;
   dockerHost?: string;
   requirePinnedImage: boolean;
+  /**
+   * Seconds buildkitd gets after SIGTERM to finish in-flight builds when its
+   * container is replaced or destroyed, before docker kills it.
+   */
+  stopGraceSeconds: number;
 }
 
 /** Raised when the configuration is invalid; `problems` holds one sentence each. */
@@ -95,6 +100,17 @@ const EXTRA_HOST_PATTERN = /^[a-zA-Z0-9.-]+:(?:host-gateway|[0-9a-fA-F.:]+)$/;
 // Docker requires two characters at least for container and volume names.
 const NAME_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
 const LOG_SIZE_PATTERN = /^\d+[kmg]$/;
+const DURATION_PATTERN = /^(\d+)([smh]?)$/;
+const DURATION_UNIT_SECONDS: Record<string, number> = { "": 1, s: 1, m: 60, h: 3600 };
+/** Longest stop grace accepted: an upgrade that waits longer is an outage of its own. */
+export const MAX_STOP_GRACE_SECONDS = 3600;
+export const DEFAULT_STOP_GRACE_SECONDS = 600;
+
+/** Parses a duration (`90`, `90s`, `10m`, `1h`) into whole seconds. */
+export function parseDuration(text: string): number | undefined {
+  const match = DURATION_PATTERN.exec(text.trim());
+  return match ? Number(match[1]) * DURATION_UNIT_SECONDS[match[2]] : undefined;
+}
 
 /** One known key: how to read it and the form a person should write. */
 interface KeySpec<T> {
@@ -202,6 +218,17 @@ const KEYS = {
     form: "a Docker endpoint like unix:///var/run/docker.sock, ssh://user@host or tcp://host:2376",
   } as KeySpec<string>,
   requirePinnedImage: bool,
+  stopGracePeriod: {
+    schema: z.union([z.number(), z.string()]).transform((v, ctx) => {
+      const seconds = parseDuration(String(v));
+      if (seconds === undefined || seconds > MAX_STOP_GRACE_SECONDS) {
+        ctx.addIssue({ code: "custom", message: "" });
+        return z.NEVER;
+      }
+      return seconds;
+    }),
+    form: `a duration up to 1h, like 10m, 90s or 600 (seconds; s, m, h)`,
+  } as KeySpec<number>,
 } satisfies Record<string, KeySpec<unknown>>;
 
 export type ConfigKey = keyof typeof KEYS;
@@ -375,6 +402,7 @@ export function parseSettings(raw: Record<string, unknown>, context: StackContex
     smokeTest: values.smokeTest ?? true,
     dockerHost: values.dockerHost,
     requirePinnedImage: values.requirePinnedImage ?? production,
+    stopGraceSeconds: values.stopGracePeriod ?? DEFAULT_STOP_GRACE_SECONDS,
   };
 }
 

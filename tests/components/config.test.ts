@@ -367,6 +367,7 @@ describe("defaults", () => {
       smokeTest: true,
       dockerHost: undefined,
       requirePinnedImage: false,
+      stopGraceSeconds: 600,
     });
     expect(DEFAULT_IMAGE).toBe("moby/buildkit:v0.32.2");
   });
@@ -383,6 +384,7 @@ describe("defaults", () => {
       restartPolicy: "unless-stopped",
       cacheProtected: true,
       requirePinnedImage: true,
+      stopGraceSeconds: 600,
       allowPrivileged: true,
       memoryBytes: 4 * GIB,
       cpus: 2,
@@ -518,6 +520,7 @@ describe("pinned images", () => {
     expect(parseSettings({ "buildkit:image": "moby/buildkit:latest" }, { stack: "dev" })).toMatchObject({
       image: "moby/buildkit:latest",
       requirePinnedImage: false,
+      stopGraceSeconds: 600,
     });
     expect(problemsOf({ "buildkit:image": "moby/buildkit:latest", "buildkit:requirePinnedImage": "true" })).toEqual([NOT_PINNED("moby/buildkit:latest")]);
   });
@@ -576,6 +579,7 @@ describe("the repo's stack files", () => {
       smokeTest: true,
       dockerHost: undefined,
       requirePinnedImage: false,
+      stopGraceSeconds: 600,
     });
   });
 
@@ -611,6 +615,7 @@ describe("the repo's stack files", () => {
       smokeTest: true,
       dockerHost: undefined,
       requirePinnedImage: true,
+      stopGraceSeconds: 600,
     });
     expect(isPinned(prod.image)).toBe(true);
   });
