@@ -351,7 +351,8 @@ export function smokeTestScript(args: BuildkitSettings): string {
     '  echo "$out" >&2',
     "  exit 1",
     "fi",
-    'printf "%s\\n" "$workers" | awk \'NR == 2 { printf "worker %s platforms %s; test build ok\\n", $1, $2 }\'',
+    // The time says which deploy this proof belongs to: every run changes the summary.
+    'printf "%s\\n" "$workers" | awk -v at="$(date -u +%Y-%m-%dT%H:%M:%SZ)" \'NR == 2 { printf "worker %s platforms %s; test build ok at %s\\n", $1, $2, at }\'',
   ].join("\n");
 }
 
