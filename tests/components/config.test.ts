@@ -629,3 +629,23 @@ describe("the repo's stack files", () => {
     ]);
   });
 });
+
+describe("buildkit:stopGracePeriod", () => {
+  const FORM = "a duration up to 1h, like 10m, 90s or 600 (seconds; s, m, h)";
+  it.each([
+    ["10m", 600],
+    ["90s", 90],
+    ["1h", 3600],
+    ["45", 45],
+    [30, 30],
+    ["0", 0],
+  ])("reads %p as %p seconds", (given, seconds) => {
+    expect(parseSettings({ "buildkit:stopGracePeriod": given }, { stack: "dev" }).stopGraceSeconds).toBe(seconds);
+  });
+  it("defaults to 10 minutes: long enough for typical builds, free when the daemon is idle", () => {
+    expect(parseSettings({}, { stack: "dev" }).stopGraceSeconds).toBe(600);
+  });
+  it.each(["2h", "61m", "ten minutes", "1.5m", "-5s", "5d"])("refuses %p, naming the key, the value and the form", (given) => {
+    expect(problemsOf({ "buildkit:stopGracePeriod": given })).toEqual([`buildkit:stopGracePeriod is ${JSON.stringify(given)}; expected ${FORM}`]);
+  });
+});

@@ -69,8 +69,9 @@ function planRecorder(): { onEvent: (event: EngineEvent) => void; plan: Plan; ra
         if (resource === "daemonContainer") for (const key of [...(step.diffs ?? []), ...(step.keys ?? [])]) plan.containerDiffs.add(key);
       }
     }
+    // A resource "ran" when the provider created or updated it (for the smoke test: the build ran).
     const done = event.resOutputsEvent?.metadata;
-    if (done && done.op !== "same" && done.op !== "read") {
+    if (done && ["create", "update", "replace", "create-replacement"].includes(done.op)) {
       const resource = RESOURCES.find((r) => done.urn.endsWith(RESOURCE_SUFFIX[r]));
       if (resource) ran.add(resource);
     }
