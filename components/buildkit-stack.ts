@@ -243,11 +243,13 @@ function daemonLabels(args: BuildkitStackArgs): Record<string, string> {
 }
 
 /**
- * Who owns the files in the cache volume. Root-mode state (the default) records
- * no value, so stacks deployed before this existed keep their volume.
+ * Who owns the files in the cache volume: the volume's replacement trigger. The
+ * engine replaces only when a recorded value differs; stacks deployed before
+ * the trigger existed have none recorded, so their volume is kept, and the
+ * first `up` records it.
  */
-export function cacheOwner(settings: Pick<BuildkitSettings, "rootless">): string | undefined {
-  return settings.rootless ? "rootless (uid 1000 in its own user namespace)" : undefined;
+export function cacheOwner(settings: Pick<BuildkitSettings, "rootless">): string {
+  return settings.rootless ? "rootless (uid 1000 in its own user namespace)" : "root";
 }
 
 /** A stable digest of resolved inputs (secret if any input is): changes whenever any of them does. */

@@ -213,8 +213,8 @@ describe("the default (privileged) daemon", () => {
     expect(deployed.options("image").dependsOn).toEqual([deployed.stack.cacheVolume]);
   });
 
-  it("records no cache owner for a root daemon: volumes of earlier versions are not replaced", () => {
-    expect(deployed.options("volume").replacementTrigger).toBeUndefined();
+  it("records a root-owned cache, so a later switch to rootless replaces it", () => {
+    expect(deployed.options("volume").replacementTrigger).toBe("root");
   });
 
   it("gives buildkitd the stop grace period to drain builds, within the provider's delete timeout", () => {
