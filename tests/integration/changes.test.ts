@@ -360,6 +360,9 @@ describe("a stack deployed before labels left the cache volume", () => {
     expect(mustRun("docker", ["network", "inspect", "-f", "{{.Id}}", testStack.networkName]).trim()).toBe(networkBefore);
     expect(volumeLabels()).toBe(labelsBefore);
     expect(mustRun("docker", ["exec", testStack.containerName, "cat", "/var/lib/buildkit/migration-marker"]).trim()).toBe(marker);
+    // The first up records who owns the cache: a later switch to rootless is seen.
+    const state = JSON.parse(mustRun("pulumi", ["stack", "export", "--stack", "a-migrate"], { cwd: testStack.workDir, env: testStack.env }));
+    expect(state.deployment.resources.find((r: { urn: string }) => r.urn.endsWith("-cache")).replacementTrigger).toBe("root");
     const again = await testStack.stack.preview(quiet);
     expect(changes(again.changeSummary)).toEqual({});
   });
