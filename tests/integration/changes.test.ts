@@ -85,12 +85,13 @@ function planRecorder(): { onEvent: (event: EngineEvent) => void; plan: Plan; ra
 /** What the declared rows of a group add up to: the strongest op per resource. */
 function expectedOps(keys: ConfigKey[], extra: Partial<Record<StackResource, PlannedOp>> = {}): Record<StackResource, PlannedOp> {
   const ops = emptyOps();
-  for (const row of [...keys.map((key) => CHANGE_IMPACT[key].ops), extra]) {
+  for (const row of keys.map((key) => CHANGE_IMPACT[key].ops)) {
     for (const [resource, op] of Object.entries(row) as [StackResource, PlannedOp][]) {
       if (STRENGTH[op] > STRENGTH[ops[resource]]) ops[resource] = op;
     }
   }
-  return ops;
+  // What undoing an earlier group does wins: a smoke test turned back on is created, not replaced.
+  return { ...ops, ...extra };
 }
 
 function changes(summary: Partial<Record<OpType, number>> | undefined): Record<string, number> {
