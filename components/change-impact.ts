@@ -84,7 +84,7 @@ export const CHANGE_IMPACT: Record<ConfigKey, ChangeImpact> = {
     containerProperties: ["image", "privileged", "securityOpts", "volumes", "command"],
     cacheKept: false,
     proof: "applied",
-    why: "a root daemon's cache is unusable by the rootless one (uid 1000, own user namespace), and the other way round: the cache is replaced by a fresh one. A protected cache makes preview and up refuse before anything is touched; set cacheProtected false in the same change to accept a fresh cache. The first up with this version records the mode: switch in a later one",
+    why: "a root daemon's cache is unusable by the rootless one (uid 1000, own user namespace), and the other way round: the cache is replaced by a fresh one. A protected cache makes preview and up refuse before anything is touched: set cacheProtected false and up first, then switch (in one change the old cache is retained under the same name and the rootless daemon never becomes healthy). The first up with this version records the mode: switch in a later one",
   },
   allowPrivileged: {
     change: "false, together with rootless",

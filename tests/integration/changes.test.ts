@@ -271,9 +271,13 @@ describe("the change-impact matrix, on a live stack", () => {
   });
 
   it("switches to rootless with a fresh cache once the cache is no longer protected, and the daemon is healthy", async () => {
+    // Two steps: a protected cache is also retained on delete, and the engine applies the retain
+    // recorded in the old state, so unprotecting in the same update would keep the root-owned
+    // volume under the same name, and the rootless daemon would never become healthy.
+    await testStack.stack.setAllConfig({ "buildkit:rootless": { value: "false" }, "buildkit:allowPrivileged": { value: "true" }, "buildkit:image": { value: `moby/buildkit:${PREVIOUS}` } });
+    await apply({ name: "unprotected", keys: [], set: { cacheProtected: "false" } });
     stateDir = "/home/user/.local/share/buildkit";
-    // Unprotecting and replacing in one update is what the engine allows, and what the refusal tells users to do.
-    await apply({ name: "rootless", keys: ["rootless"], set: { cacheProtected: "false", rootless: "true", allowPrivileged: "false", image: undefined } });
+    await apply({ name: "rootless", keys: ["rootless"], set: { rootless: "true", allowPrivileged: "false", image: undefined } });
     expect(mustRun("docker", ["inspect", "-f", "{{.State.Health.Status}} {{.HostConfig.Privileged}}", containerName]).trim()).toBe("healthy false");
   });
 
