@@ -292,10 +292,10 @@ export const CHANGE_IMPACT: Record<ConfigKey, ChangeImpact> = {
   },
   dockerHost: {
     change: "another Docker endpoint",
-    ops: { cacheVolume: "replace", network: "replace", image: "replace", ...replaceDaemon },
-    cacheKept: false,
+    ops: { smokeTest: "update" },
+    cacheKept: true,
     proof: "previewed",
-    why: "the stack moves to another engine: everything is created there and removed here, and the cache does not move (refused while protected); previewed with the same engine under another spelling, never applied",
+    why: "the provider does not treat a new host as a replacement: nothing is planned but the smoke test's DOCKER_HOST, while the state still describes objects on the old engine. Moving engines is a new stack (destroy here, deploy there), not a key change. Previewed with the same engine under another spelling, never applied",
   },
   requirePinnedImage: {
     change: "false → true",

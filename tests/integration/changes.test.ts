@@ -302,7 +302,7 @@ describe("the change-impact matrix, on a live stack", () => {
     });
   });
 
-  it("previews a move to another Docker endpoint as a replacement of everything", async () => {
+  it("previews a move to another Docker endpoint: the provider plans no replacement at all", async () => {
     // The same engine under another spelling: the provider sees a new host.
     await apply({ name: "dockerHost (preview)", keys: ["dockerHost"], set: { dockerHost: "unix:///run/docker.sock" }, previewOnly: true });
   });
