@@ -1,3 +1,5 @@
+import { createHash } from "crypto";
+
 import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
@@ -22,6 +24,8 @@ const TLS_DIR = "/etc/buildkit/tls";
 /** buildkitd's conventional TCP port inside the container. */
 const TCP_CONTAINER_PORT = 1234;
 const MIB = 1024 * 1024;
+/** Time the provider gets on top of the stop grace to remove the container. */
+const DELETE_MARGIN_SECONDS = 120;
 
 /** Arguments of {@link BuildkitStack}: validated settings (see `config.ts`) plus where to deploy. */
 export interface BuildkitStackArgs extends BuildkitSettings {
@@ -72,28 +76,44 @@ export class BuildkitStack extends pulumi.ComponentResource {
     super("buildkit:index:BuildkitStack", name, {}, opts);
     const mode = args.rootless ? "rootless" : "privileged";
     const child: pulumi.CustomResourceOptions = { parent: this, provider: args.provider };
-    const labels = ownershipLabels(args);
+    // Docker cannot relabel a volume or a network: any label change replaces them, and a
+    // replaced volume is a lost cache. So their labels never depend on config, and labels
+    // written by earlier versions (user labels, the container's name) are left as they are.
+    const stableLabels = { ...child, ignoreChanges: ["labels"] };
+
+    // First, and everything waits for it: when a change would replace a protected cache,
+    // Pulumi refuses at this resource, before any other step (a pulled image, a stopped
+    // daemon) has happened.
+    this.cacheVolume = new docker.Volume(
+      `${name}-cache`,
+      { name: args.cacheVolumeName, labels: toLabelList(ownershipLabels()) },
+      {
+        ...stableLabels,
+        // The cache is what makes rebuilds cheap; where it is precious a stray
+        // `destroy` or a replacement must not throw it away.
+        protect: args.cacheProtected,
+        retainOnDelete: args.cacheProtected,
+        deleteBeforeReplace: true,
+        // A root daemon's state is unusable by the rootless one (uid 1000 in its own user
+        // namespace) and the other way round: switching modes needs a fresh cache, shown
+        // in preview as this volume's replacement (refused while the cache is protected).
+        replacementTrigger: cacheOwner(args),
+      },
+    );
 
     this.image = new docker.RemoteImage(
       `${name}-image`,
       // Kept locally: deleting the stack must not pull the rug from other users of the image.
       { name: args.image, keepLocally: true },
-      child,
+      // After the cache: the engine sees the image only once the volume's step is settled.
+      { ...child, dependsOn: [this.cacheVolume] },
     );
 
     this.network = new docker.Network(
       `${name}-network`,
-      { name: args.networkName, driver: "bridge", labels: toLabelList(labels) },
+      { name: args.networkName, driver: "bridge", labels: toLabelList(ownershipLabels()) },
       // Named, so a replacement must remove the old one first.
-      { ...child, deleteBeforeReplace: true },
-    );
-
-    this.cacheVolume = new docker.Volume(
-      `${name}-cache`,
-      { name: args.cacheVolumeName, labels: toLabelList(labels) },
-      // The cache is what makes rebuilds cheap; where it is precious a stray
-      // `destroy` or a replacement must not throw it away.
-      { ...child, protect: args.cacheProtected, retainOnDelete: args.cacheProtected, deleteBeforeReplace: true },
+      { ...stableLabels, deleteBeforeReplace: true },
     );
 
     const tcpAddr = args.tcpPort !== undefined ? `tcp://0.0.0.0:${TCP_CONTAINER_PORT}` : undefined;
@@ -121,9 +141,7 @@ export class BuildkitStack extends pulumi.ComponentResource {
     }
 
     const memoryMb = args.memoryBytes !== undefined ? Math.floor(args.memoryBytes / MIB) : undefined;
-    this.daemonContainer = new docker.Container(
-      `${name}-daemon`,
-      {
+    const containerArgs: docker.ContainerArgs = {
         name: args.containerName,
         // By id, not tag: a new image behind the same tag must show up as a replacement in preview.
         image: this.image.imageId,
@@ -156,9 +174,17 @@ export class BuildkitStack extends pulumi.ComponentResource {
         wait: true,
         waitTimeout: 120,
         mustRun: true,
-      },
+        // docker stop with this timeout: SIGTERM, then buildkitd stops taking new builds and
+        // finishes the running ones (grpc GracefulStop) before docker kills it.
+        destroyGraceSeconds: args.stopGraceSeconds,
+    };
+    this.daemonContainer = new docker.Container(
+      `${name}-daemon`,
+      containerArgs,
       {
         ...child,
+        // The provider's own 20-minute delete timeout must not cut the grace period short.
+        customTimeouts: { delete: `${args.stopGraceSeconds + DELETE_MARGIN_SECONDS}s` },
         // The name is fixed, so the old container must go before the new one can exist.
         deleteBeforeReplace: true,
         // buildkitd reads its config only at start: a new config means a new container.
@@ -177,8 +203,9 @@ export class BuildkitStack extends pulumi.ComponentResource {
         {
           create: (args.dockerTls ? dockerTlsPreamble() : "") + smokeTestScript(args),
           environment: smokeTestEnvironment(args, this.image.imageId, this.network.name),
-          // Re-run whenever the container is replaced (new image, new config, healed drift).
-          triggers: [this.daemonContainer.id],
+          // Re-run after every change of the container, replaced (new id) or updated in
+          // place (memory, cpus, restart policy...): a digest of everything it was given.
+          triggers: [this.daemonContainer.id, digestOf(containerArgs)],
         },
         { parent: this, dependsOn: [this.daemonContainer] },
       );
@@ -222,21 +249,38 @@ export function daemonHealthcheck(mode: "privileged" | "rootless", engineApiVers
 /**
  * Labels on every object the stack creates. Network and volume labels cannot
  * change without replacing the object (and the volume is the cache), so they
- * carry only what never changes for an instance.
+ * carry nothing that config can change.
  */
-function ownershipLabels(args: BuildkitStackArgs): Record<string, string> {
-  return { ...args.labels, [`${LABEL_PREFIX}.managed-by`]: "pulumi", [`${LABEL_PREFIX}.container`]: args.containerName };
+function ownershipLabels(): Record<string, string> {
+  return { [`${LABEL_PREFIX}.managed-by`]: "pulumi" };
 }
 
-/** The container's labels also say what policy checks it against. */
+/** The container's labels: the user's, whose daemon it is, and what policy checks it against. */
 function daemonLabels(args: BuildkitStackArgs): Record<string, string> {
   return {
-    ...ownershipLabels(args),
+    ...args.labels,
+    ...ownershipLabels(),
+    [`${LABEL_PREFIX}.container`]: args.containerName,
     [`${LABEL_PREFIX}.production`]: String(args.production),
     [`${LABEL_PREFIX}.rootless`]: String(args.rootless),
     // What policy checks a privileged daemon against: the stack opted in.
     [`${LABEL_PREFIX}.allow-privileged`]: String(args.allowPrivileged),
   };
+}
+
+/**
+ * Who owns the files in the cache volume: the volume's replacement trigger. The
+ * engine replaces only when a recorded value differs; stacks deployed before
+ * the trigger existed have none recorded, so their volume is kept, and the
+ * first `up` records it.
+ */
+export function cacheOwner(settings: Pick<BuildkitSettings, "rootless">): string {
+  return settings.rootless ? "rootless (uid 1000 in its own user namespace)" : "root";
+}
+
+/** A stable digest of resolved inputs (secret if any input is): changes whenever any of them does. */
+function digestOf(inputs: object): pulumi.Output<string> {
+  return pulumi.output(inputs).apply((resolved) => createHash("sha256").update(JSON.stringify(resolved)).digest("hex"));
 }
 
 function toLabelList(labels: Record<string, string>): { label: string; value: string }[] {
@@ -323,7 +367,8 @@ export function smokeTestScript(args: BuildkitSettings): string {
     '  echo "$out" >&2',
     "  exit 1",
     "fi",
-    'printf "%s\\n" "$workers" | awk \'NR == 2 { printf "worker %s platforms %s; test build ok\\n", $1, $2 }\'',
+    // The time says which deploy this proof belongs to: every run changes the summary.
+    'printf "%s\\n" "$workers" | awk -v at="$(date -u +%Y-%m-%dT%H:%M:%SZ)" \'NR == 2 { printf "worker %s platforms %s; test build ok at %s\\n", $1, $2, at }\'',
   ].join("\n");
 }
 

@@ -107,6 +107,11 @@ export interface BuildkitSettings {
   smokeTest: boolean;
   dockerHost?: string;
   requirePinnedImage: boolean;
+  /**
+   * Seconds buildkitd gets after SIGTERM to finish in-flight builds when its
+   * container is replaced or destroyed, before docker kills it.
+   */
+  stopGraceSeconds: number;
 }
 
 /** Raised when the configuration is invalid; `problems` holds one sentence each. */
@@ -173,6 +178,17 @@ const MIRROR_PATTERN = /^(https?:\/\/)?([^/:\s]+)(?::(\d{1,5}))?$/;
 const LOG_SIZE_PATTERN = /^([1-9]\d*)([kmg])$/;
 const DECIMAL_INTEGER = /^(?:0|[1-9]\d*)$/;
 const DECIMAL_NUMBER = /^\d+(?:\.\d+)?$/;
+const DURATION_PATTERN = /^(0|[1-9]\d*)([smh]?)$/;
+const DURATION_UNIT_SECONDS: Record<string, number> = { "": 1, s: 1, m: 60, h: 3600 };
+/** Longest stop grace accepted: an upgrade that waits longer is an outage of its own. */
+export const MAX_STOP_GRACE_SECONDS = 3600;
+export const DEFAULT_STOP_GRACE_SECONDS = 600;
+
+/** Parses a duration (`90`, `90s`, `10m`, `1h`) into whole seconds. */
+export function parseDuration(text: string): number | undefined {
+  const match = DURATION_PATTERN.exec(text.trim());
+  return match ? Number(match[1]) * DURATION_UNIT_SECONDS[match[2]] : undefined;
+}
 
 /** One known key: how to read it and the form a person should write. */
 interface KeySpec<T> {
@@ -389,6 +405,17 @@ const KEYS = {
     form: "a Docker endpoint like unix:///var/run/docker.sock, ssh://user@host or tcp://host:2376",
   } as KeySpec<string>,
   requirePinnedImage: bool,
+  stopGracePeriod: {
+    schema: z.union([z.number(), z.string()]).transform((v, ctx) => {
+      const seconds = parseDuration(String(v));
+      if (seconds === undefined || seconds > MAX_STOP_GRACE_SECONDS) {
+        ctx.addIssue({ code: "custom", message: "" });
+        return z.NEVER;
+      }
+      return seconds;
+    }),
+    form: `a duration up to 1h, like 10m, 90s or 600 (seconds; s, m, h)`,
+  } as KeySpec<number>,
 } satisfies Record<string, KeySpec<unknown>>;
 
 export type ConfigKey = keyof typeof KEYS;
@@ -531,6 +558,7 @@ export function parseSettings(raw: Record<string, unknown>, context: StackContex
     smokeTest: values.smokeTest ?? true,
     dockerHost: values.dockerHost,
     requirePinnedImage: values.requirePinnedImage ?? production,
+    stopGraceSeconds: values.stopGracePeriod ?? DEFAULT_STOP_GRACE_SECONDS,
   };
 }
 

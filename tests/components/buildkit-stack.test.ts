@@ -206,14 +206,30 @@ describe("the default (privileged) daemon", () => {
       { label: "org.buildkit-stack.rootless", value: "false" },
       { label: "team", value: "platform" },
     ]);
-    const stable = [
-      { label: "a.first", value: "yes" },
-      { label: "org.buildkit-stack.container", value: "buildkitd" },
-      { label: "org.buildkit-stack.managed-by", value: "pulumi" },
-      { label: "team", value: "platform" },
-    ];
+    // Nothing config can change: a new label or container name must not replace the cache.
+    const stable = [{ label: "org.buildkit-stack.managed-by", value: "pulumi" }];
     expect(deployed.inputs("network").labels).toEqual(stable);
     expect(deployed.inputs("volume").labels).toEqual(stable);
+  });
+
+  it("ignores label changes on the network and volume, so stacks labelled by earlier versions keep them", () => {
+    expect(deployed.options("network").ignoreChanges).toEqual(["labels"]);
+    expect(deployed.options("volume").ignoreChanges).toEqual(["labels"]);
+  });
+
+  it("registers the cache volume before the image, so a refused cache replacement comes first", () => {
+    const order = registered.filter((r) => r.name.startsWith("plain-")).map((r) => r.type);
+    expect(order.indexOf(TYPES.volume)).toBeLessThan(order.indexOf(TYPES.image));
+    expect(deployed.options("image").dependsOn).toEqual([deployed.stack.cacheVolume]);
+  });
+
+  it("records a root-owned cache, so a later switch to rootless replaces it", () => {
+    expect(deployed.options("volume").replacementTrigger).toBe("root");
+  });
+
+  it("gives buildkitd the stop grace period to drain builds, within the provider's delete timeout", () => {
+    expect(deployed.inputs("container").destroyGraceSeconds).toBe(600);
+    expect(deployed.options("container").customTimeouts).toEqual({ delete: "720s" });
   });
 
   it("uploads the buildkitd.toml rendered from these settings, and nothing else without TLS", () => {
@@ -238,10 +254,10 @@ describe("the default (privileged) daemon", () => {
     expect(deployed.options("volume")).toMatchObject({ protect: false, retainOnDelete: false });
   });
 
-  it("smoke-tests the daemon once it exists, and again whenever the container is replaced", () => {
+  it("smoke-tests the daemon once it exists, and again whenever the container is replaced or updated", () => {
     expect(deployed.count("smokeTest")).toBe(1);
     const smokeTest = deployed.inputs("smokeTest");
-    expect(smokeTest.triggers).toEqual(["plain-daemon-id"]);
+    expect(smokeTest.triggers).toEqual(["plain-daemon-id", expect.stringMatching(/^[0-9a-f]{64}$/)]);
     expect(deployed.options("smokeTest").dependsOn).toEqual([deployed.stack.daemonContainer]);
   });
 
@@ -310,6 +326,10 @@ describe("hardened (rootless) mode", () => {
     expect(container.logOpts).toEqual({ "max-size": "50m", "max-file": "5" });
     expect(container.restart).toBe("no");
     expect(container.maxRetryCount).toBeUndefined();
+  });
+
+  it("keeps its cache under a rootless owner, so switching modes replaces the cache instead of breaking the daemon", () => {
+    expect(deployed.options("volume").replacementTrigger).toMatch(/^rootless/);
   });
 
   it("says in its labels that it is rootless", () => {
@@ -514,6 +534,18 @@ describe("buildkitd.toml", () => {
 
   it("says where it came from", () => {
     expect(render({})).toMatch(/^# Rendered by buildkit-stack; edit the stack configuration, not this file\.\n/);
+  });
+});
+
+describe("the smoke test's trigger", () => {
+  it("changes with any container input the provider updates in place, and only then", async () => {
+    const base = { "buildkit:memory": "1g", "buildkit:restartPolicy": "no" };
+    const triggerOf = async (name: string, raw: Record<string, unknown>) => (await deploy(name, raw)).inputs("smokeTest").triggers[1];
+    const before = await triggerOf("trigger-a", base);
+    expect(await triggerOf("trigger-b", base)).toBe(before);
+    expect(await triggerOf("trigger-c", { ...base, "buildkit:memory": "2g" })).not.toBe(before);
+    expect(await triggerOf("trigger-d", { ...base, "buildkit:restartPolicy": "always" })).not.toBe(before);
+    expect(await triggerOf("trigger-e", { ...base, "buildkit:stopGracePeriod": "1m" })).not.toBe(before);
   });
 });
 

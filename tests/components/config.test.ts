@@ -439,6 +439,12 @@ const ADVERSARIAL: [string, Record<string, unknown>, string[]][] = [
   ["logMaxSize", { "buildkit:logMaxSize": "10mb" }, [`buildkit:logMaxSize is "10mb"; expected ${LOG_SIZE}`]],
   ["logMaxSize", { "buildkit:logMaxSize": "99999999999999g" }, [`buildkit:logMaxSize is "99999999999999g"; expected ${LOG_SIZE}`]],
   ["logMaxFiles", { "buildkit:logMaxFiles": "3.0" }, ['buildkit:logMaxFiles is "3.0"; expected a whole number of rotated log files from 1 to 100']],
+  ["stopGracePeriod", { "buildkit:stopGracePeriod": "2h" }, ['buildkit:stopGracePeriod is "2h"; expected a duration up to 1h, like 10m, 90s or 600 (seconds; s, m, h)']],
+  ["stopGracePeriod", { "buildkit:stopGracePeriod": "1.5m" }, ['buildkit:stopGracePeriod is "1.5m"; expected a duration up to 1h, like 10m, 90s or 600 (seconds; s, m, h)']],
+  ["stopGracePeriod", { "buildkit:stopGracePeriod": "0x10" }, ['buildkit:stopGracePeriod is "0x10"; expected a duration up to 1h, like 10m, 90s or 600 (seconds; s, m, h)']],
+  ["stopGracePeriod", { "buildkit:stopGracePeriod": "010" }, ['buildkit:stopGracePeriod is "010"; expected a duration up to 1h, like 10m, 90s or 600 (seconds; s, m, h)']],
+  ["stopGracePeriod", { "buildkit:stopGracePeriod": "10d" }, ['buildkit:stopGracePeriod is "10d"; expected a duration up to 1h, like 10m, 90s or 600 (seconds; s, m, h)']],
+  ["stopGracePeriod", { "buildkit:stopGracePeriod": "-5" }, ['buildkit:stopGracePeriod is "-5"; expected a duration up to 1h, like 10m, 90s or 600 (seconds; s, m, h)']],
   ["logMaxFiles", { "buildkit:logMaxFiles": "0x3" }, ['buildkit:logMaxFiles is "0x3"; expected a whole number of rotated log files from 1 to 100']],
   // Labels: not the program's own, not empty.
   [
@@ -636,6 +642,7 @@ describe("defaults", () => {
       smokeTest: true,
       dockerHost: undefined,
       requirePinnedImage: false,
+      stopGraceSeconds: 600,
     });
     expect(DEFAULT_IMAGE).toBe("moby/buildkit:v0.32.2");
   });
@@ -652,6 +659,7 @@ describe("defaults", () => {
       restartPolicy: "unless-stopped",
       cacheProtected: true,
       requirePinnedImage: true,
+      stopGraceSeconds: 600,
       allowPrivileged: true,
       memoryBytes: 4 * GIB,
       cpus: 2,
@@ -895,6 +903,7 @@ describe("pinned images", () => {
     expect(parseSettings({ "buildkit:image": "moby/buildkit:latest" }, { stack: "dev" })).toMatchObject({
       image: "moby/buildkit:latest",
       requirePinnedImage: false,
+      stopGraceSeconds: 600,
     });
     expect(problemsOf({ "buildkit:image": "moby/buildkit:latest", "buildkit:requirePinnedImage": "true" })).toEqual([NOT_PINNED("moby/buildkit:latest")]);
   });
@@ -953,6 +962,7 @@ describe("the repo's stack files", () => {
       smokeTest: true,
       dockerHost: undefined,
       requirePinnedImage: false,
+      stopGraceSeconds: 600,
     });
   });
 
@@ -988,6 +998,7 @@ describe("the repo's stack files", () => {
       smokeTest: true,
       dockerHost: undefined,
       requirePinnedImage: true,
+      stopGraceSeconds: 600,
     });
     expect(isPinned(prod.image)).toBe(true);
   });
@@ -999,5 +1010,25 @@ describe("the repo's stack files", () => {
       REQUIRED_IN_PRODUCTION.memory,
       NOT_PINNED("moby/buildkit:latest"),
     ]);
+  });
+});
+
+describe("buildkit:stopGracePeriod", () => {
+  const FORM = "a duration up to 1h, like 10m, 90s or 600 (seconds; s, m, h)";
+  it.each([
+    ["10m", 600],
+    ["90s", 90],
+    ["1h", 3600],
+    ["45", 45],
+    [30, 30],
+    ["0", 0],
+  ])("reads %p as %p seconds", (given, seconds) => {
+    expect(parseSettings({ "buildkit:stopGracePeriod": given }, { stack: "dev" }).stopGraceSeconds).toBe(seconds);
+  });
+  it("defaults to 10 minutes: long enough for typical builds, free when the daemon is idle", () => {
+    expect(parseSettings({}, { stack: "dev" }).stopGraceSeconds).toBe(600);
+  });
+  it.each(["2h", "61m", "ten minutes", "1.5m", "-5s", "5d"])("refuses %p, naming the key, the value and the form", (given) => {
+    expect(problemsOf({ "buildkit:stopGracePeriod": given })).toEqual([`buildkit:stopGracePeriod is ${JSON.stringify(given)}; expected ${FORM}`]);
   });
 });
