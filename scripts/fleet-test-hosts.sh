@@ -202,6 +202,10 @@ case "${1:-up}" in
     mkdir -p "$state"
     make_tls_material
     for name in "${engines[@]}"; do start_engine "$name"; done
+    # The mirror listens on loopback only; containers on these engines reach it
+    # at their bridge's gateway, so the registry step adds a forwarder there.
+    BUILDKIT_STACK_CONTAINER_GATEWAYS="${bridge_cidr[ssh]%/*} ${bridge_cidr[tls]%/*}" \
+      bash "$BUILDKIT_STACK_ROOT/scripts/provision/registry.sh"
     start_sshd
     wait_until 30 "docker over tcp://127.0.0.1:$tls_port with TLS" \
       docker -H "tcp://127.0.0.1:$tls_port" --tlsverify --tlscacert "$state/tls/client/ca.pem" \
