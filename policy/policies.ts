@@ -4,6 +4,8 @@
 import { Policies, PolicyResource, ReportViolation, StackValidationArgs, validateResourceOfType } from "@pulumi/policy";
 import * as docker from "@pulumi/docker";
 
+import { CONTAINER_TYPE as CONTAINER, IMAGE_TYPE as REMOTE_IMAGE, VOLUME_TYPE as VOLUME } from "../components/resource-types";
+
 const LABEL = "org.buildkit-stack";
 
 type Labels = { label: string; value: string }[] | undefined;
@@ -17,9 +19,6 @@ function isPinned(image: string): boolean {
   return lastSegment.includes(":") && !lastSegment.endsWith(":latest");
 }
 
-const CONTAINER = "docker:index/container:Container";
-const REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage";
-const VOLUME = "docker:index/volume:Volume";
 
 const productionContainers = (args: StackValidationArgs) =>
   args.resources.filter((r) => r.type === CONTAINER && isProduction(r.props.labels as Labels));

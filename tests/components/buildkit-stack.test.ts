@@ -6,10 +6,12 @@
  */
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
+import { specialSecretSig, specialSigKey } from "@pulumi/pulumi/runtime/rpc";
 import { parse as parseToml } from "smol-toml";
 
 import type { BuildkitStackArgs } from "../../components/buildkit-stack";
 import { BuildkitSettings, parseSettings } from "../../components/config";
+import { COMMAND_TYPE, CONTAINER_TYPE, IMAGE_TYPE, NETWORK_TYPE, VOLUME_TYPE } from "../../components/resource-types";
 
 const IMAGE_ID = "sha256:" + "1".repeat(64);
 const REPO_DIGEST = "moby/buildkit@sha256:" + "2".repeat(64);
@@ -23,11 +25,11 @@ pulumi.runtime.setMocks(
     newResource(args) {
       registered.push({ type: args.type, name: args.name, inputs: args.inputs, provider: args.provider });
       const state: Record<string, unknown> = { ...args.inputs };
-      if (args.type === "docker:index/remoteImage:RemoteImage") {
+      if (args.type === IMAGE_TYPE) {
         state.imageId = IMAGE_ID;
         state.repoDigest = REPO_DIGEST;
       }
-      if (args.type === "command:local:Command") state.stdout = SMOKE_STDOUT;
+      if (args.type === COMMAND_TYPE) state.stdout = SMOKE_STDOUT;
       return { id: `${args.name}-id`, state };
     },
     call: () => ({}),
@@ -44,17 +46,16 @@ const { BuildkitStack, providerCpus, renderBuildkitdToml } = require("../../comp
 const promiseOf = <T>(output: pulumi.Output<T>): Promise<T> => new Promise((resolve) => output.apply(resolve));
 
 /** The mock monitor hands secret inputs over wrapped in Pulumi's secret signature. */
-const SECRET_SIG = "4dabf18193072939515e22adb298388d";
-const isSecret = (value: any): boolean => value !== null && typeof value === "object" && SECRET_SIG in value;
+const isSecret = (value: any): boolean => value !== null && typeof value === "object" && value[specialSigKey] === specialSecretSig;
 const reveal = (value: any): any => (isSecret(value) ? reveal(value.value) : Array.isArray(value) ? value.map(reveal) : value);
 
 const PEM = (what: string) => `-----BEGIN ${what}-----\nx\n-----END ${what}-----`;
 const TYPES = {
-  container: "docker:index/container:Container",
-  image: "docker:index/remoteImage:RemoteImage",
-  network: "docker:index/network:Network",
-  volume: "docker:index/volume:Volume",
-  smokeTest: "command:local:Command",
+  container: CONTAINER_TYPE,
+  image: IMAGE_TYPE,
+  network: NETWORK_TYPE,
+  volume: VOLUME_TYPE,
+  smokeTest: COMMAND_TYPE,
 } as const;
 type Kind = keyof typeof TYPES;
 

@@ -10,6 +10,7 @@ import * as path from "path";
 
 import type { UpOptions } from "@pulumi/pulumi/automation";
 
+import { CONTAINER_TYPE } from "../../components/resource-types";
 import { CommandResult, DEPLOY_TIMEOUT_MS, TestStack, createTestStack, mustRun, repoRoot, requireEngine, run, waitFor } from "./harness";
 
 const ID = "dr-drift";
@@ -27,7 +28,7 @@ beforeAll(async () => {
   const result = await testStack.stack.up({ onOutput: () => undefined });
   expect(result.outputs.smokeTestSummary.value).toMatch(/test build ok/);
   const deployment = (await testStack.stack.exportStack()).deployment as { resources: { urn: string; type: string }[] };
-  containerUrn = deployment.resources.find((r) => r.type === "docker:index/container:Container")!.urn;
+  containerUrn = deployment.resources.find((r) => r.type === CONTAINER_TYPE)!.urn;
 });
 
 afterEach(async () => {
@@ -45,11 +46,11 @@ afterAll(async () => {
 
 /** `npm run drift` as a user types it, against the test stack's own program copy and backend. */
 function drift(): CommandResult {
-  return run("bash", ["scripts/run-ts.sh", "scripts/drift.ts", "--stack", ID, "--cwd", testStack.workDir], { env: testStack.env, cwd: repoRoot });
+  return run("bash", ["scripts/run-ts.sh", "cli/drift.ts", "--stack", ID, "--cwd", testStack.workDir], { env: testStack.env, cwd: repoRoot });
 }
 
 function doctor(): CommandResult {
-  return run("bash", ["scripts/run-ts.sh", "scripts/doctor.ts", "--stack", ID, "--cwd", testStack.workDir], { env: testStack.env, cwd: repoRoot });
+  return run("bash", ["scripts/run-ts.sh", "cli/doctor.ts", "--stack", ID, "--cwd", testStack.workDir], { env: testStack.env, cwd: repoRoot });
 }
 
 /** Asserts the exit code, showing what the script printed when it is not the expected one. */
@@ -113,11 +114,11 @@ describe("npm run drift", () => {
   it("finds no drift on a fresh deployment, and rejects bad arguments and unknown stacks with exit 1", () => {
     expect(expectExit(drift(), 0)).toMatch(/no drift/);
 
-    const noStack = run("bash", ["scripts/run-ts.sh", "scripts/drift.ts", "--cwd", testStack.workDir], { env: testStack.env, cwd: repoRoot });
+    const noStack = run("bash", ["scripts/run-ts.sh", "cli/drift.ts", "--cwd", testStack.workDir], { env: testStack.env, cwd: repoRoot });
     expectExit(noStack, 1);
     expect(noStack.stderr).toMatch(/--stack NAME is required/);
 
-    const unknown = run("bash", ["scripts/run-ts.sh", "scripts/drift.ts", "--stack", "dr-nope", "--cwd", testStack.workDir], { env: testStack.env, cwd: repoRoot });
+    const unknown = run("bash", ["scripts/run-ts.sh", "cli/drift.ts", "--stack", "dr-nope", "--cwd", testStack.workDir], { env: testStack.env, cwd: repoRoot });
     expectExit(unknown, 1);
     expect(unknown.stderr).toMatch(/stack dr-nope does not exist/);
   });

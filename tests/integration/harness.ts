@@ -3,43 +3,21 @@
  * private copy of the program with its own file backend, and small helpers to
  * act like a user at a shell (docker, buildctl) with bounded polling.
  */
-import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 
 import { ConfigMap, LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
 
+import { CommandResult, mustRun, runCommand as run } from "../../cli/command";
+
+/** The product's own command runner: tests see a command fail exactly as the CLIs do. */
+export { mustRun, run };
+export type { CommandResult } from "../../cli/command";
+
 export const repoRoot = path.resolve(__dirname, "../..");
 /** Files that make up the program; copied so each test has its own stack files. */
 const PROGRAM_FILES = ["Pulumi.yaml", "index.ts", "components", "package.json", "tsconfig.json"];
-
-export interface CommandResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a command to completion; never throws, so tests can assert on failures too. */
-export function run(command: string, args: string[], options: { input?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {}): CommandResult {
-  const result = spawnSync(command, args, {
-    encoding: "utf8",
-    input: options.input,
-    env: options.env ?? process.env,
-    cwd: options.cwd,
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  return { code: result.status ?? -1, stdout: result.stdout ?? "", stderr: (result.stderr ?? "") + (result.error ? String(result.error) : "") };
-}
-
-/** Like {@link run}, but a non-zero exit is an error that shows what the command said. */
-export function mustRun(command: string, args: string[], options: Parameters<typeof run>[2] = {}): string {
-  const result = run(command, args, options);
-  if (result.code !== 0) {
-    throw new Error(`${command} ${args.join(" ")} exited ${result.code}\n${result.stdout}\n${result.stderr}`);
-  }
-  return result.stdout;
-}
 
 /**
  * Integration tests need the real engine. Without one they fail, with the

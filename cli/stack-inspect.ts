@@ -7,15 +7,12 @@ import { spawnSync } from "child_process";
 import * as path from "path";
 
 import { LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
+import { specialSecretSig, specialSigKey } from "@pulumi/pulumi/runtime/rpc";
+
+import { DOCKER_PROVIDER_TYPE } from "../components/resource-types";
+import { CommandResult, runCommand } from "./command";
 
 export const repoRoot = path.resolve(__dirname, "..");
-
-export const CONTAINER_TYPE = "docker:index/container:Container";
-export const NETWORK_TYPE = "docker:index/network:Network";
-export const VOLUME_TYPE = "docker:index/volume:Volume";
-export const IMAGE_TYPE = "docker:index/remoteImage:RemoteImage";
-export const COMMAND_TYPE = "command:local:Command";
-const DOCKER_PROVIDER_TYPE = "pulumi:providers:docker";
 
 /** A failure the user can fix: printed as-is, exit code 1, no stack trace. */
 export class UsageError extends Error {}
@@ -93,14 +90,19 @@ export async function readState(stack: Stack): Promise<RecordedResource[]> {
   }));
 }
 
-/** Pulumi's marker for a secret value in exported state. */
-const SECRET_SIG = "4dabf18193072939515e22adc298bad5";
+/**
+ * A secret in exported state is `{ [specialSigKey]: specialSecretSig, plaintext }`
+ * (`ciphertext` without --show-secrets): Pulumi's own constants, not a copy.
+ */
+function isSecretValue(record: Record<string, unknown>): boolean {
+  return record[specialSigKey] === specialSecretSig;
+}
 
 function unwrapSecrets(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(unwrapSecrets);
   if (value && typeof value === "object") {
     const record = value as Record<string, unknown>;
-    if (SECRET_SIG in record && typeof record.plaintext === "string") return unwrapSecrets(JSON.parse(record.plaintext));
+    if (isSecretValue(record) && typeof record.plaintext === "string") return unwrapSecrets(JSON.parse(record.plaintext));
     return Object.fromEntries(Object.entries(record).map(([k, v]) => [k, unwrapSecrets(v)]));
   }
   return value;
@@ -114,7 +116,7 @@ function secretUploadFiles(rawOutputs: unknown): Set<string> {
       value.forEach((v) => walk(v, secret, file));
     } else if (value && typeof value === "object") {
       const record = value as Record<string, unknown>;
-      if (SECRET_SIG in record) {
+      if (isSecretValue(record)) {
         if (typeof record.plaintext === "string") walk(JSON.parse(record.plaintext), true, file);
         if (file) files.add(file);
         return;
@@ -151,26 +153,6 @@ export function recordedName(resource: { urn: string; inputs?: Record<string, un
 
 export function urnName(urn: string): string {
   return urn.slice(urn.lastIndexOf("::") + 2);
-}
-
-export interface CommandResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-export function runCommand(command: string, args: string[], options: { cwd?: string; timeoutMs?: number } = {}): CommandResult {
-  const result = spawnSync(command, args, {
-    encoding: "utf8",
-    cwd: options.cwd,
-    timeout: options.timeoutMs,
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  return {
-    code: result.status ?? -1,
-    stdout: result.stdout ?? "",
-    stderr: (result.stderr ?? "") + (result.error ? String(result.error.message) : ""),
-  };
 }
 
 export function docker(args: string[]): CommandResult {

@@ -4,8 +4,9 @@
  * line per check, `ok` or `FAIL`, and after each failure the command that
  * fixes it. Exit 0 when healthy, 1 otherwise.
  */
+import { CONTAINER_TYPE } from "../components/resource-types";
+import { runCommand } from "./command";
 import {
-  CONTAINER_TYPE,
   ContainerInfo,
   RecordedResource,
   containerLogs,
@@ -19,7 +20,6 @@ import {
   pulumiCommand,
   readOutputs,
   readState,
-  runCommand,
   runMain,
   shellQuote,
   shortId,

@@ -11,15 +11,11 @@
  */
 import type { EngineEvent, StepEventMetadata } from "@pulumi/pulumi/automation";
 
+import { COMMAND_TYPE, CONTAINER_TYPE, IMAGE_TYPE, NETWORK_TYPE, VOLUME_TYPE } from "../components/resource-types";
 import {
-  COMMAND_TYPE,
-  CONTAINER_TYPE,
   ContainerInfo,
-  IMAGE_TYPE,
-  NETWORK_TYPE,
   RecordedResource,
   UsageError,
-  VOLUME_TYPE,
   containerOwnership,
   describeLimits,
   engineStatus,
