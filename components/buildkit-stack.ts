@@ -19,12 +19,17 @@ const TCP_CONTAINER_PORT = 1234;
 const MIB = 1024 * 1024;
 const LABEL_PREFIX = "org.buildkit-stack";
 
-/** Arguments of {@link BuildkitStack}: validated settings (see `config.ts`) plus where to deploy. */
-export interface BuildkitStackArgs extends BuildkitSettings {
+/**
+ * Arguments of {@link BuildkitStack}: validated settings (see `config.ts`) plus
+ * where to deploy. The Docker host is the provider's alone (`dockerHost` is
+ * what the program builds the provider from), so the two cannot disagree.
+ */
+export interface BuildkitStackArgs extends Omit<BuildkitSettings, "dockerHost"> {
   /**
-   * Docker provider for the target host. Every resource and the smoke test use
-   * it, so several stacks can target several hosts from one program. Defaults
-   * to the ambient provider (the local engine, or DOCKER_HOST).
+   * Docker provider for the target host. Every resource uses it, the smoke
+   * test's docker CLI talks to its `host`, and `buildkitHost` names that host,
+   * so several stacks can target several hosts from one program. Defaults to
+   * the ambient provider (the local engine, or DOCKER_HOST).
    */
   provider?: docker.Provider;
 }
@@ -156,9 +161,12 @@ export class BuildkitStack extends pulumi.ComponentResource {
       },
     );
 
+    // The provider's host, undefined for the ambient one (which the smoke test's docker CLI then also uses).
+    const dockerHost: pulumi.Output<string | undefined> = args.provider ? args.provider.host : pulumi.output(undefined);
+    const tcpPort = args.tcpPort;
     this.buildkitHost =
-      args.tcpPort !== undefined
-        ? pulumi.output(`tcp://${args.tcpAddress}:${args.tcpPort}`)
+      tcpPort !== undefined
+        ? dockerHost.apply((host) => tcpBuildkitHost(args.tcpAddress, tcpPort, host))
         : pulumi.interpolate`docker-container://${this.daemonContainer.name}`;
 
     if (args.smokeTest) {
@@ -166,7 +174,7 @@ export class BuildkitStack extends pulumi.ComponentResource {
         `${name}-smoke-test`,
         {
           create: smokeTestScript(args),
-          environment: smokeTestEnvironment(args, this.image.imageId, this.network.name),
+          environment: smokeTestEnvironment(args, this.image.imageId, this.network.name, dockerHost),
           // Re-run whenever the container is replaced (new image, new config, healed drift).
           triggers: [this.daemonContainer.id],
         },
@@ -317,6 +325,7 @@ function smokeTestEnvironment(
   args: BuildkitStackArgs,
   imageId: pulumi.Output<string>,
   network: pulumi.Output<string>,
+  dockerHost: pulumi.Output<string | undefined>,
 ): pulumi.Input<Record<string, pulumi.Input<string>>> {
   const environment: Record<string, pulumi.Input<string>> = {
     CONTAINER: args.containerName,
@@ -324,12 +333,30 @@ function smokeTestEnvironment(
     NETWORK: network,
     ATTEMPTS: "60",
   };
-  // The smoke test talks to the same Docker host the resources went to.
-  if (args.dockerHost) environment.DOCKER_HOST = args.dockerHost;
   if (args.tls?.clientCert && args.tls.clientKey) {
     environment.BK_CA = args.tls.ca;
     environment.BK_CERT = args.tls.clientCert;
     environment.BK_KEY = pulumi.secret(args.tls.clientKey);
   }
-  return environment;
+  // The smoke test talks to the same Docker host the resources went to: the provider's.
+  return dockerHost.apply((host) => pulumi.output(host ? { ...environment, DOCKER_HOST: host } : environment));
+}
+
+/**
+ * BUILDKIT_HOST for the published TCP listener. A wildcard address (0.0.0.0,
+ * ::) listens on every interface of the Docker host, so clients dial that
+ * host: the name in a tcp:// or ssh:// `dockerHost`, else this machine's
+ * loopback. Any other address is dialled as published; a loopback address on
+ * a remote host is reachable only there (or through `ssh -L`). IPv6 in brackets.
+ */
+export function tcpBuildkitHost(tcpAddress: string, tcpPort: number, dockerHost?: string): string {
+  const wildcard = tcpAddress === "0.0.0.0" || tcpAddress === "::";
+  const host = wildcard ? (remoteHostName(dockerHost) ?? (tcpAddress === "::" ? "::1" : "127.0.0.1")) : tcpAddress;
+  return `tcp://${host.includes(":") ? `[${host}]` : host}:${tcpPort}`;
+}
+
+/** The host name of a tcp:// or ssh:// Docker endpoint; undefined for a local socket. */
+function remoteHostName(dockerHost: string | undefined): string | undefined {
+  const match = dockerHost ? /^(?:tcp|ssh):\/\/(?:[^@/]*@)?(\[[^\]]+\]|[^:/]+)/.exec(dockerHost) : null;
+  return match ? match[1].replace(/^\[(.*)\]$/, "$1") : undefined;
 }

@@ -41,7 +41,7 @@ pulumi.runtime.setMocks(
 
 // Imported after setMocks, as Pulumi's own examples do.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const { BuildkitStack, providerCpus, renderBuildkitdToml } = require("../../components/buildkit-stack") as typeof import("../../components/buildkit-stack");
+const { BuildkitStack, providerCpus, renderBuildkitdToml, tcpBuildkitHost } = require("../../components/buildkit-stack") as typeof import("../../components/buildkit-stack");
 
 const promiseOf = <T>(output: pulumi.Output<T>): Promise<T> => new Promise((resolve) => output.apply(resolve));
 
@@ -579,7 +579,8 @@ describe("the container's name and smallest memory limit", () => {
 describe("a remote Docker host without TLS", () => {
   let deployed: Deployed;
   beforeAll(async () => {
-    deployed = await deploy("remote-plain", { "buildkit:containerName": "bk-remote", "buildkit:dockerHost": "tcp://build-host:2376" });
+    // As index.ts does: the provider is built from dockerHost, and the component reads the host from the provider only.
+    deployed = await deploy("remote-plain", { "buildkit:containerName": "bk-remote" }, new docker.Provider("remote-plain-host", { host: "tcp://build-host:2376" }));
   });
 
   it("points the smoke test's docker CLI at that host, with no certificates", () => {
@@ -593,5 +594,45 @@ describe("a remote Docker host without TLS", () => {
       DOCKER_HOST: "tcp://build-host:2376",
     });
     expect(smokeTest.create).toContain('docker exec -i "$CONTAINER" sh');
+  });
+});
+
+describe("BUILDKIT_HOST of a TCP listener", () => {
+  it.each([
+    ["127.0.0.1", undefined, "tcp://127.0.0.1:1234"],
+    ["::1", undefined, "tcp://[::1]:1234"],
+    ["fd00::5", "ssh://builder@build-host", "tcp://[fd00::5]:1234"],
+    ["10.0.0.5", "tcp://build-host:2376", "tcp://10.0.0.5:1234"],
+    // A wildcard listens on every interface of the Docker host: clients dial that host.
+    ["0.0.0.0", undefined, "tcp://127.0.0.1:1234"],
+    ["::", undefined, "tcp://[::1]:1234"],
+    ["0.0.0.0", "unix:///var/run/docker.sock", "tcp://127.0.0.1:1234"],
+    ["0.0.0.0", "tcp://build-host:2376", "tcp://build-host:1234"],
+    ["0.0.0.0", "ssh://builder@build-host", "tcp://build-host:1234"],
+    ["::", "ssh://builder@build-host:2222", "tcp://build-host:1234"],
+    ["0.0.0.0", "tcp://[fd00::7]:2376", "tcp://[fd00::7]:1234"],
+    // Loopback on a remote host is reachable only there (or through ssh -L): dialled as published.
+    ["127.0.0.1", "ssh://builder@build-host", "tcp://127.0.0.1:1234"],
+  ])("tcpAddress %s on docker host %s is %s", (address, dockerHost, expected) => {
+    expect(tcpBuildkitHost(address, 1234, dockerHost)).toBe(expected);
+  });
+
+  it("names the provider's remote host when published on all interfaces", async () => {
+    const deployed = await deploy(
+      "tcp-wildcard",
+      {
+        "buildkit:containerName": "bk-tcp-wildcard",
+        "buildkit:tcpPort": "2346",
+        "buildkit:tcpAddress": "0.0.0.0",
+        "buildkit:tlsCa": PEM("CA"),
+        "buildkit:tlsCert": PEM("CERT"),
+        "buildkit:tlsKey": PEM("KEY"),
+        "buildkit:tlsClientCert": PEM("CLIENT CERT"),
+        "buildkit:tlsClientKey": PEM("CLIENT KEY"),
+      },
+      new docker.Provider("wildcard-host", { host: "ssh://builder@build-host" }),
+    );
+    expect(await promiseOf(deployed.stack.buildkitHost)).toBe("tcp://build-host:2346");
+    expect(reveal(deployed.inputs("smokeTest").environment).DOCKER_HOST).toBe("ssh://builder@build-host");
   });
 });
