@@ -107,7 +107,7 @@ function isSecretValue(record: Record<string, unknown>): boolean {
   return record[specialSigKey] === specialSecretSig;
 }
 
-function unwrapSecrets(value: unknown): unknown {
+export function unwrapSecrets(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(unwrapSecrets);
   if (value && typeof value === "object") {
     const record = value as Record<string, unknown>;
@@ -118,7 +118,7 @@ function unwrapSecrets(value: unknown): unknown {
 }
 
 /** The `file` of every upload that sits under a secret marker, or holds one. */
-function secretUploadFiles(rawOutputs: unknown): Set<string> {
+export function secretUploadFiles(rawOutputs: unknown): Set<string> {
   const files = new Set<string>();
   const walk = (value: unknown, secret: boolean, file?: string): void => {
     if (Array.isArray(value)) {
