@@ -19,6 +19,8 @@ import {
   containerLogs,
   containerOwnership,
   describeLimits,
+  engineEnv,
+  engineHost,
   engineStatus,
   firstLine,
   formatMib,
@@ -88,7 +90,7 @@ async function main(): Promise<number> {
     report.fail(`engine: docker info: ${engine.reason}`, "start the engine: bash scripts/provision.sh");
     return 1;
   }
-  report.ok(`engine: Docker ${engine.version} answers${process.env.DOCKER_HOST ? ` at ${process.env.DOCKER_HOST}` : ""}`);
+  report.ok(`engine: Docker ${engine.version} answers${engineHost() ? ` at ${engineHost()}` : ""}`);
 
   const name = typeof outputs.containerName === "string" ? outputs.containerName : undefined;
   const buildkitHost = typeof outputs.buildkitHost === "string" ? outputs.buildkitHost : undefined;
@@ -238,7 +240,7 @@ function checkDaemon(
 ): void {
   const { name, recreate, withLogs } = context;
   const tls = client.args.includes("--tlscert") ? " (client certificate from the stack's config)" : "";
-  const workers = runCommand("buildctl", [...client.args, "debug", "workers"], { timeoutMs: BUILDCTL_TIMEOUT_MS });
+  const workers = runCommand("buildctl", [...client.args, "debug", "workers"], { timeoutMs: BUILDCTL_TIMEOUT_MS, env: engineEnv() });
   const rows = workers.stdout.trim().split("\n").slice(1).filter((l) => l.trim() !== "");
   if (workers.code === 0 && rows.length > 0) {
     report.ok(`buildctl --addr ${buildkitHost} debug workers${tls}: ${rows.length} worker${rows.length === 1 ? "" : "s"} (${rows[0].split(/\s+/)[1] ?? "?"})`);
@@ -254,7 +256,7 @@ function checkDaemon(
     return;
   }
 
-  const du = runCommand("buildctl", [...client.args, "du"], { timeoutMs: BUILDCTL_TIMEOUT_MS });
+  const du = runCommand("buildctl", [...client.args, "du"], { timeoutMs: BUILDCTL_TIMEOUT_MS, env: engineEnv() });
   const total = /^Total:\s+(\S+)/m.exec(du.stdout)?.[1];
   const ceiling = client.settings?.cacheMaxUsedSpaceBytes;
   const limit = ceiling !== undefined ? `GC ceiling ${formatMib(ceiling)} (buildkit:cacheMaxUsedSpace)` : "no GC ceiling set: BuildKit's default applies";

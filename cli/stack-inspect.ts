@@ -145,13 +145,29 @@ export async function readOutputs(stack: Stack): Promise<Record<string, unknown>
   return Object.fromEntries(Object.entries(outputs).map(([k, v]) => [k, v.value]));
 }
 
+/** The Docker host the stack's provider deployed to, once {@link useDockerHostOf} has read it. */
+let stackDockerHost: string | undefined;
+
 /**
  * The stack may target another Docker host (buildkit:dockerHost); the CLI
- * checks must look at the same engine the provider deployed to.
+ * checks must look at the same engine the provider deployed to. Only our own
+ * docker and buildctl calls get it ({@link engineEnv}): the pulumi runs keep
+ * this process's environment, because the program's provider reads
+ * DOCKER_HOST itself and a leaked one would become a change of its own.
  */
 export function useDockerHostOf(state: RecordedResource[]): void {
   const provider = state.find((r) => r.type === DOCKER_PROVIDER_TYPE && typeof r.inputs.host === "string" && r.inputs.host !== "");
-  if (provider) process.env.DOCKER_HOST = String(provider.inputs.host);
+  stackDockerHost = provider ? String(provider.inputs.host) : undefined;
+}
+
+/** The environment for docker and buildctl: this process's, with the stack's DOCKER_HOST. */
+export function engineEnv(): NodeJS.ProcessEnv {
+  return stackDockerHost ? { ...process.env, DOCKER_HOST: stackDockerHost } : process.env;
+}
+
+/** The Docker host our docker calls talk to (undefined: docker's default). */
+export function engineHost(): string | undefined {
+  return engineEnv().DOCKER_HOST;
 }
 
 /** The docker object name a resource was created with; falls back to its Pulumi name. */
@@ -165,7 +181,7 @@ export function urnName(urn: string): string {
 }
 
 export function docker(args: string[]): CommandResult {
-  return runCommand("docker", args);
+  return runCommand("docker", args, { env: engineEnv() });
 }
 
 /** `docker info` answers: the engine is up and this user may talk to it. */
@@ -245,7 +261,7 @@ export function containerLogs(name: string, lines: number): string {
  * stopped containers where `docker exec cat` does not). Undefined when absent.
  */
 export function readContainerFile(container: string, file: string): Buffer | undefined {
-  const result = spawnSync("docker", ["cp", `${container}:${file}`, "-"], { maxBuffer: 64 * 1024 * 1024 });
+  const result = spawnSync("docker", ["cp", `${container}:${file}`, "-"], { maxBuffer: 64 * 1024 * 1024, env: engineEnv() });
   if (result.status !== 0 || !result.stdout) return undefined;
   return firstRegularFileInTar(result.stdout);
 }

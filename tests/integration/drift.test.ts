@@ -79,7 +79,11 @@ async function repair(target: TestStack, urn: string): Promise<void> {
   const live = inspect(target.containerName);
   if (live?.State.Paused) run("docker", ["unpause", target.containerName]);
   if (live && live.Id !== (await recordedContainerId(target))) run("docker", ["rm", "-f", target.containerName]);
-  await target.stack.up({ refresh: true, replace: [urn], onOutput: () => undefined });
+  await target.stack.refresh({ onOutput: () => undefined });
+  // --replace names only what the state still holds: a container refresh found gone is simply re-created.
+  const deployment = (await target.stack.exportStack()).deployment as { resources: { urn: string }[] };
+  const present = deployment.resources.some((r) => r.urn === urn);
+  await target.stack.up({ replace: present ? [urn] : [], onOutput: () => undefined });
 }
 
 describe("a plain stack (docker-container://)", () => {
@@ -191,7 +195,7 @@ describe("a plain stack (docker-container://)", () => {
     broken = true;
     const image = mustRun("docker", ["inspect", "--format", "{{.Config.Image}}", testStack.containerName]).trim();
     mustRun("docker", ["rm", "-f", testStack.containerName]);
-    const handMade = mustRun("docker", ["run", "-d", "--name", testStack.containerName, "--memory", "256m", "--privileged", image]).trim();
+    const handMade = mustRun("docker", ["run", "-d", "--name", testStack.containerName, "--network", "none", "--memory", "256m", "--privileged", image]).trim();
 
     const summary = expectExit(drift(), 2);
     expect(summary).toContain(`container ${testStack.containerName}: replaced by hand: exists but was not created by this stack (id ${handMade.slice(0, 12)}`);
