@@ -15,9 +15,8 @@ function settingsOrExit() {
   }
 }
 
-const { dockerHost, ...settings } = settingsOrExit();
-// The component takes the Docker host from this provider alone.
-const provider = new docker.Provider("docker-host", dockerHost ? { host: dockerHost } : {});
+const settings = settingsOrExit();
+const provider = new docker.Provider("docker-host", settings.dockerHost ? { host: settings.dockerHost } : {});
 const buildkit = new BuildkitStack("buildkit", { ...settings, provider });
 
 export const buildkitHost = buildkit.buildkitHost;

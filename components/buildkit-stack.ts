@@ -21,10 +21,11 @@ const LABEL_PREFIX = "org.buildkit-stack";
 
 /**
  * Arguments of {@link BuildkitStack}: validated settings (see `config.ts`) plus
- * where to deploy. The Docker host is the provider's alone (`dockerHost` is
- * what the program builds the provider from), so the two cannot disagree.
+ * where to deploy. `dockerHost` must be the provider's host (index.ts builds
+ * the provider from it); deriving it from `provider.host` was tried and made
+ * the smoke test's environment differ between preview and up.
  */
-export interface BuildkitStackArgs extends Omit<BuildkitSettings, "dockerHost"> {
+export interface BuildkitStackArgs extends BuildkitSettings {
   /**
    * Docker provider for the target host. Every resource uses it, the smoke
    * test's docker CLI talks to its `host`, and `buildkitHost` names that host,
@@ -161,8 +162,8 @@ export class BuildkitStack extends pulumi.ComponentResource {
       },
     );
 
-    // The provider's host, undefined for the ambient one (which the smoke test's docker CLI then also uses).
-    const dockerHost: pulumi.Output<string | undefined> = args.provider ? args.provider.host : pulumi.output(undefined);
+    // The configured Docker host, undefined for the ambient one (which the smoke test's docker CLI then also uses).
+    const dockerHost: pulumi.Output<string | undefined> = pulumi.output(args.dockerHost);
     const tcpPort = args.tcpPort;
     this.buildkitHost =
       tcpPort !== undefined
@@ -338,7 +339,7 @@ function smokeTestEnvironment(
     environment.BK_CERT = args.tls.clientCert;
     environment.BK_KEY = pulumi.secret(args.tls.clientKey);
   }
-  // The smoke test talks to the same Docker host the resources went to: the provider's.
+  // The smoke test talks to the same Docker host the resources went to.
   return dockerHost.apply((host) => pulumi.output(host ? { ...environment, DOCKER_HOST: host } : environment));
 }
 

@@ -580,7 +580,7 @@ describe("a remote Docker host without TLS", () => {
   let deployed: Deployed;
   beforeAll(async () => {
     // As index.ts does: the provider is built from dockerHost, and the component reads the host from the provider only.
-    deployed = await deploy("remote-plain", { "buildkit:containerName": "bk-remote" }, new docker.Provider("remote-plain-host", { host: "tcp://build-host:2376" }));
+    deployed = await deploy("remote-plain", { "buildkit:containerName": "bk-remote", "buildkit:dockerHost": "tcp://build-host:2376" }, new docker.Provider("remote-plain-host", { host: "tcp://build-host:2376" }));
   });
 
   it("points the smoke test's docker CLI at that host, with no certificates", () => {
@@ -629,6 +629,7 @@ describe("BUILDKIT_HOST of a TCP listener", () => {
         "buildkit:tlsKey": PEM("KEY"),
         "buildkit:tlsClientCert": PEM("CLIENT CERT"),
         "buildkit:tlsClientKey": PEM("CLIENT KEY"),
+        "buildkit:dockerHost": "ssh://builder@build-host",
       },
       new docker.Provider("wildcard-host", { host: "ssh://builder@build-host" }),
     );
