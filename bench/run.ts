@@ -515,7 +515,7 @@ async function partP3(runs: number): Promise<void> {
   add("P3", "no-op pulumi preview, our stack", "s", t.preview, { note: "`pulumi preview --expect-no-changes` (fails the run on any planned change)" });
   add("P3", "no-op pulumi preview, empty program", "s", t.emptyPreview);
   add("P3", "preview: ours / empty", "x", ratio(t.preview, t.emptyPreview), { target: { op: "<=", value: 1.5 } });
-  add("P3", "drift check, our stack", "s", t.drift, { note: "`npm run drift -- --stack bench --cwd DIR` (scripts/drift.ts: refresh in memory + preview + container checks), exit 0 required" });
+  add("P3", "drift check, our stack", "s", t.drift, { note: "`npm run drift -- --stack bench --cwd DIR` (cli/drift.ts: refresh in memory + preview + container checks), exit 0 required" });
   add("P3", "drift check, empty program", "s", t.emptyDrift);
   add("P3", "drift check: ours / empty", "x", ratio(t.drift, t.emptyDrift), { target: { op: "<=", value: 1.5 } });
   details.P3 = t;

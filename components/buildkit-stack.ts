@@ -27,12 +27,18 @@ const MIB = 1024 * 1024;
 /** Time the provider gets on top of the stop grace to remove the container. */
 const DELETE_MARGIN_SECONDS = 120;
 
-/** Arguments of {@link BuildkitStack}: validated settings (see `config.ts`) plus where to deploy. */
+/**
+ * Arguments of {@link BuildkitStack}: validated settings (see `config.ts`) plus
+ * where to deploy. `dockerHost` must be the provider's host (index.ts builds
+ * the provider from it); deriving it from `provider.host` was tried and made
+ * the smoke test's environment differ between preview and up.
+ */
 export interface BuildkitStackArgs extends BuildkitSettings {
   /**
-   * Docker provider for the target host. Every resource and the smoke test use
-   * it, so several stacks can target several hosts from one program. Defaults
-   * to the ambient provider (the local engine, or DOCKER_HOST).
+   * Docker provider for the target host. Every resource uses it, the smoke
+   * test's docker CLI talks to its `host`, and `buildkitHost` names that host,
+   * so several stacks can target several hosts from one program. Defaults to
+   * the ambient provider (the local engine, or DOCKER_HOST).
    */
   provider?: docker.Provider;
   /**
@@ -192,9 +198,12 @@ export class BuildkitStack extends pulumi.ComponentResource {
       },
     );
 
+    // The configured Docker host, undefined for the ambient one (which the smoke test's docker CLI then also uses).
+    const dockerHost: pulumi.Output<string | undefined> = pulumi.output(args.dockerHost);
+    const tcpPort = args.tcpPort;
     this.buildkitHost =
-      args.tcpPort !== undefined
-        ? pulumi.output(`tcp://${args.tcpAddress}:${args.tcpPort}`)
+      tcpPort !== undefined
+        ? dockerHost.apply((host) => tcpBuildkitHost(args.tcpAddress, tcpPort, host))
         : pulumi.interpolate`docker-container://${this.daemonContainer.name}`;
 
     if (args.smokeTest) {
@@ -396,6 +405,25 @@ function smokeTestEnvironment(
     environment.BK_KEY = pulumi.secret(args.tls.clientKey);
   }
   return environment;
+}
+
+/**
+ * BUILDKIT_HOST for the published TCP listener. A wildcard address (0.0.0.0,
+ * ::) listens on every interface of the Docker host, so clients dial that
+ * host: the name in a tcp:// or ssh:// `dockerHost`, else this machine's
+ * loopback. Any other address is dialled as published; a loopback address on
+ * a remote host is reachable only there (or through `ssh -L`). IPv6 in brackets.
+ */
+export function tcpBuildkitHost(tcpAddress: string, tcpPort: number, dockerHost?: string): string {
+  const wildcard = tcpAddress === "0.0.0.0" || tcpAddress === "::";
+  const host = wildcard ? (remoteHostName(dockerHost) ?? (tcpAddress === "::" ? "::1" : "127.0.0.1")) : tcpAddress;
+  return `tcp://${host.includes(":") ? `[${host}]` : host}:${tcpPort}`;
+}
+
+/** The host name of a tcp:// or ssh:// Docker endpoint; undefined for a local socket. */
+function remoteHostName(dockerHost: string | undefined): string | undefined {
+  const match = dockerHost ? /^(?:tcp|ssh):\/\/(?:[^@/]*@)?(\[[^\]]+\]|[^:/]+)/.exec(dockerHost) : null;
+  return match ? match[1].replace(/^\[(.*)\]$/, "$1") : undefined;
 }
 
 /**

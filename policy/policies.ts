@@ -6,14 +6,12 @@ import * as docker from "@pulumi/docker";
 
 // The rules the stack's config enforces, shared so that a reviewer's policy and the program agree.
 import { isPinned, LABEL_PREFIX } from "../components/config";
+import { CONTAINER_TYPE as CONTAINER, IMAGE_TYPE as REMOTE_IMAGE, VOLUME_TYPE as VOLUME } from "../components/resource-types";
 
 type Labels = { label: string; value: string }[] | undefined;
 const label = (labels: Labels, name: string): string | undefined => labels?.find((l) => l.label === `${LABEL_PREFIX}.${name}`)?.value;
 const isProduction = (labels: Labels) => label(labels, "production") === "true";
 
-const CONTAINER = "docker:index/container:Container";
-const REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage";
-const VOLUME = "docker:index/volume:Volume";
 
 const productionContainers = (args: StackValidationArgs) =>
   args.resources.filter((r) => r.type === CONTAINER && isProduction(r.props.labels as Labels));

@@ -5,11 +5,9 @@
  */
 import type { PolicyResource, ResourceValidationArgs, ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
 
+import { CONTAINER_TYPE as CONTAINER, IMAGE_TYPE as IMAGE, VOLUME_TYPE as VOLUME } from "../components/resource-types";
 import { policies } from "../policy/policies";
 
-const CONTAINER = "docker:index/container:Container";
-const IMAGE = "docker:index/remoteImage:RemoteImage";
-const VOLUME = "docker:index/volume:Volume";
 
 const labels = (production: boolean, allowPrivileged = true) => [
   { label: "org.buildkit-stack.allow-privileged", value: String(allowPrivileged) },

@@ -6,11 +6,13 @@
  */
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
+import { specialSecretSig, specialSigKey } from "@pulumi/pulumi/runtime/rpc";
 import { parse as parseToml } from "smol-toml";
 
 import type { BuildkitStackArgs } from "../../components/buildkit-stack";
 import { BuildkitSettings, parseSettings } from "../../components/config";
 import { makeCertificates } from "./certificates";
+import { COMMAND_TYPE, CONTAINER_TYPE, IMAGE_TYPE, NETWORK_TYPE, VOLUME_TYPE } from "../../components/resource-types";
 
 const IMAGE_ID = "sha256:" + "1".repeat(64);
 const REPO_DIGEST = "moby/buildkit@sha256:" + "2".repeat(64);
@@ -24,11 +26,11 @@ pulumi.runtime.setMocks(
     newResource(args) {
       registered.push({ type: args.type, name: args.name, inputs: args.inputs, provider: args.provider });
       const state: Record<string, unknown> = { ...args.inputs };
-      if (args.type === "docker:index/remoteImage:RemoteImage") {
+      if (args.type === IMAGE_TYPE) {
         state.imageId = IMAGE_ID;
         state.repoDigest = REPO_DIGEST;
       }
-      if (args.type === "command:local:Command") state.stdout = SMOKE_STDOUT;
+      if (args.type === COMMAND_TYPE) state.stdout = SMOKE_STDOUT;
       return { id: `${args.name}-id`, state };
     },
     call: () => ({}),
@@ -40,18 +42,19 @@ pulumi.runtime.setMocks(
 
 // Imported after setMocks, as Pulumi's own examples do.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const { BuildkitStack, providerCpus, renderBuildkitdToml } = require("../../components/buildkit-stack") as typeof import("../../components/buildkit-stack");
+const { BuildkitStack, providerCpus, renderBuildkitdToml, tcpBuildkitHost } = require("../../components/buildkit-stack") as typeof import("../../components/buildkit-stack");
 
 const promiseOf = <T>(output: pulumi.Output<T>): Promise<T> => new Promise((resolve) => output.apply(resolve));
 
 /** The mock monitor hands secret inputs over wrapped in Pulumi's secret signature. */
-const SECRET_SIG = "4dabf18193072939515e22adb298388d";
-const isSecret = (value: any): boolean => value !== null && typeof value === "object" && SECRET_SIG in value;
+const isSecret = (value: any): boolean => value !== null && typeof value === "object" && value[specialSigKey] === specialSecretSig;
 const reveal = (value: any): any => (isSecret(value) ? reveal(value.value) : Array.isArray(value) ? value.map(reveal) : value);
 
 // Config checks TLS material with node:crypto, so TCP stacks need real certificates naming their container and address.
 const REMOTE_TLS = makeCertificates({ serverSans: ["DNS:bk-tcp", "IP:10.0.0.5"] });
 const LOCAL_TLS = makeCertificates({ serverSans: ["DNS:bk-server-tls", "DNS:bk-rootless-tcp", "IP:127.0.0.1"] });
+// A wildcard listener: config checks the container's name only (clients dial a name of the user's).
+const WILDCARD_TLS = makeCertificates({ serverSans: ["DNS:bk-tcp-wildcard"] });
 const tlsConfig = (set: typeof LOCAL_TLS) => ({
   "buildkit:tlsCa": set.ca,
   "buildkit:tlsCert": set.cert,
@@ -60,11 +63,11 @@ const tlsConfig = (set: typeof LOCAL_TLS) => ({
   "buildkit:tlsClientKey": set.clientKey,
 });
 const TYPES = {
-  container: "docker:index/container:Container",
-  image: "docker:index/remoteImage:RemoteImage",
-  network: "docker:index/network:Network",
-  volume: "docker:index/volume:Volume",
-  smokeTest: "command:local:Command",
+  container: CONTAINER_TYPE,
+  image: IMAGE_TYPE,
+  network: NETWORK_TYPE,
+  volume: VOLUME_TYPE,
+  smokeTest: COMMAND_TYPE,
 } as const;
 type Kind = keyof typeof TYPES;
 
@@ -620,7 +623,8 @@ describe("the container's name and smallest memory limit", () => {
 describe("a remote Docker host without TLS", () => {
   let deployed: Deployed;
   beforeAll(async () => {
-    deployed = await deploy("remote-plain", { "buildkit:containerName": "bk-remote", "buildkit:dockerHost": "tcp://build-host:2376" });
+    // As index.ts does: the provider is built from dockerHost, and the component reads the host from the provider only.
+    deployed = await deploy("remote-plain", { "buildkit:containerName": "bk-remote", "buildkit:dockerHost": "tcp://build-host:2376" }, new docker.Provider("remote-plain-host", { host: "tcp://build-host:2376" }));
   });
 
   it("points the smoke test's docker CLI at that host, with no certificates", () => {
@@ -634,5 +638,42 @@ describe("a remote Docker host without TLS", () => {
       DOCKER_HOST: "tcp://build-host:2376",
     });
     expect(smokeTest.create).toContain('docker exec -i "$CONTAINER" sh');
+  });
+});
+
+describe("BUILDKIT_HOST of a TCP listener", () => {
+  it.each([
+    ["127.0.0.1", undefined, "tcp://127.0.0.1:1234"],
+    ["::1", undefined, "tcp://[::1]:1234"],
+    ["fd00::5", "ssh://builder@build-host", "tcp://[fd00::5]:1234"],
+    ["10.0.0.5", "tcp://build-host:2376", "tcp://10.0.0.5:1234"],
+    // A wildcard listens on every interface of the Docker host: clients dial that host.
+    ["0.0.0.0", undefined, "tcp://127.0.0.1:1234"],
+    ["::", undefined, "tcp://[::1]:1234"],
+    ["0.0.0.0", "unix:///var/run/docker.sock", "tcp://127.0.0.1:1234"],
+    ["0.0.0.0", "tcp://build-host:2376", "tcp://build-host:1234"],
+    ["0.0.0.0", "ssh://builder@build-host", "tcp://build-host:1234"],
+    ["::", "ssh://builder@build-host:2222", "tcp://build-host:1234"],
+    ["0.0.0.0", "tcp://[fd00::7]:2376", "tcp://[fd00::7]:1234"],
+    // Loopback on a remote host is reachable only there (or through ssh -L): dialled as published.
+    ["127.0.0.1", "ssh://builder@build-host", "tcp://127.0.0.1:1234"],
+  ])("tcpAddress %s on docker host %s is %s", (address, dockerHost, expected) => {
+    expect(tcpBuildkitHost(address, 1234, dockerHost)).toBe(expected);
+  });
+
+  it("names the provider's remote host when published on all interfaces", async () => {
+    const deployed = await deploy(
+      "tcp-wildcard",
+      {
+        "buildkit:containerName": "bk-tcp-wildcard",
+        "buildkit:tcpPort": "2346",
+        "buildkit:tcpAddress": "0.0.0.0",
+        ...tlsConfig(WILDCARD_TLS),
+        "buildkit:dockerHost": "ssh://builder@build-host",
+      },
+      new docker.Provider("wildcard-host", { host: "ssh://builder@build-host" }),
+    );
+    expect(await promiseOf(deployed.stack.buildkitHost)).toBe("tcp://build-host:2346");
+    expect(reveal(deployed.inputs("smokeTest").environment).DOCKER_HOST).toBe("ssh://builder@build-host");
   });
 });

@@ -1,55 +1,27 @@
 /**
  * Out-of-band changes, as a user meets them: deploy, break the deployment with
- * the docker CLI, run `npm run drift` (and `npm run doctor`), follow the fix
- * it prints, and check that the next drift check and a preview are clean and
- * the smoke test passes again. One stack for the whole file: each test leaves
- * it healthy for the next.
+ * the docker CLI, run `npm run drift` (and `npm run doctor`), check what it
+ * says and the fix it prints, heal with `npm run drift -- --heal`, and check
+ * that the next drift check and a preview are clean and the daemon healthy.
+ * One stack per describe: each test leaves it healthy for the next.
  */
 import * as fs from "fs";
 import * as path from "path";
 
-import type { UpOptions } from "@pulumi/pulumi/automation";
+import { CONTAINER_TYPE } from "../../components/resource-types";
+import { CommandResult, DEPLOY_TIMEOUT_MS, TestStack, createTestStack, makeCertificates, mustRun, repoRoot, requireEngine, run, waitFor } from "./harness";
 
-import { CommandResult, DEPLOY_TIMEOUT_MS, TestStack, createTestStack, mustRun, repoRoot, requireEngine, run, waitFor } from "./harness";
-
-const ID = "dr-drift";
+const ID = "c-drift";
+const TLS_ID = "c-drift-tls";
+/** Host port of the mTLS stack's listener (this file's range: 18340-18359). */
+const TLS_PORT = 18341;
 const CONFIG_FILE = "/etc/buildkit/buildkitd.toml";
+const TLS_KEY_FILE = "/etc/buildkit/tls/key.pem";
 jest.setTimeout(DEPLOY_TIMEOUT_MS);
 
-let testStack: TestStack;
-let containerUrn: string;
-/** Set while a test has the deployment broken; afterEach heals it if the test stopped half-way. */
-let broken = false;
-
-beforeAll(async () => {
-  requireEngine();
-  testStack = await createTestStack(ID);
-  const result = await testStack.stack.up({ onOutput: () => undefined });
-  expect(result.outputs.smokeTestSummary.value).toMatch(/test build ok/);
-  const deployment = (await testStack.stack.exportStack()).deployment as { resources: { urn: string; type: string }[] };
-  containerUrn = deployment.resources.find((r) => r.type === "docker:index/container:Container")!.urn;
-});
-
-afterEach(async () => {
-  if (!broken) return;
-  broken = false;
-  // Whatever a failed test left behind: a hand-made container under our name, missing objects.
-  const live = inspect(testStack.containerName);
-  if (live && live.Id !== (await recordedContainerId())) run("docker", ["rm", "-f", testStack.containerName]);
-  await testStack.stack.up({ refresh: true, replace: [containerUrn], onOutput: () => undefined });
-});
-
-afterAll(async () => {
-  await testStack?.cleanup();
-});
-
-/** `npm run drift` as a user types it, against the test stack's own program copy and backend. */
-function drift(): CommandResult {
-  return run("bash", ["scripts/run-ts.sh", "scripts/drift.ts", "--stack", ID, "--cwd", testStack.workDir], { env: testStack.env, cwd: repoRoot });
-}
-
-function doctor(): CommandResult {
-  return run("bash", ["scripts/run-ts.sh", "scripts/doctor.ts", "--stack", ID, "--cwd", testStack.workDir], { env: testStack.env, cwd: repoRoot });
+/** `npm run drift` / `npm run doctor` as a user types them, against a test stack's own program copy and backend. */
+function cli(script: "drift" | "doctor", target: TestStack, stackName: string, ...extra: string[]): CommandResult {
+  return run("bash", ["scripts/run-ts.sh", `cli/${script}.ts`, "--stack", stackName, "--cwd", target.workDir, ...extra], { env: target.env, cwd: repoRoot });
 }
 
 /** Asserts the exit code, showing what the script printed when it is not the expected one. */
@@ -60,7 +32,7 @@ function expectExit(result: CommandResult, code: number): string {
 
 interface ContainerState {
   Id: string;
-  State: { Status: string; Running: boolean; Health?: { Status: string } };
+  State: { Status: string; Running: boolean; Paused: boolean; Health?: { Status: string } };
   NetworkSettings: { Networks: Record<string, unknown> };
 }
 
@@ -69,12 +41,17 @@ function inspect(name: string): ContainerState | undefined {
   return result.code === 0 ? (JSON.parse(result.stdout) as ContainerState[])[0] : undefined;
 }
 
-async function recordedContainerId(): Promise<string | undefined> {
-  return (await testStack.stack.outputs()).containerId?.value as string | undefined;
+async function recordedContainerId(target: TestStack): Promise<string | undefined> {
+  return (await target.stack.outputs()).containerId?.value as string | undefined;
 }
 
-function stateFile(): Buffer {
-  return fs.readFileSync(path.join(testStack.backendUrl.slice("file://".length), ".pulumi", "stacks", "buildkit", `${ID}.json`));
+async function containerUrnOf(target: TestStack): Promise<string> {
+  const deployment = (await target.stack.exportStack()).deployment as { resources: { urn: string; type: string }[] };
+  return deployment.resources.find((r) => r.type === CONTAINER_TYPE)!.urn;
+}
+
+function stateFile(target: TestStack, stackName: string): Buffer {
+  return fs.readFileSync(path.join(target.backendUrl.slice("file://".length), ".pulumi", "stacks", "buildkit", `${stackName}.json`));
 }
 
 /** The `--replace <urn>` the drift summary tells the user to pass. */
@@ -84,81 +61,141 @@ function replaceArgument(summary: string): string {
   return match[1];
 }
 
-/** Runs `pulumi up` as the fix says; returns the steps per resource name and the smoke test's output. */
-async function heal(options: UpOptions): Promise<{ steps: Map<string, string[]>; smokeTestSummary: string }> {
-  const steps = new Map<string, string[]>();
-  const result = await testStack.stack.up({
-    ...options,
-    onOutput: () => undefined,
-    onEvent: (event) => {
-      const step = event.resourcePreEvent?.metadata;
-      if (!step || step.op === "refresh" || step.op === "same") return;
-      const name = step.urn.slice(step.urn.lastIndexOf("::") + 2);
-      steps.set(name, [...(steps.get(name) ?? []), step.op]);
-    },
-  });
-  return { steps, smokeTestSummary: String(result.outputs.smokeTestSummary?.value ?? "") };
-}
-
-/** After a heal: drift is clean, a preview plans nothing, and the daemon is healthy. */
-async function expectHealthyAndClean(): Promise<void> {
-  expect(expectExit(drift(), 0)).toMatch(/^no drift: stack dr-drift matches the engine/m);
-  const preview = await testStack.stack.preview({ onOutput: () => undefined });
+/**
+ * After a heal: `--heal` said so, a fresh drift check and a preview are
+ * clean, the daemon is healthy and builds (the smoke test's summary).
+ */
+async function expectHealed(target: TestStack, stackName: string, healOutput: string): Promise<void> {
+  expect(healOutput).toMatch(new RegExp(`^healed: stack ${stackName}$`, "m"));
+  expect(expectExit(cli("drift", target, stackName), 0)).toMatch(new RegExp(`^no drift: stack ${stackName} matches the engine`, "m"));
+  const preview = await target.stack.preview({ onOutput: () => undefined });
   expect(Object.entries(preview.changeSummary).filter(([op, count]) => op !== "same" && count)).toEqual([]);
-  await waitFor("the daemon to report healthy", 90_000, () => inspect(testStack.containerName)?.State.Health?.Status === "healthy");
-  broken = false;
+  await waitFor("the daemon to report healthy", 90_000, () => inspect(target.containerName)?.State.Health?.Status === "healthy");
+  expect(String((await target.stack.outputs()).smokeTestSummary?.value)).toMatch(/test build ok/);
 }
 
-describe("npm run drift", () => {
-  it("finds no drift on a fresh deployment, and rejects bad arguments and unknown stacks with exit 1", () => {
-    expect(expectExit(drift(), 0)).toMatch(/no drift/);
+/** Heals whatever a failed test left broken, so the next test starts from a healthy stack. */
+async function repair(target: TestStack, urn: string): Promise<void> {
+  const live = inspect(target.containerName);
+  if (live?.State.Paused) run("docker", ["unpause", target.containerName]);
+  if (live && live.Id !== (await recordedContainerId(target))) run("docker", ["rm", "-f", target.containerName]);
+  await target.stack.refresh({ onOutput: () => undefined });
+  // --replace names only what the state still holds: a container refresh found gone is simply re-created.
+  const deployment = (await target.stack.exportStack()).deployment as { resources: { urn: string }[] };
+  const present = deployment.resources.some((r) => r.urn === urn);
+  await target.stack.up({ replace: present ? [urn] : [], onOutput: () => undefined });
+}
 
-    const noStack = run("bash", ["scripts/run-ts.sh", "scripts/drift.ts", "--cwd", testStack.workDir], { env: testStack.env, cwd: repoRoot });
+describe("a plain stack (docker-container://)", () => {
+  let testStack: TestStack;
+  let containerUrn: string;
+  /** Set while a test has the deployment broken; afterEach repairs it if the test stopped half-way. */
+  let broken = false;
+  const drift = (...extra: string[]) => cli("drift", testStack, ID, ...extra);
+  const doctor = () => cli("doctor", testStack, ID);
+
+  beforeAll(async () => {
+    requireEngine();
+    testStack = await createTestStack(ID);
+    const result = await testStack.stack.up({ onOutput: () => undefined });
+    expect(result.outputs.smokeTestSummary.value).toMatch(/test build ok/);
+    containerUrn = await containerUrnOf(testStack);
+  });
+
+  afterEach(async () => {
+    if (!broken) return;
+    broken = false;
+    await repair(testStack, containerUrn);
+  });
+
+  afterAll(async () => {
+    await testStack?.cleanup();
+  });
+
+  it("finds no drift on a fresh deployment (--heal then does nothing), and rejects bad arguments and unknown stacks with exit 1", () => {
+    expect(expectExit(drift(), 0)).toMatch(/no drift/);
+    const healClean = expectExit(drift("--heal"), 0);
+    expect(healClean).toMatch(/^no drift/m);
+    expect(healClean).not.toMatch(/^heal:/m);
+
+    const noStack = run("bash", ["scripts/run-ts.sh", "cli/drift.ts", "--cwd", testStack.workDir], { env: testStack.env, cwd: repoRoot });
     expectExit(noStack, 1);
     expect(noStack.stderr).toMatch(/--stack NAME is required/);
 
-    const unknown = run("bash", ["scripts/run-ts.sh", "scripts/drift.ts", "--stack", "dr-nope", "--cwd", testStack.workDir], { env: testStack.env, cwd: repoRoot });
+    const unknown = cli("drift", testStack, "c-nope");
     expectExit(unknown, 1);
-    expect(unknown.stderr).toMatch(/stack dr-nope does not exist/);
+    expect(unknown.stderr).toMatch(/stack c-nope does not exist/);
+
+    const healValue = drift("--heal=yes");
+    expectExit(healValue, 1);
+    expect(healValue.stderr).toMatch(/unknown argument "--heal=yes"/);
   });
 
-  it("container removed: drift says it will be re-created, without touching the state; up --refresh heals and the smoke test re-runs", async () => {
+  it("container removed: drift says it will be re-created, without touching the state; --heal re-creates it", async () => {
     broken = true;
+    const before = await recordedContainerId(testStack);
     mustRun("docker", ["rm", "-f", testStack.containerName]);
-    const before = stateFile();
+    const state = stateFile(testStack, ID);
 
     const summary = expectExit(drift(), 2);
     expect(summary).toContain(`container ${testStack.containerName}: deleted out of band → will be re-created`);
-    expect(summary).toMatch(/pulumi .*up --refresh --stack dr-drift/);
-    expect(stateFile().equals(before)).toBe(true);
+    expect(summary).toMatch(/pulumi .*up --refresh --stack c-drift/);
+    expect(stateFile(testStack, ID).equals(state)).toBe(true);
 
-    const { steps, smokeTestSummary } = await heal({ refresh: true });
-    expect(steps.get("buildkit-daemon")).toContain("create");
-    expect(steps.get("buildkit-smoke-test")).toContain("replace");
-    expect(smokeTestSummary).toMatch(/test build ok/);
-    await expectHealthyAndClean();
+    const healed = expectExit(drift("--heal"), 0);
+    expect(healed).toMatch(/^heal: pulumi up --refresh --stack c-drift$/m);
+    const now = inspect(testStack.containerName);
+    expect(now?.Id).toBeDefined();
+    expect(now?.Id).not.toBe(before);
+    expect(await recordedContainerId(testStack)).toBe(now?.Id);
+    await expectHealed(testStack, ID, healed);
+    broken = false;
   });
 
-  it("container stopped: drift says it will be started; up --refresh starts the same container", async () => {
+  it("container stopped: drift says it will be started; --heal starts the same container", async () => {
     broken = true;
-    const id = await recordedContainerId();
+    const id = await recordedContainerId(testStack);
     mustRun("docker", ["stop", testStack.containerName]);
 
     const summary = expectExit(drift(), 2);
     expect(summary).toMatch(new RegExp(`container ${testStack.containerName}: stopped out of band .*→ will be started`));
 
-    const { steps, smokeTestSummary } = await heal({ refresh: true });
-    expect(steps.get("buildkit-daemon")).toEqual(["update"]);
+    const healed = expectExit(drift("--heal"), 0);
     expect(inspect(testStack.containerName)?.Id).toBe(id);
-    expect(smokeTestSummary).toMatch(/test build ok/);
-    await expectHealthyAndClean();
+    expect(inspect(testStack.containerName)?.State.Running).toBe(true);
+    await expectHealed(testStack, ID, healed);
+    broken = false;
   });
 
-  it("container replaced by hand under the same name: drift says to remove it; up fails until we do, then heals", async () => {
+  it("container paused: drift and doctor both report it; --heal unpauses the same container without a deploy", async () => {
+    broken = true;
+    const id = await recordedContainerId(testStack);
+    mustRun("docker", ["pause", testStack.containerName]);
+
+    const summary = expectExit(drift(), 2);
+    expect(summary).toContain(`container ${testStack.containerName}: paused out of band`);
+    expect(summary).toContain("→ pulumi up does not fix this: unpause it");
+    expect(summary).toMatch(new RegExp(`^  docker unpause ${testStack.containerName}$`, "m"));
+    expect(summary).not.toMatch(/pulumi .* up/);
+
+    const report = expectExit(doctor(), 1);
+    expect(report).toMatch(new RegExp(`^FAIL +container ${testStack.containerName}: paused \\(docker pause\\)`, "m"));
+    expect(report).toMatch(new RegExp(`^ +fix: docker unpause ${testStack.containerName}$`, "m"));
+
+    const healed = expectExit(drift("--heal"), 0);
+    expect(healed).toMatch(new RegExp(`^heal: docker unpause ${testStack.containerName}$`, "m"));
+    expect(healed).not.toMatch(/^heal: pulumi up/m);
+    expect(inspect(testStack.containerName)?.Id).toBe(id);
+    expect(inspect(testStack.containerName)?.State.Paused).toBe(false);
+    await expectHealed(testStack, ID, healed);
+    broken = false;
+  });
+
+  it("container replaced by hand under the same name: drift says to remove it; --heal refuses to, then heals once we have", async () => {
     broken = true;
     const image = mustRun("docker", ["inspect", "--format", "{{.Config.Image}}", testStack.containerName]).trim();
     mustRun("docker", ["rm", "-f", testStack.containerName]);
-    const handMade = mustRun("docker", ["run", "-d", "--name", testStack.containerName, "--memory", "256m", "--privileged", image]).trim();
+    const handMade = mustRun("docker", ["run", "-d", "--name", testStack.containerName, "--network", "none", "--memory", "256m", "--privileged", image]).trim();
 
     const summary = expectExit(drift(), 2);
     expect(summary).toContain(`container ${testStack.containerName}: replaced by hand: exists but was not created by this stack (id ${handMade.slice(0, 12)}`);
@@ -167,18 +204,21 @@ describe("npm run drift", () => {
 
     // What the warning is about: up alone cannot take the name back.
     await expect(testStack.stack.up({ refresh: true, onOutput: () => undefined })).rejects.toThrow(/already in use/);
-    expect(expectExit(drift(), 2)).toContain(`docker rm -f ${testStack.containerName}`);
+    // --heal does not remove what the stack did not create.
+    const refused = expectExit(drift("--heal"), 2);
+    expect(refused).toContain(`heal: not removing container ${testStack.containerName} (id ${handMade.slice(0, 12)}): this stack did not create it`);
+    expect(inspect(testStack.containerName)?.Id).toBe(handMade);
 
     mustRun("docker", ["rm", "-f", testStack.containerName]);
-    const { steps, smokeTestSummary } = await heal({ refresh: true });
-    expect(steps.get("buildkit-daemon")).toContain("create");
+    const healed = expectExit(drift("--heal"), 0);
     expect(inspect(testStack.containerName)?.Id).not.toBe(handMade);
-    expect(smokeTestSummary).toMatch(/test build ok/);
-    await expectHealthyAndClean();
+    await expectHealed(testStack, ID, healed);
+    broken = false;
   });
 
-  it("network removed (container disconnected first): drift names both; the printed up --refresh --replace heals", async () => {
+  it("network removed (container disconnected first): drift names both and the replacement; --heal re-attaches it, which up --refresh alone does not", async () => {
     broken = true;
+    const before = await recordedContainerId(testStack);
     // docker refuses to remove a network in use; a person disconnects the container first.
     mustRun("docker", ["network", "disconnect", testStack.networkName, testStack.containerName]);
     mustRun("docker", ["network", "rm", testStack.networkName]);
@@ -187,18 +227,22 @@ describe("npm run drift", () => {
     expect(summary).toContain(`network ${testStack.networkName}: deleted out of band → will be re-created`);
     expect(summary).toContain(`container ${testStack.containerName}: detached from network ${testStack.networkName}`);
     expect(summary).toMatch(/up --refresh --replace /);
-    const urn = replaceArgument(summary);
-    expect(urn).toBe(containerUrn);
+    expect(replaceArgument(summary)).toBe(containerUrn);
 
-    const { steps, smokeTestSummary } = await heal({ refresh: true, replace: [urn] });
-    expect(steps.get("buildkit-network")).toContain("create");
-    expect(steps.get("buildkit-daemon")).toContain("replace");
+    // The claim the README no longer makes: up --refresh re-creates the network but leaves the container off it.
+    await testStack.stack.up({ refresh: true, onOutput: () => undefined });
+    expect(Object.keys(inspect(testStack.containerName)?.NetworkSettings.Networks ?? {})).not.toContain(testStack.networkName);
+    expect(expectExit(drift(), 2)).toContain(`container ${testStack.containerName}: detached from network ${testStack.networkName}`);
+
+    const healed = expectExit(drift("--heal"), 0);
+    expect(healed).toContain(`heal: pulumi up --refresh --replace '${containerUrn}' --stack c-drift`);
+    expect(inspect(testStack.containerName)?.Id).not.toBe(before);
     expect(Object.keys(inspect(testStack.containerName)?.NetworkSettings.Networks ?? {})).toEqual([testStack.networkName]);
-    expect(smokeTestSummary).toMatch(/test build ok/);
-    await expectHealthyAndClean();
+    await expectHealed(testStack, ID, healed);
+    broken = false;
   });
 
-  it("cache volume removed (container removed first): drift warns the cache is lost; up --refresh re-creates both", async () => {
+  it("cache volume removed (container removed first): drift warns the cache is lost; --heal re-creates both", async () => {
     broken = true;
     // docker refuses to remove a volume in use; the container has to go first.
     mustRun("docker", ["rm", "-f", testStack.containerName]);
@@ -208,15 +252,14 @@ describe("npm run drift", () => {
     expect(summary).toContain(`volume ${testStack.cacheVolumeName}: deleted out of band → will be re-created (build cache lost)`);
     expect(summary).toContain(`container ${testStack.containerName}: deleted out of band → will be re-created`);
 
-    const { steps, smokeTestSummary } = await heal({ refresh: true });
-    expect(steps.get("buildkit-cache")).toContain("create");
-    expect(steps.get("buildkit-daemon")).toContain("create");
+    const healed = expectExit(drift("--heal"), 0);
     mustRun("docker", ["volume", "inspect", testStack.cacheVolumeName]);
-    expect(smokeTestSummary).toMatch(/test build ok/);
-    await expectHealthyAndClean();
+    expect(inspect(testStack.containerName)?.State.Running).toBe(true);
+    await expectHealed(testStack, ID, healed);
+    broken = false;
   });
 
-  it("buildkitd.toml edited inside the container: drift sees what the provider cannot; the printed up --replace heals", async () => {
+  it("buildkitd.toml edited inside the container: drift sees what the provider cannot; --heal replaces the container", async () => {
     broken = true;
     mustRun("docker", ["exec", testStack.containerName, "sh", "-c", `echo "# edited" >> ${CONFIG_FILE}`]);
 
@@ -224,34 +267,115 @@ describe("npm run drift", () => {
     expect(summary).toContain(`container ${testStack.containerName}: ${CONFIG_FILE} changed inside the container (+# edited)`);
     // Nothing else drifted, so no refresh is asked for: just the replacement.
     expect(summary).toMatch(/pulumi .*up --replace /);
-    const urn = replaceArgument(summary);
-    expect(urn).toBe(containerUrn);
+    expect(replaceArgument(summary)).toBe(containerUrn);
 
-    const { steps, smokeTestSummary } = await heal({ replace: [urn] });
-    expect(steps.get("buildkit-daemon")).toContain("replace");
+    const healed = expectExit(drift("--heal"), 0);
+    expect(healed).toContain(`--replace '${containerUrn}'`);
     expect(mustRun("docker", ["exec", testStack.containerName, "cat", CONFIG_FILE])).not.toContain("# edited");
-    expect(smokeTestSummary).toMatch(/test build ok/);
-    await expectHealthyAndClean();
+    await expectHealed(testStack, ID, healed);
+    broken = false;
+  });
+
+  it("doctor: reports the stack healthy with its cache use, then a stopped container as a failure with its fix; the fix works", async () => {
+    const name = testStack.containerName;
+    const healthy = expectExit(doctor(), 0);
+    expect(healthy).not.toMatch(/^FAIL/m);
+    expect(healthy).toMatch(new RegExp(`^ok +container ${name}: healthy$`, "m"));
+    expect(healthy).toMatch(new RegExp(`^ok +buildctl --addr docker-container://${name} debug workers: 1 worker`, "m"));
+    // The troubleshooting table's cache row: what buildctl du reports, against the GC ceiling (none set here).
+    const total = /^Total:\s+(\S+)/m.exec(mustRun("buildctl", ["--addr", `docker-container://${name}`, "du"]))?.[1];
+    expect(total).toBeDefined();
+    expect(healthy).toMatch(/^ok +buildctl du: build cache \S+; no GC ceiling set: BuildKit's default applies$/m);
+    expect(healthy).toContain(`buildctl du: build cache ${total};`);
+
+    broken = true;
+    mustRun("docker", ["stop", name]);
+    const report = expectExit(doctor(), 1);
+    expect(report).toMatch(new RegExp(`^FAIL +container ${name}: not running \\(exited`, "m"));
+    expect(report).toContain(`last 20 log lines of ${name}:`);
+    expect(report).toMatch(new RegExp(`^ +fix: docker start ${name}, or .*pulumi .*up --refresh --stack c-drift$`, "m"));
+
+    mustRun("docker", ["start", name]);
+    await waitFor("the daemon to report healthy", 90_000, () => inspect(name)?.State.Health?.Status === "healthy");
+    expect(expectExit(doctor(), 0)).toMatch(/^healthy: stack c-drift$/m);
+    broken = false;
   });
 });
 
-describe("npm run doctor", () => {
-  it("reports the deployed stack healthy, then a stopped container as a failure with its fix; the fix works", async () => {
-    const healthy = expectExit(doctor(), 0);
-    expect(healthy).not.toMatch(/^FAIL/m);
-    expect(healthy).toMatch(/^ok +container bk-it-dr-drift: healthy$/m);
-    expect(healthy).toMatch(/^ok +buildctl --addr docker-container:\/\/bk-it-dr-drift debug workers: 1 worker/m);
+describe("an mTLS stack on TCP", () => {
+  let testStack: TestStack;
+  let containerUrn: string;
+  let broken = false;
+  const drift = (...extra: string[]) => cli("drift", testStack, TLS_ID, ...extra);
+  const doctor = () => cli("doctor", testStack, TLS_ID);
 
+  beforeAll(async () => {
+    requireEngine();
+    const tls = makeCertificates([`bk-it-${TLS_ID}`, "127.0.0.1"]);
+    testStack = await createTestStack(TLS_ID, {
+      tcpPort: String(TLS_PORT),
+      cacheMaxUsedSpace: "2g",
+      tlsCa: { value: tls.ca, secret: true },
+      tlsCert: { value: tls.cert, secret: true },
+      tlsKey: { value: tls.key, secret: true },
+      tlsClientCert: { value: tls.clientCert, secret: true },
+      tlsClientKey: { value: tls.clientKey, secret: true },
+    });
+    fs.rmSync(tls.dir, { recursive: true, force: true });
+    const result = await testStack.stack.up({ onOutput: () => undefined });
+    expect(result.outputs.buildkitHost.value).toBe(`tcp://127.0.0.1:${TLS_PORT}`);
+    expect(result.outputs.smokeTestSummary.value).toMatch(/test build ok/);
+    containerUrn = await containerUrnOf(testStack);
+  });
+
+  afterEach(async () => {
+    if (!broken) return;
+    broken = false;
+    await repair(testStack, containerUrn);
+  });
+
+  afterAll(async () => {
+    await testStack?.cleanup();
+  });
+
+  it("drift: clean exits 0 (its secrets are read with Pulumi's own signature)", () => {
+    expect(expectExit(drift(), 0)).toMatch(/^no drift: stack c-drift-tls matches the engine/m);
+  });
+
+  it("doctor: healthy, dialling the listener with the stack's client certificate", () => {
+    const report = expectExit(doctor(), 0);
+    expect(report).not.toMatch(/^FAIL/m);
+    expect(report).toMatch(new RegExp(`^ok +buildctl --addr tcp://127.0.0.1:${TLS_PORT} debug workers \\(client certificate from the stack's config\\): 1 worker`, "m"));
+    expect(report).toMatch(/^ok +buildctl du: build cache \S+; GC ceiling 2048 MiB \(buildkit:cacheMaxUsedSpace\)$/m);
+    expect(report).toMatch(/^healthy: stack c-drift-tls$/m);
+  });
+
+  it("drift: the server key edited inside the container exits 2 without showing the secret; --heal replaces the container", async () => {
     broken = true;
-    mustRun("docker", ["stop", testStack.containerName]);
-    const report = expectExit(doctor(), 1);
-    expect(report).toMatch(/^FAIL +container bk-it-dr-drift: not running \(exited/m);
-    expect(report).toContain("last 20 log lines of bk-it-dr-drift:");
-    expect(report).toMatch(/^ +fix: docker start bk-it-dr-drift, or .*pulumi .*up --refresh --stack dr-drift$/m);
+    mustRun("docker", ["exec", testStack.containerName, "sh", "-c", `echo "tampered" >> ${TLS_KEY_FILE}`]);
 
-    mustRun("docker", ["start", testStack.containerName]);
-    await waitFor("the daemon to report healthy", 90_000, () => inspect(testStack.containerName)?.State.Health?.Status === "healthy");
-    expect(expectExit(doctor(), 0)).toMatch(/^healthy: stack dr-drift$/m);
+    const summary = expectExit(drift(), 2);
+    expect(summary).toMatch(new RegExp(`container ${testStack.containerName}: ${TLS_KEY_FILE} changed inside the container \\(the provider cannot see this\\)`));
+    expect(summary).not.toContain("tampered");
+    expect(summary).not.toContain("PRIVATE KEY");
+    expect(replaceArgument(summary)).toBe(containerUrn);
+
+    const healed = expectExit(drift("--heal"), 0);
+    expect(mustRun("docker", ["exec", testStack.containerName, "cat", TLS_KEY_FILE])).not.toContain("tampered");
+    await expectHealed(testStack, TLS_ID, healed);
+    broken = false;
+  });
+
+  it("paused: doctor and drift report it; --heal unpauses and the doctor is healthy again", async () => {
+    broken = true;
+    mustRun("docker", ["pause", testStack.containerName]);
+
+    expect(expectExit(doctor(), 1)).toMatch(new RegExp(`^FAIL +container ${testStack.containerName}: paused`, "m"));
+    expect(expectExit(drift(), 2)).toContain(`container ${testStack.containerName}: paused out of band`);
+
+    const healed = expectExit(drift("--heal"), 0);
+    await expectHealed(testStack, TLS_ID, healed);
+    expect(expectExit(doctor(), 0)).toMatch(/^healthy: stack c-drift-tls$/m);
     broken = false;
   });
 });

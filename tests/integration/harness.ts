@@ -3,43 +3,21 @@
  * private copy of the program with its own file backend, and small helpers to
  * act like a user at a shell (docker, buildctl) with bounded polling.
  */
-import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 
 import { ConfigMap, LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
 
+import { CommandResult, mustRun, runCommand as run } from "../../cli/command";
+
+/** The product's own command runner: tests see a command fail exactly as the CLIs do. */
+export { mustRun, run };
+export type { CommandResult } from "../../cli/command";
+
 export const repoRoot = path.resolve(__dirname, "../..");
 /** Files that make up the program; copied so each test has its own stack files. */
 const PROGRAM_FILES = ["Pulumi.yaml", "index.ts", "components", "package.json", "tsconfig.json"];
-
-export interface CommandResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a command to completion; never throws, so tests can assert on failures too. */
-export function run(command: string, args: string[], options: { input?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {}): CommandResult {
-  const result = spawnSync(command, args, {
-    encoding: "utf8",
-    input: options.input,
-    env: options.env ?? process.env,
-    cwd: options.cwd,
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  return { code: result.status ?? -1, stdout: result.stdout ?? "", stderr: (result.stderr ?? "") + (result.error ? String(result.error) : "") };
-}
-
-/** Like {@link run}, but a non-zero exit is an error that shows what the command said. */
-export function mustRun(command: string, args: string[], options: Parameters<typeof run>[2] = {}): string {
-  const result = run(command, args, options);
-  if (result.code !== 0) {
-    throw new Error(`${command} ${args.join(" ")} exited ${result.code}\n${result.stdout}\n${result.stderr}`);
-  }
-  return result.stdout;
-}
 
 let announcedEngine: string | undefined;
 
@@ -197,6 +175,26 @@ export function buildctlBuild(buildkitHost: string, contextDir: string, extraArg
 /** Counts the steps BuildKit reports as CACHED in plain progress output. */
 export function cachedSteps(progress: string): number {
   return progress.split("\n").filter((line) => /^#\d+ CACHED$/.test(line.trim())).length;
+}
+
+/**
+ * A throwaway CA with a server certificate for the daemon (SANs: the names
+ * given; IPv4 addresses as IP SANs) and a client certificate, via openssl.
+ * `dir` holds them as ca.pem, server.pem/key, client.pem/key.
+ */
+export function makeCertificates(serverNames: string[]): Record<"ca" | "cert" | "key" | "clientCert" | "clientKey" | "dir", string> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "buildkit-tls-"));
+  const ssl = (...args: string[]) => mustRun("openssl", args, { cwd: dir });
+  ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=buildkit-stack test CA", "-keyout", "ca.key", "-out", "ca.pem");
+  const san = serverNames.map((n) => (/^[\d.]+$/.test(n) ? `IP:${n}` : `DNS:${n}`)).join(",");
+  fs.writeFileSync(path.join(dir, "server.ext"), `subjectAltName=${san}\nextendedKeyUsage=serverAuth\n`);
+  fs.writeFileSync(path.join(dir, "client.ext"), "extendedKeyUsage=clientAuth\n");
+  for (const [name, cn] of [["server", "buildkitd"], ["client", "buildkit client"]]) {
+    ssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", `/CN=${cn}`, "-keyout", `${name}.key`, "-out", `${name}.csr`);
+    ssl("x509", "-req", "-in", `${name}.csr`, "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-extfile", `${name}.ext`, "-out", `${name}.pem`);
+  }
+  const read = (file: string) => fs.readFileSync(path.join(dir, file), "utf8");
+  return { ca: read("ca.pem"), cert: read("server.pem"), key: read("server.key"), clientCert: read("client.pem"), clientKey: read("client.key"), dir };
 }
 
 /** Jest timeout for one integration step that deploys: generous, bounded. */

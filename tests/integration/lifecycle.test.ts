@@ -5,7 +5,6 @@
  * down (keeping a precious cache), and the hardened and mTLS variants.
  */
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 
 import { EngineEvent, OpType } from "@pulumi/pulumi/automation";
@@ -15,6 +14,7 @@ import {
   cachedSteps,
   createTestStack,
   DEPLOY_TIMEOUT_MS,
+  makeCertificates,
   mustRun,
   run,
   TestStack,
@@ -243,22 +243,6 @@ describe("a hardened (rootless) daemon", () => {
     expect(build.stderr).toContain("rootless build");
   });
 });
-
-/** A throwaway CA with a server certificate for the daemon and a client certificate, via openssl. */
-function makeCertificates(serverNames: string[]): Record<"ca" | "cert" | "key" | "clientCert" | "clientKey" | "dir", string> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "buildkit-tls-"));
-  const ssl = (...args: string[]) => mustRun("openssl", args, { cwd: dir });
-  ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=buildkit-stack test CA", "-keyout", "ca.key", "-out", "ca.pem");
-  const san = serverNames.map((n) => (/^[\d.]+$/.test(n) ? `IP:${n}` : `DNS:${n}`)).join(",");
-  fs.writeFileSync(path.join(dir, "server.ext"), `subjectAltName=${san}\nextendedKeyUsage=serverAuth\n`);
-  fs.writeFileSync(path.join(dir, "client.ext"), "extendedKeyUsage=clientAuth\n");
-  for (const [name, cn] of [["server", "buildkitd"], ["client", "buildkit client"]]) {
-    ssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", `/CN=${cn}`, "-keyout", `${name}.key`, "-out", `${name}.csr`);
-    ssl("x509", "-req", "-in", `${name}.csr`, "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-extfile", `${name}.ext`, "-out", `${name}.pem`);
-  }
-  const read = (file: string) => fs.readFileSync(path.join(dir, file), "utf8");
-  return { ca: read("ca.pem"), cert: read("server.pem"), key: read("server.key"), clientCert: read("client.pem"), clientKey: read("client.key"), dir };
-}
 
 describe("a daemon on TCP with mTLS", () => {
   let testStack: TestStack;

@@ -4,22 +4,32 @@
  * line per check, `ok` or `FAIL`, and after each failure the command that
  * fixes it. Exit 0 when healthy, 1 otherwise.
  */
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+
+import type { Stack } from "@pulumi/pulumi/automation";
+
+import { BuildkitSettings, parseSettings } from "../components/config";
+import { CONTAINER_TYPE } from "../components/resource-types";
+import { runCommand } from "./command";
 import {
-  CONTAINER_TYPE,
   ContainerInfo,
   RecordedResource,
   containerLogs,
   containerOwnership,
   describeLimits,
+  engineEnv,
+  engineHost,
   engineStatus,
   firstLine,
+  formatMib,
   inspectContainer,
   openStack,
   parseCli,
   pulumiCommand,
   readOutputs,
   readState,
-  runCommand,
   runMain,
   shellQuote,
   shortId,
@@ -63,8 +73,9 @@ async function main(): Promise<number> {
   let stackName = options.stack ?? "the selected stack";
   let state: RecordedResource[];
   let outputs: Record<string, unknown>;
+  let stack: Stack;
   try {
-    const stack = await openStack(options.stack, options.cwd, "dev");
+    stack = await openStack(options.stack, options.cwd, "dev");
     stackName = stack.name;
     [state, outputs] = await Promise.all([readState(stack), readOutputs(stack)]);
   } catch (error) {
@@ -79,7 +90,7 @@ async function main(): Promise<number> {
     report.fail(`engine: docker info: ${engine.reason}`, "start the engine: bash scripts/provision.sh");
     return 1;
   }
-  report.ok(`engine: Docker ${engine.version} answers${process.env.DOCKER_HOST ? ` at ${process.env.DOCKER_HOST}` : ""}`);
+  report.ok(`engine: Docker ${engine.version} answers${engineHost() ? ` at ${engineHost()}` : ""}`);
 
   const name = typeof outputs.containerName === "string" ? outputs.containerName : undefined;
   const buildkitHost = typeof outputs.buildkitHost === "string" ? outputs.buildkitHost : undefined;
@@ -116,7 +127,10 @@ async function main(): Promise<number> {
     return logs;
   };
 
-  if (info.State.Running) {
+  if (info.State.Paused) {
+    // Still "running" to docker and to pulumi; every process is frozen, so no client gets an answer.
+    report.fail(`container ${name}: paused (docker pause): buildkitd is frozen and answers no client`, `docker unpause ${shellQuote(name)}`);
+  } else if (info.State.Running) {
     report.ok(`container ${name}: running`);
   } else {
     const why = `${info.State.Status}, exit code ${info.State.ExitCode}${info.State.OOMKilled ? ", killed: out of memory" : ""}${info.State.Error ? `, ${info.State.Error}` : ""}`;
@@ -158,22 +172,103 @@ async function main(): Promise<number> {
     report.ok(`container ${name}: restart count 0`);
   }
 
-  const workers = runCommand("buildctl", ["--addr", buildkitHost, "debug", "workers"], { timeoutMs: BUILDCTL_TIMEOUT_MS });
-  const rows = workers.stdout.trim().split("\n").slice(1).filter((l) => l.trim() !== "");
-  if (workers.code === 0 && rows.length > 0) {
-    report.ok(`buildctl --addr ${buildkitHost} debug workers: ${rows.length} worker${rows.length === 1 ? "" : "s"} (${rows[0].split(/\s+/)[1] ?? "?"})`);
-  } else if (/ENOENT/.test(workers.stderr)) {
-    report.fail("buildctl: not on PATH", "install the toolchain: bash scripts/provision.sh, then source scripts/env.sh");
-  } else {
-    report.fail(
-      `buildctl --addr ${buildkitHost} debug workers: ${firstLine(workers.stderr || workers.stdout) || `exit ${workers.code}, no workers listed`}`,
-      `buildkitd does not answer through BUILDKIT_HOST: see logs above; docker restart ${shellQuote(name)}, or recreate it: ${recreate}`,
-      withLogs(),
-    );
+  // What a client does: dial BUILDKIT_HOST, with the stack's client certificate when it listens on TCP with mTLS.
+  // A frozen daemon cannot answer: the paused row above already says so and how to fix it.
+  const client = info.State.Paused ? undefined : await buildctlClient(stack, buildkitHost, report);
+  if (client) {
+    try {
+      checkDaemon(client, buildkitHost, report, { name, recreate, withLogs });
+    } finally {
+      client.cleanup();
+    }
   }
 
   console.log(report.failures === 0 ? `healthy: stack ${stackName}` : `${report.failures} check${report.failures === 1 ? "" : "s"} failed: stack ${stackName}`);
   return report.failures === 0 ? 0 : 1;
+}
+
+/** buildctl's connection flags for the stack's BUILDKIT_HOST, the stack's settings, and the temporary files to remove. */
+interface BuildctlClient {
+  args: string[];
+  settings?: BuildkitSettings;
+  cleanup(): void;
+}
+
+/**
+ * A tcp:// daemon with mTLS answers only clients with a certificate from its
+ * CA: the stack's own (tlsCa, tlsClientCert, tlsClientKey from its secret
+ * config) is written to a private temporary directory for buildctl.
+ */
+async function buildctlClient(stack: Stack, buildkitHost: string, report: Report): Promise<BuildctlClient | undefined> {
+  const none = { args: ["--addr", buildkitHost], cleanup: () => undefined };
+  let settings: BuildkitSettings;
+  try {
+    const config = await stack.getAllConfig();
+    const raw = Object.fromEntries(Object.entries(config).map(([key, entry]) => [key, entry.value]));
+    settings = parseSettings(raw, { stack: stack.name.slice(stack.name.lastIndexOf("/") + 1) });
+  } catch (error) {
+    report.fail(`stack ${stack.name}: configuration: ${firstLine(error)}`, "fix the stack configuration (pulumi config), then pulumi up");
+    return undefined;
+  }
+  if (!buildkitHost.startsWith("tcp://") || !settings.tls) return { ...none, settings };
+  const { ca, clientCert, clientKey } = settings.tls;
+  if (!clientCert || !clientKey) {
+    report.fail(
+      `buildctl --addr ${buildkitHost}: the daemon requires a client certificate and the stack has none`,
+      "set buildkit:tlsClientCert and buildkit:tlsClientKey (as secrets): pulumi config set --secret buildkit:tlsClientCert < client.pem",
+    );
+    return undefined;
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "buildkit-doctor-"));
+  const write = (file: string, content: string) => {
+    fs.writeFileSync(path.join(dir, file), content, { mode: 0o600 });
+    return path.join(dir, file);
+  };
+  return {
+    args: ["--addr", buildkitHost, "--tlscacert", write("ca.pem", ca), "--tlscert", write("client.pem", clientCert), "--tlskey", write("client.key", clientKey)],
+    settings,
+    cleanup: () => fs.rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/** The daemon through BUILDKIT_HOST: workers listed, and what the build cache holds against its GC ceiling. */
+function checkDaemon(
+  client: BuildctlClient,
+  buildkitHost: string,
+  report: Report,
+  context: { name: string; recreate: string; withLogs: () => string[] },
+): void {
+  const { name, recreate, withLogs } = context;
+  const tls = client.args.includes("--tlscert") ? " (client certificate from the stack's config)" : "";
+  const workers = runCommand("buildctl", [...client.args, "debug", "workers"], { timeoutMs: BUILDCTL_TIMEOUT_MS, env: engineEnv() });
+  const rows = workers.stdout.trim().split("\n").slice(1).filter((l) => l.trim() !== "");
+  if (workers.code === 0 && rows.length > 0) {
+    report.ok(`buildctl --addr ${buildkitHost} debug workers${tls}: ${rows.length} worker${rows.length === 1 ? "" : "s"} (${rows[0].split(/\s+/)[1] ?? "?"})`);
+  } else if (/ENOENT/.test(workers.stderr)) {
+    report.fail("buildctl: not on PATH", "install the toolchain: bash scripts/provision.sh, then source scripts/env.sh");
+    return;
+  } else {
+    report.fail(
+      `buildctl --addr ${buildkitHost} debug workers${tls}: ${firstLine(workers.stderr || workers.stdout) || `exit ${workers.code}, no workers listed`}`,
+      `buildkitd does not answer through BUILDKIT_HOST: see logs above; docker restart ${shellQuote(name)}, or recreate it: ${recreate}`,
+      withLogs(),
+    );
+    return;
+  }
+
+  const du = runCommand("buildctl", [...client.args, "du"], { timeoutMs: BUILDCTL_TIMEOUT_MS, env: engineEnv() });
+  const total = /^Total:\s+(\S+)/m.exec(du.stdout)?.[1];
+  const ceiling = client.settings?.cacheMaxUsedSpaceBytes;
+  const limit = ceiling !== undefined ? `GC ceiling ${formatMib(ceiling)} (buildkit:cacheMaxUsedSpace)` : "no GC ceiling set: BuildKit's default applies";
+  if (du.code === 0 && total) {
+    report.ok(`buildctl du: build cache ${total}; ${limit}`);
+  } else {
+    report.fail(
+      `buildctl --addr ${buildkitHost} du: ${firstLine(du.stderr || du.stdout) || `exit ${du.code}, no total`}`,
+      `the daemon lists workers but cannot report its cache: see logs above; recreate it: ${recreate}`,
+      withLogs(),
+    );
+  }
 }
 
 /**

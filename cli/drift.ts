@@ -1,27 +1,30 @@
 /**
- * `npm run drift -- --stack NAME [--cwd DIR]`: has anything changed behind
- * the stack's back? Refreshes in memory and previews (`pulumi preview
+ * `npm run drift -- --stack NAME [--cwd DIR] [--heal]`: has anything changed
+ * behind the stack's back? Refreshes in memory and previews (`pulumi preview
  * --refresh`: the stack's state is not written), then adds what the docker
- * provider cannot see: a container replaced by hand under the same name,
- * uploaded files edited inside the container, a container detached from its
- * network. One line per drifted resource, then the commands that heal it.
+ * provider cannot see: a container replaced by hand under the same name, a
+ * paused container, uploaded files edited inside the container, a container
+ * detached from its network. One line per drifted resource, then the commands
+ * that heal it.
  *
- * Exit codes: 0 no drift, 2 drift (summary and fix printed), 1 error (bad
- * arguments, no such stack, engine unreachable, preview failed).
+ * `--heal` then runs those commands itself (unpause; `pulumi up --refresh`
+ * with the replacements the check named) and checks again. It never removes a
+ * container the stack did not create.
+ *
+ * Exit codes: 0 no drift (with --heal: clean after healing), 2 drift (or drift
+ * left after --heal), 1 error (bad arguments, no such stack, engine
+ * unreachable, preview or up failed).
  */
-import type { EngineEvent, StepEventMetadata } from "@pulumi/pulumi/automation";
+import type { EngineEvent, Stack, StepEventMetadata } from "@pulumi/pulumi/automation";
 
+import { COMMAND_TYPE, CONTAINER_TYPE, IMAGE_TYPE, NETWORK_TYPE, VOLUME_TYPE } from "../components/resource-types";
 import {
-  COMMAND_TYPE,
-  CONTAINER_TYPE,
   ContainerInfo,
-  IMAGE_TYPE,
-  NETWORK_TYPE,
   RecordedResource,
   UsageError,
-  VOLUME_TYPE,
   containerOwnership,
   describeLimits,
+  docker,
   engineStatus,
   firstLine,
   inspectContainer,
@@ -38,10 +41,11 @@ import {
   useDockerHostOf,
 } from "./stack-inspect";
 
-const USAGE = `usage: npm run drift -- --stack NAME [--cwd DIR]
+const USAGE = `usage: npm run drift -- --stack NAME [--cwd DIR] [--heal]
   Refreshes in memory (state is not written), previews, and reports what changed out of band.
   --cwd DIR  the Pulumi program's directory (default: this repository)
-  exit codes: 0 no drift, 2 drift (summary and fix printed), 1 error`;
+  --heal     then heal it: unpause, pulumi up --refresh with the replacements named, check again
+  exit codes: 0 no drift (--heal: clean afterwards), 2 drift (--heal: drift left), 1 error`;
 
 const EXIT_CLEAN = 0;
 const EXIT_DRIFT = 2;
@@ -71,9 +75,12 @@ interface Drift {
   foreign?: ContainerInfo;
   /** Changes only a forced replacement heals. */
   needsReplace?: boolean;
+  /** Frozen with `docker pause`: `docker unpause` heals it; pulumi cannot see it. */
+  paused?: boolean;
 }
 
 const DELETED = "deleted out of band";
+const PAUSED = "paused out of band (docker pause: frozen, answers no client; the provider sees it running)";
 
 /** Steps that describe a change; the others repeat them (replacement halves) or are no-ops. */
 const PLANNED_OPS = new Set(["create", "update", "replace", "delete", "import"]);
@@ -81,50 +88,106 @@ const PLANNED_OPS = new Set(["create", "update", "replace", "delete", "import"])
 const KEYED_OPS = new Set(["update", "replace", "create-replacement"]);
 
 async function main(): Promise<number> {
-  const options = parseCli(process.argv.slice(2), USAGE);
+  const options = parseCli(process.argv.slice(2), USAGE, true);
   if (!options.stack) throw new UsageError(`--stack NAME is required\n${USAGE}`);
   const stack = await openStack(options.stack, options.cwd);
-  // The preview needs neither the exported state nor the engine check, so it
-  // starts first and `stack export` runs while it does (measured:
-  // docs/performance.md, PEERS). Its outcome is judged after the engine
-  // check, so an engine that is down is still reported as such.
-  const events: EngineEvent[] = [];
-  const previewFailure = stack.preview({ refresh: true, onEvent: (event) => events.push(event) }).then(
-    () => undefined,
-    (error: unknown) => ({ error }),
-  );
-  // Both run to the end before either is judged: no preview is left running behind an error.
-  const [exported, failure] = await Promise.all([readState(stack).then((resources) => ({ resources }), (error: unknown) => ({ error })), previewFailure]);
-  if ("error" in exported) throw exported.error;
-  const state = exported.resources;
+
+  const found = await check(stack);
+  if (found.drifts.length === 0) {
+    printClean(stack.name, found.state);
+    return EXIT_CLEAN;
+  }
+  printDrift(found.drifts, stack.name, options.cwd);
+  if (!options.heal) return EXIT_DRIFT;
+
+  if (!(await heal(stack, found.drifts))) return EXIT_DRIFT;
+  const after = await check(stack);
+  if (after.drifts.length === 0) {
+    console.log(`healed: stack ${stack.name}`);
+    printClean(stack.name, after.state);
+    return EXIT_CLEAN;
+  }
+  console.log("still drifting after --heal:");
+  printDrift(after.drifts, stack.name, options.cwd);
+  return EXIT_DRIFT;
+}
+
+/** One drift check: the recorded state, and what differs from it now. */
+async function check(stack: Stack): Promise<{ state: RecordedResource[]; drifts: Drift[] }> {
+  const state = await readState(stack);
   useDockerHostOf(state);
   const engine = engineStatus();
   if (!engine.ok) throw new UsageError(`the Docker engine does not answer (${engine.reason}); start it: bash scripts/provision.sh`);
 
-  if (failure) {
-    const { error } = failure;
-    const reported = events
-      .map((e) => e.diagnosticEvent)
-      .filter((d) => d?.severity === "error")
-      .map((d) => d!.message.trim());
-    throw new UsageError(`preview --refresh of stack ${stack.name} failed: ${reported[0] ?? firstLine(error)}`);
+  const events: EngineEvent[] = [];
+  try {
+    await stack.preview({ refresh: true, onEvent: (event) => events.push(event) });
+  } catch (error) {
+    throw new UsageError(`preview --refresh of stack ${stack.name} failed: ${reportedError(events) ?? firstLine(error)}`);
   }
+  return { state, drifts: analyse(events, state) };
+}
 
-  const drifts = analyse(events, state);
-  if (drifts.length === 0) {
-    const containers = state.filter((r) => r.type === CONTAINER_TYPE).length;
-    console.log(
-      `no drift: stack ${stack.name} matches the engine (refresh + preview show no changes; ` +
-        `uploaded files and networks of ${containers} container${containers === 1 ? "" : "s"} checked)`,
-    );
-    return EXIT_CLEAN;
-  }
+function reportedError(events: EngineEvent[]): string | undefined {
+  return events
+    .map((e) => e.diagnosticEvent)
+    .filter((d) => d?.severity === "error")
+    .map((d) => d!.message.trim())[0];
+}
 
-  console.log(`drift in stack ${stack.name}:`);
+function printClean(stackName: string, state: RecordedResource[]): void {
+  const containers = state.filter((r) => r.type === CONTAINER_TYPE).length;
+  console.log(
+    `no drift: stack ${stackName} matches the engine (refresh + preview show no changes; ` +
+      `state, uploaded files and networks of ${containers} container${containers === 1 ? "" : "s"} checked)`,
+  );
+}
+
+function printDrift(drifts: Drift[], stackName: string, workDir: string): void {
+  console.log(`drift in stack ${stackName}:`);
   for (const drift of drifts) console.log(`  ${describe(drift)}`);
-  console.log("fix:");
-  for (const line of fixes(drifts, stack.name, options.cwd)) console.log(`  ${line}`);
-  return EXIT_DRIFT;
+  console.log("fix (or run: npm run drift -- --heal):");
+  for (const line of fixes(drifts, stackName, workDir)) console.log(`  ${line}`);
+}
+
+/**
+ * Runs the fix: `docker unpause` for paused containers, then one `pulumi up
+ * --refresh` with every replacement the check asked for. A container under the
+ * stack's name that the stack did not create may be someone's: it is left
+ * alone and the heal stops (false).
+ */
+async function heal(stack: Stack, drifts: Drift[]): Promise<boolean> {
+  const foreign = drifts.filter((d) => d.foreign);
+  if (foreign.length > 0) {
+    for (const drift of foreign) {
+      console.log(
+        `heal: not removing container ${drift.name} (id ${shortId(drift.foreign!.Id)}): this stack did not create it; ` +
+          `remove it yourself (docker rm -f ${shellQuote(drift.name)}) and run --heal again`,
+      );
+    }
+    return false;
+  }
+  for (const drift of drifts.filter((d) => d.paused)) {
+    console.log(`heal: docker unpause ${shellQuote(drift.name)}`);
+    const unpaused = docker(["unpause", drift.name]);
+    if (unpaused.code !== 0) throw new UsageError(`docker unpause ${drift.name} failed: ${firstLine(unpaused.stderr)}`);
+  }
+  if (!drifts.some(needsUp)) return true;
+
+  const replace = drifts.filter((d) => d.needsReplace).map((d) => d.urn);
+  console.log(`heal: pulumi up --refresh${replace.map((urn) => ` --replace ${shellQuote(urn)}`).join("")} --stack ${shellQuote(stack.name)}`);
+  const events: EngineEvent[] = [];
+  try {
+    await stack.up({ refresh: true, replace, onOutput: (out) => process.stdout.write(out), onEvent: (event) => events.push(event) });
+  } catch (error) {
+    throw new UsageError(`pulumi up of stack ${stack.name} failed: ${reportedError(events) ?? firstLine(error)}`);
+  }
+  return true;
+}
+
+/** Whether pulumi has to act: anything but a pause, which unpausing alone heals. */
+function needsUp(drift: Drift): boolean {
+  return !(drift.paused && drift.op === undefined && !drift.needsReplace && drift.changes.length === 1);
 }
 
 /** Joins refresh steps, planned steps and our own container checks into one entry per resource. */
@@ -176,10 +239,18 @@ function analyse(events: EngineEvent[], state: RecordedResource[]): Drift[] {
     const ownership = containerOwnership(recordedName(container), container.id);
     if (ownership.kind !== "ours") continue;
     const findings = invisibleDrift(container, ownership.info);
-    if (findings.length === 0) continue;
+    const paused = ownership.info.State.Paused;
+    if (findings.length === 0 && !paused) continue;
     const drift = byUrn.get(container.urn) ?? { urn: container.urn, type: container.type, name: recordedName(container), changes: [], keys: new Set<string>() };
-    drift.changes.push(...findings.map((f) => `${f} (the provider cannot see this)`));
-    drift.needsReplace = true;
+    if (paused) {
+      // The engine (and so the provider) still calls it running; buildkitd answers nothing until unpaused.
+      drift.changes.push(PAUSED);
+      drift.paused = true;
+    }
+    if (findings.length > 0) {
+      drift.changes.push(...findings.map((f) => `${f} (the provider cannot see this)`));
+      drift.needsReplace = true;
+    }
     byUrn.set(container.urn, drift);
   }
 
@@ -263,6 +334,7 @@ function describe(drift: Drift): string {
   }
   if (drift.type === VOLUME_TYPE && drift.changes.includes(DELETED) && action) action += " (build cache lost)";
   if (drift.needsReplace && !action) action = "pulumi up alone does not fix this: replace it";
+  if (drift.paused && !action) action = "pulumi up does not fix this: unpause it";
   // A smoke test re-runs because its container is new: a consequence, not a change of its own.
   if (what.length === 0 && drift.type !== COMMAND_TYPE) {
     what.push(
@@ -287,6 +359,8 @@ function fixes(drifts: Drift[], stackName: string, workDir: string): string[] {
         `remove it with \`docker rm -f ${shellQuote(drift.name)}\`, then run pulumi up --refresh`,
     );
   }
+  for (const drift of drifts.filter((d) => d.paused)) lines.push(`docker unpause ${shellQuote(drift.name)}`);
+  if (!drifts.some(needsUp)) return lines;
   const replace = drifts.filter((d) => d.needsReplace).flatMap((d) => ["--replace", shellQuote(d.urn)]);
   const providerVisible = drifts.some((d) => !d.needsReplace || d.op !== undefined);
   const upArgs = ["up", ...(providerVisible ? ["--refresh"] : []), ...replace];

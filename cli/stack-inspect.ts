@@ -7,15 +7,12 @@ import { spawnSync } from "child_process";
 import * as path from "path";
 
 import { LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
+import { specialSecretSig, specialSigKey } from "@pulumi/pulumi/runtime/rpc";
+
+import { DOCKER_PROVIDER_TYPE } from "../components/resource-types";
+import { CommandResult, runCommand } from "./command";
 
 export const repoRoot = path.resolve(__dirname, "..");
-
-export const CONTAINER_TYPE = "docker:index/container:Container";
-export const NETWORK_TYPE = "docker:index/network:Network";
-export const VOLUME_TYPE = "docker:index/volume:Volume";
-export const IMAGE_TYPE = "docker:index/remoteImage:RemoteImage";
-export const COMMAND_TYPE = "command:local:Command";
-const DOCKER_PROVIDER_TYPE = "pulumi:providers:docker";
 
 /** A failure the user can fix: printed as-is, exit code 1, no stack trace. */
 export class UsageError extends Error {}
@@ -23,14 +20,23 @@ export class UsageError extends Error {}
 export interface CliOptions {
   stack?: string;
   cwd: string;
+  /** `--heal` (drift only): act on what was found, then check again. */
+  heal: boolean;
 }
 
-/** Parses `--stack NAME [--cwd DIR]` (also `--stack=NAME`); anything else is a usage error. */
-export function parseCli(argv: string[], usage: string): CliOptions {
-  const options: CliOptions = { cwd: repoRoot };
+/**
+ * Parses `--stack NAME [--cwd DIR]` (also `--stack=NAME`), and `--heal` where
+ * `allowHeal`; anything else is a usage error.
+ */
+export function parseCli(argv: string[], usage: string, allowHeal = false): CliOptions {
+  const options: CliOptions = { cwd: repoRoot, heal: false };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].includes("=") ? argv[i].split(/=(.*)/s, 2) : [argv[i], undefined];
     if (flag === "-h" || flag === "--help") throw new UsageError(usage);
+    if (flag === "--heal" && allowHeal && inline === undefined) {
+      options.heal = true;
+      continue;
+    }
     if (flag !== "--stack" && flag !== "--cwd") throw new UsageError(`unknown argument ${JSON.stringify(argv[i])}\n${usage}`);
     const value = inline ?? argv[++i];
     if (!value) throw new UsageError(`${flag} needs a value\n${usage}`);
@@ -93,28 +99,33 @@ export async function readState(stack: Stack): Promise<RecordedResource[]> {
   }));
 }
 
-/** Pulumi's marker for a secret value in exported state. */
-const SECRET_SIG = "4dabf18193072939515e22adc298bad5";
+/**
+ * A secret in exported state is `{ [specialSigKey]: specialSecretSig, plaintext }`
+ * (`ciphertext` without --show-secrets): Pulumi's own constants, not a copy.
+ */
+function isSecretValue(record: Record<string, unknown>): boolean {
+  return record[specialSigKey] === specialSecretSig;
+}
 
-function unwrapSecrets(value: unknown): unknown {
+export function unwrapSecrets(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(unwrapSecrets);
   if (value && typeof value === "object") {
     const record = value as Record<string, unknown>;
-    if (SECRET_SIG in record && typeof record.plaintext === "string") return unwrapSecrets(JSON.parse(record.plaintext));
+    if (isSecretValue(record) && typeof record.plaintext === "string") return unwrapSecrets(JSON.parse(record.plaintext));
     return Object.fromEntries(Object.entries(record).map(([k, v]) => [k, unwrapSecrets(v)]));
   }
   return value;
 }
 
 /** The `file` of every upload that sits under a secret marker, or holds one. */
-function secretUploadFiles(rawOutputs: unknown): Set<string> {
+export function secretUploadFiles(rawOutputs: unknown): Set<string> {
   const files = new Set<string>();
   const walk = (value: unknown, secret: boolean, file?: string): void => {
     if (Array.isArray(value)) {
       value.forEach((v) => walk(v, secret, file));
     } else if (value && typeof value === "object") {
       const record = value as Record<string, unknown>;
-      if (SECRET_SIG in record) {
+      if (isSecretValue(record)) {
         if (typeof record.plaintext === "string") walk(JSON.parse(record.plaintext), true, file);
         if (file) files.add(file);
         return;
@@ -134,13 +145,29 @@ export async function readOutputs(stack: Stack): Promise<Record<string, unknown>
   return Object.fromEntries(Object.entries(outputs).map(([k, v]) => [k, v.value]));
 }
 
+/** The Docker host the stack's provider deployed to, once {@link useDockerHostOf} has read it. */
+let stackDockerHost: string | undefined;
+
 /**
  * The stack may target another Docker host (buildkit:dockerHost); the CLI
- * checks must look at the same engine the provider deployed to.
+ * checks must look at the same engine the provider deployed to. Only our own
+ * docker and buildctl calls get it ({@link engineEnv}): the pulumi runs keep
+ * this process's environment, because the program's provider reads
+ * DOCKER_HOST itself and a leaked one would become a change of its own.
  */
 export function useDockerHostOf(state: RecordedResource[]): void {
   const provider = state.find((r) => r.type === DOCKER_PROVIDER_TYPE && typeof r.inputs.host === "string" && r.inputs.host !== "");
-  if (provider) process.env.DOCKER_HOST = String(provider.inputs.host);
+  stackDockerHost = provider ? String(provider.inputs.host) : undefined;
+}
+
+/** The environment for docker and buildctl: this process's, with the stack's DOCKER_HOST. */
+export function engineEnv(): NodeJS.ProcessEnv {
+  return stackDockerHost ? { ...process.env, DOCKER_HOST: stackDockerHost } : process.env;
+}
+
+/** The Docker host our docker calls talk to (undefined: docker's default). */
+export function engineHost(): string | undefined {
+  return engineEnv().DOCKER_HOST;
 }
 
 /** The docker object name a resource was created with; falls back to its Pulumi name. */
@@ -153,28 +180,8 @@ export function urnName(urn: string): string {
   return urn.slice(urn.lastIndexOf("::") + 2);
 }
 
-export interface CommandResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-export function runCommand(command: string, args: string[], options: { cwd?: string; timeoutMs?: number } = {}): CommandResult {
-  const result = spawnSync(command, args, {
-    encoding: "utf8",
-    cwd: options.cwd,
-    timeout: options.timeoutMs,
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  return {
-    code: result.status ?? -1,
-    stdout: result.stdout ?? "",
-    stderr: (result.stderr ?? "") + (result.error ? String(result.error.message) : ""),
-  };
-}
-
 export function docker(args: string[]): CommandResult {
-  return runCommand("docker", args);
+  return runCommand("docker", args, { env: engineEnv() });
 }
 
 /** `docker info` answers: the engine is up and this user may talk to it. */
@@ -192,6 +199,8 @@ export interface ContainerInfo {
   State: {
     Status: string;
     Running: boolean;
+    /** Frozen by `docker pause`: still "running" to the engine and the provider, but answers nothing. */
+    Paused: boolean;
     Restarting: boolean;
     OOMKilled: boolean;
     ExitCode: number;
@@ -252,7 +261,7 @@ export function containerLogs(name: string, lines: number): string {
  * stopped containers where `docker exec cat` does not). Undefined when absent.
  */
 export function readContainerFile(container: string, file: string): Buffer | undefined {
-  const result = spawnSync("docker", ["cp", `${container}:${file}`, "-"], { maxBuffer: 64 * 1024 * 1024 });
+  const result = spawnSync("docker", ["cp", `${container}:${file}`, "-"], { maxBuffer: 64 * 1024 * 1024, env: engineEnv() });
   if (result.status !== 0 || !result.stdout) return undefined;
   return firstRegularFileInTar(result.stdout);
 }
