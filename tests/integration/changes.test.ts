@@ -11,14 +11,13 @@
  * replacing its volume or network.
  */
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 
 import { EngineEvent, OpType } from "@pulumi/pulumi/automation";
 
 import { CHANGE_IMPACT, ChangeImpact, PlannedOp, RESOURCES, StackResource } from "../../components/change-impact";
 import { ConfigKey } from "../../components/config";
-import { createTestStack, DEPLOY_TIMEOUT_MS, mustRun, repoRoot, run, TestStack } from "./harness";
+import { createTestStack, DEPLOY_TIMEOUT_MS, makeCertificates, mustRun, repoRoot, run, TestStack } from "./harness";
 
 jest.setTimeout(DEPLOY_TIMEOUT_MS);
 
@@ -287,24 +286,30 @@ describe("the change-impact matrix, on a live stack", () => {
   });
 
   it("previews a TLS listener as a container replacement", async () => {
-    const tls = makeCertificates();
+    // Config checks the certificates: the server's names the container and the published address, and the smoke
+    // test's client certificate is required.
+    const tls = makeCertificates([containerName, "127.0.0.1"]);
     await apply({
       name: "tcp + tls (preview)",
-      keys: ["tcpPort", "tcpAddress", "tlsCa", "tlsCert", "tlsKey"],
+      keys: ["tcpPort", "tcpAddress", "tlsCa", "tlsCert", "tlsKey", "tlsClientCert", "tlsClientKey"],
       set: {
         tcpPort: "18301",
         tcpAddress: "127.0.0.1",
         tlsCa: { value: tls.ca, secret: true },
         tlsCert: { value: tls.cert, secret: true },
         tlsKey: { value: tls.key, secret: true },
+        tlsClientCert: { value: tls.clientCert, secret: true },
+        tlsClientKey: { value: tls.clientKey, secret: true },
       },
       previewOnly: true,
     });
   });
 
   it("previews a move to another Docker endpoint: the provider plans no replacement at all", async () => {
-    // The same engine under another spelling: the provider sees a new host.
-    await apply({ name: "dockerHost (preview)", keys: ["dockerHost"], set: { dockerHost: "unix:///run/docker.sock" }, previewOnly: true });
+    // The same engine under another spelling (/var/run is /run): the provider sees a new host, the engine is the same.
+    const current = process.env.DOCKER_HOST ?? "unix:///var/run/docker.sock";
+    const respelt = current.startsWith("unix:///run/") ? current.replace("unix:///run/", "unix:///var/run/") : current.replace("unix:///var/run/", "unix:///run/");
+    await apply({ name: "dockerHost (preview)", keys: ["dockerHost"], set: { dockerHost: respelt }, previewOnly: true });
   });
 
   it("covered every key of the table that is not marked reasoned", () => {
@@ -312,18 +317,6 @@ describe("the change-impact matrix, on a live stack", () => {
     expect(untested.map(([key]) => key)).toEqual([]);
   });
 });
-
-function makeCertificates(): Record<"ca" | "cert" | "key", string> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "buildkit-matrix-tls-"));
-  const ssl = (...args: string[]) => mustRun("openssl", args, { cwd: dir });
-  ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=matrix CA", "-keyout", "ca.key", "-out", "ca.pem");
-  ssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=buildkitd", "-keyout", "server.key", "-out", "server.csr");
-  ssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1", "-out", "server.pem");
-  const read = (file: string) => fs.readFileSync(path.join(dir, file), "utf8");
-  const result = { ca: read("ca.pem"), cert: read("server.pem"), key: read("server.key") };
-  fs.rmSync(dir, { recursive: true, force: true });
-  return result;
-}
 
 /** The last commit whose volume and network carried user labels and the container's name. */
 const BEFORE_STABLE_LABELS = "920c92e";
