@@ -98,6 +98,8 @@ start_engine() {
     tls=$(printf '"tlsverify": true, "tlscacert": "%s", "tlscert": "%s", "tlskey": "%s",' \
       "$state/tls/ca/cert.pem" "$state/tls/server/cert.pem" "$state/tls/server/key.pem")
   fi
+  # live-restore: without it a restart with default-address-pools deletes the
+  # host's docker0 (see scripts/provision/engines.sh).
   cat >"$state/$name/daemon.json" <<JSON
 {
   ${runtime}
@@ -111,6 +113,7 @@ start_engine() {
   "ip-forward": false,
   "ip-masq": false,
   "default-address-pools": [{"base": "${pool[$name]}", "size": 28}],
+  "live-restore": true,
   "cgroup-parent": "g-fleet-$name",
   "registry-mirrors": ["http://127.0.0.1:$registry_port"],
   "log-driver": "json-file"

@@ -39,6 +39,9 @@ stamp_write() { mkdir -p "$(dirname "$1")"; printf '%s' "$2" >"$1"; }
 # separated), or extends this function; the registry answers on these and on
 # loopback, and nowhere else.
 container_gateways() {
+  _container_gateway_candidates | awk 'NF && !seen[$0]++'
+}
+_container_gateway_candidates() {
   local bridge address
   bridge=$(docker network inspect bridge -f '{{index .Options "com.docker.network.bridge.name"}}' 2>/dev/null || true)
   if [[ -n $bridge ]]; then

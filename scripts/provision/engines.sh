@@ -10,6 +10,11 @@
 #   Docker 29:     containerd v2 + its v2 shim and runc >= 1.2, all built here
 # An engine that answers with the expected version and configuration is left
 # alone; one of ours with another version or configuration is restarted.
+# live-restore is on for a reason beyond keeping containers up: dockerd, when it
+# starts with default-address-pools and finds its "bridge" network from a
+# previous run, deletes the link named docker0 (removeDefaultBridgeInterface in
+# moby's daemon_unix.go) — the host's, which belongs to the 20.10 engine — unless
+# live-restore is enabled. Seen here: docker0 vanished after restarts of ours.
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 STEP=engines
 
@@ -52,6 +57,7 @@ start_engine() {
   "exec-root": "$ENGINES_RUN_DIR/docker-$name",
   "bridge": "$bridge",
   "default-address-pools": [{"base": "$pool", "size": 24}],
+  "live-restore": true,
   "cgroup-parent": "buildkit-stack-docker$name",
   "iptables": false,
   "ip6tables": false,
