@@ -149,7 +149,7 @@ describe.each(ENGINES.map((engine) => [engineTitle(engine), engine] as const))("
 
   it("reports a container removed out of band as drift, and up --refresh heals it", async () => {
     const drift = (): CommandResult =>
-      run("bash", ["scripts/run-ts.sh", "scripts/drift.ts", "--stack", engine.id, "--cwd", testStack.workDir], { env: testStack.env, cwd: repoRoot });
+      run("bash", ["scripts/run-ts.sh", "cli/drift.ts", "--stack", engine.id, "--cwd", testStack.workDir], { env: testStack.env, cwd: repoRoot });
     const clean = drift();
     expect({ code: clean.code, out: clean.stdout + clean.stderr }).toMatchObject({ code: 0 });
     mustRun("docker", ["rm", "-f", testStack.containerName]);
