@@ -10,6 +10,7 @@ import * as path from "path";
 import { ConfigMap, LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
 
 import { CommandResult, mustRun, runCommand as run } from "../../cli/command";
+import { CertificateSet, makeCertificates as makeCertificateSet } from "../components/certificates";
 
 /** The product's own command runner: tests see a command fail exactly as the CLIs do. */
 export { mustRun, run };
@@ -179,22 +180,13 @@ export function cachedSteps(progress: string): number {
 
 /**
  * A throwaway CA with a server certificate for the daemon (SANs: the names
- * given; IPv4 addresses as IP SANs) and a client certificate, via openssl.
- * `dir` holds them as ca.pem, server.pem/key, client.pem/key.
+ * given; IPv4 addresses as IP SANs) and a client certificate: the unit tests'
+ * maker (tests/components/certificates.ts), named the way integration tests
+ * name what a daemon is dialled by. `dir` holds ca.pem, server.pem/key,
+ * client.pem/key.
  */
-export function makeCertificates(serverNames: string[]): Record<"ca" | "cert" | "key" | "clientCert" | "clientKey" | "dir", string> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "buildkit-tls-"));
-  const ssl = (...args: string[]) => mustRun("openssl", args, { cwd: dir });
-  ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=buildkit-stack test CA", "-keyout", "ca.key", "-out", "ca.pem");
-  const san = serverNames.map((n) => (/^[\d.]+$/.test(n) ? `IP:${n}` : `DNS:${n}`)).join(",");
-  fs.writeFileSync(path.join(dir, "server.ext"), `subjectAltName=${san}\nextendedKeyUsage=serverAuth\n`);
-  fs.writeFileSync(path.join(dir, "client.ext"), "extendedKeyUsage=clientAuth\n");
-  for (const [name, cn] of [["server", "buildkitd"], ["client", "buildkit client"]]) {
-    ssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", `/CN=${cn}`, "-keyout", `${name}.key`, "-out", `${name}.csr`);
-    ssl("x509", "-req", "-in", `${name}.csr`, "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-extfile", `${name}.ext`, "-out", `${name}.pem`);
-  }
-  const read = (file: string) => fs.readFileSync(path.join(dir, file), "utf8");
-  return { ca: read("ca.pem"), cert: read("server.pem"), key: read("server.key"), clientCert: read("client.pem"), clientKey: read("client.key"), dir };
+export function makeCertificates(serverNames: string[]): CertificateSet {
+  return makeCertificateSet({ serverSans: serverNames.map((n) => (/^[\d.]+$/.test(n) ? `IP:${n}` : `DNS:${n}`)) });
 }
 
 /** Jest timeout for one integration step that deploys: generous, bounded. */
