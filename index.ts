@@ -1,10 +1,10 @@
 // Stack configuration → BuildkitStack (one host) or BuildkitFleet (buildkit:hosts) → stack outputs.
-import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 
 import { BuildkitFleet } from "./components/buildkit-fleet";
 import { BuildkitStack } from "./components/buildkit-stack";
 import { ConfigError, loadSettings } from "./components/config";
+import { DockerEngine } from "./components/docker-engine";
 import { engineApiVersion } from "./components/engine";
 import { loadFleetSettings } from "./components/fleet-config";
 
@@ -20,9 +20,9 @@ function orExit<T>(load: () => T): T {
 
 function singleHost(): BuildkitStack {
   const settings = orExit(loadSettings);
-  const provider = new docker.Provider("docker-host", settings.dockerHost ? { host: settings.dockerHost } : {});
   // The engine's API version decides the healthcheck's fields (components/engine.ts).
-  return new BuildkitStack("buildkit", { ...settings, provider, engineApiVersion: engineApiVersion(settings.dockerHost) });
+  const engine = new DockerEngine("docker-host", { host: settings.dockerHost, apiVersion: engineApiVersion(settings.dockerHost) });
+  return new BuildkitStack("buildkit", { ...settings, engine });
 }
 
 // Without buildkit:hosts the program declares exactly what it always has (same names, same URNs).

@@ -1,7 +1,7 @@
-import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 
 import { BuildkitStack } from "./buildkit-stack";
+import { DockerEngine } from "./docker-engine";
 import type { FleetHostSettings } from "./fleet-config";
 
 /** Arguments of {@link BuildkitFleet}. */
@@ -36,8 +36,8 @@ export interface FleetEndpoint {
  * that fails stops the roll with the hosts after it untouched.
  */
 export class BuildkitFleet extends pulumi.ComponentResource {
-  /** One provider per host, in roll order. */
-  public readonly providers: docker.Provider[] = [];
+  /** One engine (and its provider) per host, in roll order. */
+  public readonly engines: DockerEngine[] = [];
   /** One stack per host, in roll order. */
   public readonly stacks: BuildkitStack[] = [];
   /** Every host's client endpoint, in roll order. */
@@ -49,21 +49,16 @@ export class BuildkitFleet extends pulumi.ComponentResource {
     let previousGate: pulumi.Resource | undefined;
     for (const host of args.hosts) {
       const { settings, dockerTls } = host;
-      const provider = new docker.Provider(
+      const engine = new DockerEngine(
         `${name}-${host.name}-docker`,
-        {
-          host: settings.dockerHost,
-          caMaterial: dockerTls?.ca,
-          certMaterial: dockerTls?.cert,
-          keyMaterial: dockerTls ? pulumi.secret(dockerTls.key) : undefined,
-        },
+        { host: settings.dockerHost, tls: dockerTls },
         // The roll: everything on this host goes through this provider, so
         // nothing here is read, replaced or created before the previous host
         // has proven it builds again.
         { parent: this, dependsOn: previousGate ? [previousGate] : [] },
       );
-      const stack = new BuildkitStack(`${name}-${host.name}`, { ...settings, provider, dockerTls }, { parent: this });
-      this.providers.push(provider);
+      const stack = new BuildkitStack(`${name}-${host.name}`, { ...settings, engine }, { parent: this });
+      this.engines.push(engine);
       this.stacks.push(stack);
       // Without a smoke test, a healthy container (`wait: true`) is the best proof there is.
       previousGate = stack.smokeTest ?? stack.daemonContainer;

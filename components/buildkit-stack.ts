@@ -7,7 +7,7 @@ import { stringify as toToml } from "smol-toml";
 
 import { BuildkitSettings, LABEL_PREFIX, providerCpus } from "./config";
 import { apiAtLeast, START_INTERVAL_MIN_API } from "./engine";
-import type { DockerTlsMaterial } from "./fleet-config";
+import { DockerEngine } from "./docker-engine";
 
 // The provider's CPU spelling lives with the config rule that refuses what it cannot spell back.
 export { providerCpus };
@@ -29,30 +29,19 @@ const DELETE_MARGIN_SECONDS = 120;
 
 /**
  * Arguments of {@link BuildkitStack}: validated settings (see `config.ts`) plus
- * where to deploy. `dockerHost` must be the provider's host (index.ts builds
- * the provider from it); deriving it from `provider.host` was tried and made
- * the smoke test's environment differ between preview and up.
+ * the engine to deploy to. The engine's provider and the smoke test's docker
+ * CLI are built from one endpoint ({@link DockerEngine}), so they cannot point
+ * at different engines.
  */
 export interface BuildkitStackArgs extends BuildkitSettings {
   /**
-   * Docker provider for the target host. Every resource uses it, the smoke
-   * test's docker CLI talks to its `host`, and `buildkitHost` names that host,
-   * so several stacks can target several hosts from one program. Defaults to
-   * the ambient provider (the local engine, or DOCKER_HOST).
+   * The Docker engine every resource goes to and the smoke test talks to
+   * (`buildkitHost` names its host for a TCP listener). Defaults to one built
+   * from `dockerHost` (unset: the ambient DOCKER_HOST or local socket), as a
+   * child of this component. When given, `dockerHost` must be unset or equal
+   * to the engine's host.
    */
-  provider?: docker.Provider;
-  /**
-   * API version of the target engine (index.ts asks it: `engineApiVersion`).
-   * From 1.44 the healthcheck probes every second while the daemon starts, so
-   * `pulumi up` returns as soon as it lists workers; unset means an older
-   * engine, where the start interval would be dropped (a perpetual diff).
-   */
-  engineApiVersion?: pulumi.Input<string>;
-  /**
-   * Client TLS material for a `tcp://` dockerHost started with `--tlsverify`:
-   * the smoke test's docker CLI presents it (the provider gets its own copy).
-   */
-  dockerTls?: DockerTlsMaterial;
+  engine?: DockerEngine;
 }
 
 /**
@@ -81,7 +70,14 @@ export class BuildkitStack extends pulumi.ComponentResource {
   constructor(name: string, args: BuildkitStackArgs, opts: pulumi.ComponentResourceOptions = {}) {
     super("buildkit:index:BuildkitStack", name, {}, opts);
     const mode = args.rootless ? "rootless" : "privileged";
-    const child: pulumi.CustomResourceOptions = { parent: this, provider: args.provider };
+    if (args.engine && args.dockerHost !== undefined && args.dockerHost !== args.engine.host) {
+      throw new Error(
+        `BuildkitStack ${name}: dockerHost is ${args.dockerHost} but the engine given is at ${args.engine.host ?? "the ambient DOCKER_HOST"}; ` +
+          "build the engine from the same value (new DockerEngine(name, { host: settings.dockerHost })) or leave engine unset",
+      );
+    }
+    const engine = args.engine ?? new DockerEngine(`${name}-docker`, { host: args.dockerHost }, { parent: this });
+    const child: pulumi.CustomResourceOptions = { parent: this, provider: engine.provider };
     // Docker cannot relabel a volume or a network: any label change replaces them, and a
     // replaced volume is a lost cache. So their labels never depend on config, and labels
     // written by earlier versions (user labels, the container's name) are left as they are.
@@ -176,7 +172,7 @@ export class BuildkitStack extends pulumi.ComponentResource {
             ? [{ internal: TCP_CONTAINER_PORT, external: args.tcpPort, ip: args.tcpAddress, protocol: "tcp" }]
             : undefined,
         // "Up" means buildkitd lists its workers, not that the process exists.
-        healthcheck: pulumi.output(args.engineApiVersion).apply((api) => daemonHealthcheck(mode, api)),
+        healthcheck: pulumi.output(engine.apiVersion).apply((api) => daemonHealthcheck(mode, api)),
         wait: true,
         waitTimeout: 120,
         mustRun: true,
@@ -198,20 +194,17 @@ export class BuildkitStack extends pulumi.ComponentResource {
       },
     );
 
-    // The configured Docker host, undefined for the ambient one (which the smoke test's docker CLI then also uses).
-    const dockerHost: pulumi.Output<string | undefined> = pulumi.output(args.dockerHost);
-    const tcpPort = args.tcpPort;
     this.buildkitHost =
-      tcpPort !== undefined
-        ? dockerHost.apply((host) => tcpBuildkitHost(args.tcpAddress, tcpPort, host))
+      args.tcpPort !== undefined
+        ? pulumi.output(tcpBuildkitHost(args.tcpAddress, args.tcpPort, engine.host))
         : pulumi.interpolate`docker-container://${this.daemonContainer.name}`;
 
     if (args.smokeTest) {
       this.smokeTest = new command.local.Command(
         `${name}-smoke-test`,
         {
-          create: (args.dockerTls ? dockerTlsPreamble() : "") + smokeTestScript(args),
-          environment: smokeTestEnvironment(args, this.image.imageId, this.network.name),
+          create: (engine.tls ? dockerTlsPreamble() : "") + smokeTestScript(args),
+          environment: smokeTestEnvironment(args, engine, this.image.imageId, this.network.name),
           // Re-run after every change of the container, replaced (new id) or updated in
           // place (memory, cpus, restart policy...): a digest of everything it was given.
           triggers: [this.daemonContainer.id, digestOf(containerArgs)],
@@ -382,7 +375,8 @@ export function smokeTestScript(args: BuildkitSettings): string {
 }
 
 function smokeTestEnvironment(
-  args: BuildkitStackArgs,
+  args: BuildkitSettings,
+  engine: DockerEngine,
   imageId: pulumi.Output<string>,
   network: pulumi.Output<string>,
 ): pulumi.Input<Record<string, pulumi.Input<string>>> {
@@ -392,12 +386,12 @@ function smokeTestEnvironment(
     NETWORK: network,
     ATTEMPTS: "60",
   };
-  // The smoke test talks to the same Docker host the resources went to.
-  if (args.dockerHost) environment.DOCKER_HOST = args.dockerHost;
-  if (args.dockerTls) {
-    environment.DOCKER_TLS_CA = args.dockerTls.ca;
-    environment.DOCKER_TLS_CERT = args.dockerTls.cert;
-    environment.DOCKER_TLS_KEY = pulumi.secret(args.dockerTls.key);
+  // The smoke test talks to the same Docker engine the resources went to.
+  if (engine.host) environment.DOCKER_HOST = engine.host;
+  if (engine.tls) {
+    environment.DOCKER_TLS_CA = engine.tls.ca;
+    environment.DOCKER_TLS_CERT = engine.tls.cert;
+    environment.DOCKER_TLS_KEY = pulumi.secret(engine.tls.key);
   }
   if (args.tls?.clientCert && args.tls.clientKey) {
     environment.BK_CA = args.tls.ca;

@@ -4,7 +4,6 @@
  * decide replacement and protection, and its outputs. Settings come from raw
  * config through parseSettings, as index.ts builds them.
  */
-import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { specialSecretSig, specialSigKey } from "@pulumi/pulumi/runtime/rpc";
 import { parse as parseToml } from "smol-toml";
@@ -43,6 +42,8 @@ pulumi.runtime.setMocks(
 // Imported after setMocks, as Pulumi's own examples do.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { BuildkitStack, providerCpus, renderBuildkitdToml, tcpBuildkitHost } = require("../../components/buildkit-stack") as typeof import("../../components/buildkit-stack");
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { DockerEngine } = require("../../components/docker-engine") as typeof import("../../components/docker-engine");
 
 const promiseOf = <T>(output: pulumi.Output<T>): Promise<T> => new Promise((resolve) => output.apply(resolve));
 
@@ -85,12 +86,12 @@ interface Deployed {
 }
 
 /** Declares a stack from raw config, as index.ts does, and waits until every resource is registered. */
-async function deploy(name: string, raw: Record<string, unknown> = {}, provider?: docker.Provider): Promise<Deployed> {
+async function deploy(name: string, raw: Record<string, unknown> = {}, engine?: InstanceType<typeof DockerEngine>): Promise<Deployed> {
   const settings = parseSettings(raw, { stack: "dev" });
   const options = new Map<string, pulumi.CustomResourceOptions>();
   // A component's transformations run on each child with the options it was declared with:
   // the public way to see protect, retainOnDelete, deleteBeforeReplace... under mocks.
-  const stack = new BuildkitStack(name, { ...settings, provider } as BuildkitStackArgs, {
+  const stack = new BuildkitStack(name, { ...settings, engine } as BuildkitStackArgs, {
     transformations: [
       (args) => {
         options.set(args.type, args.opts as pulumi.CustomResourceOptions);
@@ -347,9 +348,9 @@ describe("hardened (rootless) mode", () => {
 
 describe("a TCP listener with mTLS on a remote Docker host", () => {
   let deployed: Deployed;
-  let provider: docker.Provider;
+  let engine: InstanceType<typeof DockerEngine>;
   beforeAll(async () => {
-    provider = new docker.Provider("remote-host", { host: "ssh://builder@build-host" });
+    engine = new DockerEngine("remote-host", { host: "ssh://builder@build-host" });
     deployed = await deploy(
       "tcp",
       {
@@ -359,7 +360,7 @@ describe("a TCP listener with mTLS on a remote Docker host", () => {
         ...tlsConfig(REMOTE_TLS),
         "buildkit:dockerHost": "ssh://builder@build-host",
       },
-      provider,
+      engine,
     );
   });
 
@@ -391,9 +392,9 @@ describe("a TCP listener with mTLS on a remote Docker host", () => {
     expect(await promiseOf(deployed.stack.buildkitHost)).toBe("tcp://10.0.0.5:2345");
   });
 
-  it("sends every Docker resource to the given provider", () => {
+  it("sends every Docker resource to the given engine's provider", () => {
     for (const kind of ["image", "network", "volume", "container"] as const) {
-      expect(deployed.options(kind).provider).toBe(provider);
+      expect(deployed.options(kind).provider).toBe(engine.provider);
       expect(deployed.providerRef(kind)).toMatch(/::pulumi:providers:docker::remote-host::remote-host-id$/);
     }
   });
@@ -623,8 +624,8 @@ describe("the container's name and smallest memory limit", () => {
 describe("a remote Docker host without TLS", () => {
   let deployed: Deployed;
   beforeAll(async () => {
-    // As index.ts does: the provider is built from dockerHost, and the component reads the host from the provider only.
-    deployed = await deploy("remote-plain", { "buildkit:containerName": "bk-remote", "buildkit:dockerHost": "tcp://build-host:2376" }, new docker.Provider("remote-plain-host", { host: "tcp://build-host:2376" }));
+    // No engine given: the component builds its own from dockerHost, provider and smoke test alike.
+    deployed = await deploy("remote-plain", { "buildkit:containerName": "bk-remote", "buildkit:dockerHost": "tcp://build-host:2376" });
   });
 
   it("points the smoke test's docker CLI at that host, with no certificates", () => {
@@ -638,6 +639,25 @@ describe("a remote Docker host without TLS", () => {
       DOCKER_HOST: "tcp://build-host:2376",
     });
     expect(smokeTest.create).toContain('docker exec -i "$CONTAINER" sh');
+  });
+
+  it("sends every Docker resource through a provider of its own for the same host", () => {
+    const provider = registered.find((r) => r.type === "pulumi:providers:docker" && r.name === "remote-plain-docker");
+    expect(provider?.inputs.host).toBe("tcp://build-host:2376");
+    for (const kind of ["image", "network", "volume", "container"] as const) {
+      expect(deployed.providerRef(kind)).toMatch(/\$pulumi:providers:docker::remote-plain-docker::remote-plain-docker-id$/);
+    }
+  });
+});
+
+describe("an engine that is not the configured dockerHost", () => {
+  it("is refused, naming both, before any resource is declared", () => {
+    const settings = parseSettings({ "buildkit:dockerHost": "ssh://builder@build-a" }, { stack: "dev" });
+    const engine = new DockerEngine("build-b-engine", { host: "ssh://builder@build-b" });
+    expect(() => new BuildkitStack("mismatch", { ...settings, engine })).toThrow(
+      "BuildkitStack mismatch: dockerHost is ssh://builder@build-a but the engine given is at ssh://builder@build-b",
+    );
+    expect(registered.filter((r) => r.name.startsWith("mismatch-"))).toEqual([]);
   });
 });
 
@@ -671,7 +691,7 @@ describe("BUILDKIT_HOST of a TCP listener", () => {
         ...tlsConfig(WILDCARD_TLS),
         "buildkit:dockerHost": "ssh://builder@build-host",
       },
-      new docker.Provider("wildcard-host", { host: "ssh://builder@build-host" }),
+      new DockerEngine("wildcard-host", { host: "ssh://builder@build-host" }),
     );
     expect(await promiseOf(deployed.stack.buildkitHost)).toBe("tcp://build-host:2346");
     expect(reveal(deployed.inputs("smokeTest").environment).DOCKER_HOST).toBe("ssh://builder@build-host");

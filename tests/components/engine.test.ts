@@ -26,6 +26,8 @@ pulumi.runtime.setMocks(
 );
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { BuildkitStack, daemonHealthcheck } = require("../../components/buildkit-stack") as typeof import("../../components/buildkit-stack");
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { DockerEngine } = require("../../components/docker-engine") as typeof import("../../components/docker-engine");
 
 describe("apiAtLeast", () => {
   it.each([
@@ -76,7 +78,8 @@ describe("the component's container healthcheck", () => {
 
   async function healthcheckFor(engineApiVersion: string | undefined): Promise<Record<string, unknown>> {
     const settings = parseSettings({}, { stack: "dev" });
-    new BuildkitStack(`hc-${engineApiVersion ?? "unknown"}`, { ...settings, engineApiVersion });
+    const engine = new DockerEngine(`hc-${engineApiVersion ?? "unknown"}-docker`, { apiVersion: engineApiVersion });
+    new BuildkitStack(`hc-${engineApiVersion ?? "unknown"}`, { ...settings, engine });
     await new Promise((resolve) => setImmediate(resolve));
     // Resources register asynchronously; wait (bounded) for the container.
     for (let i = 0; i < 100 && containers.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));

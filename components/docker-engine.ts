@@ -1,0 +1,56 @@
+/**
+ * The Docker engine a {@link BuildkitStack} deploys to, as one value: the docker
+ * provider every resource goes through and what the smoke test's docker CLI
+ * needs to reach the same engine (host, TLS material) are built here from the
+ * same arguments, so the two can never point at different engines.
+ */
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+
+import type { DockerTlsMaterial } from "./fleet-config";
+
+/** Arguments of {@link DockerEngine}. */
+export interface DockerEngineArgs {
+  /**
+   * The engine's endpoint: `unix:///path`, `ssh://user@host` or
+   * `tcp://host:2376`. Unset means what the docker CLI and provider do by
+   * default: DOCKER_HOST, else the local socket.
+   */
+  host?: string;
+  /** Client TLS material for a `tcp://` engine started with `--tlsverify`. */
+  tls?: DockerTlsMaterial;
+  /**
+   * The engine's API version (`engineApiVersion` in engine.ts asks it). From
+   * 1.44 the daemon's healthcheck probes every second while it starts; unset
+   * means an older engine's healthcheck form (no start interval).
+   */
+  apiVersion?: pulumi.Input<string>;
+}
+
+/** One Docker engine: its provider, and the same endpoint for the docker CLI. */
+export class DockerEngine {
+  /** The provider every resource on this engine is created through. */
+  public readonly provider: docker.Provider;
+  /** The endpoint the provider was given; undefined for the ambient one. */
+  public readonly host?: string;
+  /** The TLS client material the provider was given. */
+  public readonly tls?: DockerTlsMaterial;
+  /** The engine's API version, when it was asked. */
+  public readonly apiVersion?: pulumi.Input<string>;
+
+  constructor(name: string, args: DockerEngineArgs = {}, opts: pulumi.CustomResourceOptions = {}) {
+    this.host = args.host;
+    this.tls = args.tls;
+    this.apiVersion = args.apiVersion;
+    this.provider = new docker.Provider(
+      name,
+      {
+        host: args.host,
+        caMaterial: args.tls?.ca,
+        certMaterial: args.tls?.cert,
+        keyMaterial: args.tls ? pulumi.secret(args.tls.key) : undefined,
+      },
+      opts,
+    );
+  }
+}
