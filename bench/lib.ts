@@ -167,10 +167,13 @@ export async function inspect(name: string, format: string): Promise<string> {
  */
 export interface Variant {
   /**
-   * ts-node type-checks the program at every run (PULUMI_NODEJS_TRANSPILE_ONLY=false),
-   * as before scripts/env.sh made every run transpile-only; false forces transpile-only.
-   * Unset: whatever the environment says (scripts/env.sh: transpile-only).
+   * Run the program on ts-node (Pulumi.yaml `typescript: true`), as before it
+   * ran through sucrase with V8's code cache: transpile-only, or, with
+   * `typeCheck`, type-checked at every run (PULUMI_NODEJS_TRANSPILE_ONLY=false,
+   * as before scripts/env.sh made every run transpile-only).
    */
+  tsNode?: boolean;
+  /** With ts-node (implies `tsNode`): type-check at every run. */
   typeCheck?: boolean;
   /** Compiled by tsc ahead of time; Pulumi.yaml runs bin/index.js with plain node. */
   precompiled?: boolean;
@@ -286,7 +289,10 @@ export class ProgramCopy {
     const backend = path.join(dir, ".state");
     fs.mkdirSync(backend);
     const env: NodeJS.ProcessEnv = { ...process.env, PULUMI_BACKEND_URL: `file://${backend}`, PULUMI_CONFIG_PASSPHRASE: PASSPHRASE };
-    if (variant.typeCheck !== undefined) env.PULUMI_NODEJS_TRANSPILE_ONLY = String(!variant.typeCheck);
+    if (variant.tsNode || variant.typeCheck !== undefined) {
+      runOnTsNode(dir);
+      env.PULUMI_NODEJS_TRANSPILE_ONLY = String(!variant.typeCheck);
+    }
     if (variant.dockerProvider) env.PULUMI_HOME = await privatePulumiHome(dir, variant.dockerProvider);
     const copy = new ProgramCopy(id, dir, env, names);
     await mustExec("pulumi", ["stack", "init", STACK, "--non-interactive"], { cwd: dir, env });
@@ -371,10 +377,21 @@ async function precompile(dir: string): Promise<number> {
   const tsc = await mustExec(path.join(repoRoot, "node_modules/.bin/tsc"), ["-p", "tsconfig.build.json"], { cwd: dir });
   const projectFile = path.join(dir, "Pulumi.yaml");
   const project = fs.readFileSync(projectFile, "utf8");
-  const patched = project.replace(/^(\s+typescript:) true$/m, "$1 false").replace(/^runtime:/m, "main: bin/index.js\nruntime:");
-  if (!patched.includes("typescript: false") || !patched.includes("main: bin/index.js")) throw new Error("variant: could not rewrite Pulumi.yaml for the precompiled program");
+  const patched = project.replace(/^\s+nodeargs:.*\n/m, "").replace(/^runtime:/m, "main: bin/index.js\nruntime:");
+  if (!patched.includes("typescript: false") || !patched.includes("main: bin/index.js") || patched.includes("nodeargs")) {
+    throw new Error("variant: could not rewrite Pulumi.yaml for the precompiled program");
+  }
   fs.writeFileSync(projectFile, patched);
   return tsc.seconds;
+}
+
+/** Rewrites a copy's Pulumi.yaml to run the program on ts-node, as Pulumi does by default for TypeScript. */
+function runOnTsNode(dir: string): void {
+  const projectFile = path.join(dir, "Pulumi.yaml");
+  const project = fs.readFileSync(projectFile, "utf8");
+  const patched = project.replace(/^(\s+typescript:) false$/m, "$1 true").replace(/^\s+nodeargs:.*\n/m, "");
+  if (!patched.includes("typescript: true") || patched.includes("nodeargs")) throw new Error("variant: could not rewrite Pulumi.yaml for ts-node");
+  fs.writeFileSync(projectFile, patched);
 }
 
 // ---------------------------------------------------------------------------

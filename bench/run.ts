@@ -248,6 +248,8 @@ interface VariantSpec {
 const VARIANTS: VariantSpec[] = [
   // The "before" of that env.sh change: ts-node type-checks the program at every run.
   { key: "typecheck", label: "ts-node type-checking (before env.sh's transpile-only)", variant: { typeCheck: true }, previews: true },
+  // The "before" of Pulumi.yaml's sucrase + V8 code cache: ts-node, transpile-only.
+  { key: "tsnode", label: "ts-node transpile-only (before Pulumi.yaml's sucrase + code cache)", variant: { tsNode: true }, previews: true },
   { key: "precompiled", label: "precompiled by tsc, plain node", variant: { precompiled: true }, previews: true },
   { key: "hc1s", label: "healthcheck interval 1s", variant: { healthcheckInterval: "1s" }, previews: false },
   { key: "nowait", label: "wait: false (smoke test proves readiness)", variant: { noWait: true }, previews: false },
