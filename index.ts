@@ -30,16 +30,42 @@ const fleetHosts = orExit(loadFleetSettings);
 const fleet = fleetHosts ? new BuildkitFleet("buildkit", { hosts: fleetHosts }) : undefined;
 const buildkit = fleetHosts ? undefined : singleHost();
 
-export const buildkitHost = buildkit?.buildkitHost;
-export const containerName = buildkit?.containerName;
-export const containerId = buildkit?.containerId;
-export const imageRepoDigest = buildkit?.imageRepoDigest;
-export const cacheVolumeName = buildkit?.cacheVolumeName;
-export const networkName = buildkit?.networkName;
-export const smokeTestSummary = buildkit?.smokeTestSummary;
-/** A fleet's hosts in roll order: name, BUILDKIT_HOST and, where needed, DOCKER_HOST (`npm run route` reads it). */
-export const fleetEndpoints = fleet?.endpoints;
-/** Each fleet host's smoke test result, by host name. */
-export const fleetSmokeTests = fleet
-  ? pulumi.all(Object.fromEntries(fleet.stacks.map((stack, index) => [fleetHosts![index].name, stack.smokeTestSummary])))
-  : undefined;
+/**
+ * The stack's outputs. Only those of the stack's kind are exported: an output
+ * left undefined makes Pulumi warn on every preview and up.
+ */
+interface StackOutputs {
+  /** Paste into a shell: `export BUILDKIT_HOST=<this>`. */
+  buildkitHost?: pulumi.Output<string>;
+  containerName?: pulumi.Output<string>;
+  containerId?: pulumi.Output<string>;
+  imageRepoDigest?: pulumi.Output<string>;
+  cacheVolumeName?: pulumi.Output<string>;
+  networkName?: pulumi.Output<string>;
+  smokeTestSummary?: pulumi.Output<string>;
+  /** A fleet's hosts in roll order: name, BUILDKIT_HOST and, where needed, DOCKER_HOST (`npm run route` reads it). */
+  fleetEndpoints?: BuildkitFleet["endpoints"];
+  /** Each fleet host's smoke test result, by host name. */
+  fleetSmokeTests?: pulumi.Output<Record<string, string>>;
+}
+
+function outputsOf(): StackOutputs {
+  if (fleet) {
+    return {
+      fleetEndpoints: fleet.endpoints,
+      fleetSmokeTests: pulumi.all(Object.fromEntries(fleet.stacks.map((stack, index) => [fleetHosts![index].name, stack.smokeTestSummary]))),
+    };
+  }
+  const stack = buildkit!;
+  return {
+    buildkitHost: stack.buildkitHost,
+    containerName: stack.containerName,
+    containerId: stack.containerId,
+    imageRepoDigest: stack.imageRepoDigest,
+    cacheVolumeName: stack.cacheVolumeName,
+    networkName: stack.networkName,
+    smokeTestSummary: stack.smokeTestSummary,
+  };
+}
+
+export = outputsOf();

@@ -8,17 +8,20 @@ import { createTestStack, DEPLOY_TIMEOUT_MS, mustRun, TestStack } from "./harnes
 
 jest.setTimeout(DEPLOY_TIMEOUT_MS);
 
-/** Type and name of every resource a preview plans to create, from its event stream. */
-async function plannedResources(testStack: TestStack): Promise<string[]> {
+/** Type and name of every resource a preview plans to create, and every warning it printed, from its event stream. */
+async function plannedResources(testStack: TestStack): Promise<{ planned: string[]; warnings: string[] }> {
   const planned: string[] = [];
+  const warnings: string[] = [];
   await testStack.stack.preview({
     onOutput: () => undefined,
     onEvent: (event) => {
       const step = event.resourcePreEvent?.metadata;
       if (step && step.op === "create") planned.push(`${step.type}::${step.urn.split("::").pop()}`);
+      const diagnostic = event.diagnosticEvent;
+      if (diagnostic && diagnostic.severity === "warning") warnings.push(diagnostic.message.trim());
     },
   });
-  return planned.sort();
+  return { planned: planned.sort(), warnings };
 }
 
 const EXPECTED = [
@@ -40,9 +43,11 @@ describe.each(["dev", "prod"])("the %s stack file", (stackFile) => {
   });
   afterAll(async () => testStack?.cleanup());
 
-  it("previews exactly the expected resources", async () => {
+  it("previews exactly the expected resources, with no warning (e.g. about a fleet output left undefined)", async () => {
     const expected = EXPECTED.map((r) => (r.endsWith("buildkit-") ? `${r}preview-${stackFile}` : r)).sort();
-    expect(await plannedResources(testStack)).toEqual(expected);
+    const { planned, warnings } = await plannedResources(testStack);
+    expect(planned).toEqual(expected);
+    expect(warnings).toEqual([]);
   });
 });
 
