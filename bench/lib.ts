@@ -11,7 +11,7 @@ import * as os from "os";
 import * as path from "path";
 import { performance } from "perf_hooks";
 
-import { DEFAULT_IMAGE } from "../components/config";
+import { BuildkitSettings, DEFAULT_IMAGE, parseSettings } from "../components/config";
 
 export const repoRoot = path.resolve(__dirname, "..");
 /** Files that make up the program, as tests/integration/harness.ts copies them. */
@@ -156,6 +156,27 @@ export async function dockerExists(kind: "container" | "network" | "volume" | "i
 
 export async function inspect(name: string, format: string): Promise<string> {
   return (await mustExec("docker", ["inspect", "-f", format, name])).stdout.trim();
+}
+
+/**
+ * The dev stack's daemon settings as the bench deploys them (limits, GC, the
+ * registry mirror as containers see it), parsed by the program's own rules:
+ * what the raw daemon and the Terraform peer are given so they match ours.
+ */
+export function devSettings(extra: Record<string, unknown> = {}): BuildkitSettings {
+  const mirror = process.env.BUILDKIT_STACK_CONTAINER_MIRROR ?? "host.docker.internal:5000";
+  return parseSettings(
+    {
+      "buildkit:memory": "1g",
+      "buildkit:cpus": "1",
+      "buildkit:cacheMaxUsedSpace": "5g",
+      "buildkit:cacheReservedSpace": "512m",
+      "buildkit:maxParallelism": "2",
+      "buildkit:registryMirrors": [`http://${mirror}`],
+      ...extra,
+    },
+    { stack: "bench" },
+  );
 }
 
 // ---------------------------------------------------------------------------

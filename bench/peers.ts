@@ -18,8 +18,8 @@ import * as os from "os";
 import * as path from "path";
 
 import { renderBuildkitdToml } from "../components/buildkit-stack";
-import { DEFAULT_IMAGE, parseSettings } from "../components/config";
-import { NAME_PREFIX, ProgramCopy, exec, log, mustExec, onCleanup, removeDockerObjects, repoRoot, tail, tempDir } from "./lib";
+import { DEFAULT_IMAGE } from "../components/config";
+import { NAME_PREFIX, ProgramCopy, devSettings, exec, log, mustExec, onCleanup, removeDockerObjects, repoRoot, tail, tempDir } from "./lib";
 import { Series, Target, summarize } from "./report";
 import { Phase, upPhases } from "./trace";
 
@@ -151,20 +151,7 @@ async function buildxPeer(network: string): Promise<{ run: () => Promise<ToolRun
 
 /** Terraform variables for the dev stack's settings (the repo's Pulumi.dev.yaml as the bench's ProgramCopy sets it). */
 function terraformVariables(name: string, startInterval: string): Record<string, unknown> {
-  const mirror = process.env.BUILDKIT_STACK_CONTAINER_MIRROR ?? "host.docker.internal:5000";
-  const settings = parseSettings(
-    {
-      "buildkit:memory": "1g",
-      "buildkit:cpus": "1",
-      "buildkit:cacheMaxUsedSpace": "5g",
-      "buildkit:cacheReservedSpace": "512m",
-      "buildkit:maxParallelism": "2",
-      "buildkit:registryMirrors": [`http://${mirror}`],
-      "buildkit:extraHosts": ["host.docker.internal:host-gateway"],
-      "buildkit:containerName": name,
-    },
-    { stack: "bench" },
-  );
+  const settings = devSettings({ "buildkit:extraHosts": ["host.docker.internal:host-gateway"], "buildkit:containerName": name });
   return {
     name,
     image: settings.image,

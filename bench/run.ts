@@ -29,7 +29,7 @@ import * as os from "os";
 import * as path from "path";
 
 import { renderBuildkitdToml } from "../components/buildkit-stack";
-import { DEFAULT_IMAGE, parseSettings } from "../components/config";
+import { DEFAULT_IMAGE } from "../components/config";
 import {
   MIB,
   NAME_PREFIX,
@@ -38,6 +38,7 @@ import {
   Variant,
   cleanupAll,
   containerCgroupDir,
+  devSettings,
   dockerExists,
   exec,
   inspect,
@@ -397,18 +398,7 @@ async function partX(runs: number): Promise<void> {
 
 /** The buildkitd.toml the stack renders for the dev config: the raw daemon gets the same mirror settings. */
 function devToml(): string {
-  const mirror = process.env.BUILDKIT_STACK_CONTAINER_MIRROR ?? "host.docker.internal:5000";
-  const settings = parseSettings(
-    {
-      "buildkit:memory": "1g",
-      "buildkit:cpus": "1",
-      "buildkit:cacheMaxUsedSpace": "5g",
-      "buildkit:cacheReservedSpace": "512m",
-      "buildkit:maxParallelism": "2",
-      "buildkit:registryMirrors": [`http://${mirror}`],
-    },
-    { stack: "bench" },
-  );
+  const settings = devSettings();
   const dir = tempDir("raw-config");
   fs.chmodSync(dir, 0o755);
   const file = path.join(dir, "buildkitd.toml");

@@ -23,6 +23,7 @@ import {
   requireEngine,
   run,
   TestStack,
+  useDockerHost,
   writeBuildContext,
 } from "./harness";
 
@@ -76,12 +77,10 @@ const REFERENCE_DOCKERFILE = [
 describe.each(ENGINES.map((engine) => [engineTitle(engine), engine] as const))("the lifecycle on %s", (_title, engine) => {
   let testStack: TestStack;
   let buildkitHost: string;
-  const ambientHost = process.env.DOCKER_HOST;
+  let restoreDockerHost = () => undefined as void;
 
   beforeAll(async () => {
-    // Everything below — docker, buildctl's docker-container://, the Pulumi CLI, the docker
-    // provider and the smoke test it runs — follows DOCKER_HOST, as for a user.
-    process.env.DOCKER_HOST = engine.host;
+    restoreDockerHost = useDockerHost(engine.host);
     const answers = run("docker", ["version", "--format", "{{.Server.Version}}"]);
     if (answers.code !== 0) {
       throw new Error(`Docker ${engine.major} does not answer on ${engine.host} (${answers.stderr.trim()}). Run \`bash scripts/provision.sh\` (it builds and starts the engines), then re-run.`);
@@ -93,8 +92,7 @@ describe.each(ENGINES.map((engine) => [engineTitle(engine), engine] as const))("
     try {
       await testStack?.cleanup();
     } finally {
-      if (ambientHost === undefined) delete process.env.DOCKER_HOST;
-      else process.env.DOCKER_HOST = ambientHost;
+      restoreDockerHost();
     }
   });
 

@@ -12,7 +12,7 @@ import * as path from "path";
 
 import { EngineEvent } from "@pulumi/pulumi/automation";
 
-import { createTestStack, DEPLOY_TIMEOUT_MS, mustRun, repoRoot, TestStack } from "./harness";
+import { createTestStack, DEPLOY_TIMEOUT_MS, mustRun, repoRoot, TestStack, useDockerHost } from "./harness";
 
 jest.setTimeout(DEPLOY_TIMEOUT_MS);
 const quiet = { onOutput: () => undefined };
@@ -39,18 +39,17 @@ function checkout(commit: string, workDir: string): void {
 
 describe("a single-host stack deployed before fleets existed", () => {
   let testStack: TestStack;
-  const ambientHost = process.env.DOCKER_HOST;
+  let restoreDockerHost = () => undefined as void;
 
   beforeAll(async () => {
-    process.env.DOCKER_HOST = ENGINE_BEFORE_FLEETS;
+    restoreDockerHost = useDockerHost(ENGINE_BEFORE_FLEETS);
     testStack = await createTestStack("g-fleet-single");
   });
   afterAll(async () => {
     try {
       await testStack?.cleanup();
     } finally {
-      if (ambientHost === undefined) delete process.env.DOCKER_HOST;
-      else process.env.DOCKER_HOST = ambientHost;
+      restoreDockerHost();
     }
   });
 

@@ -42,6 +42,21 @@ export function requireEngine(): void {
   }
 }
 
+/**
+ * Sends everything this test file runs — docker, buildctl's docker-container://,
+ * the Pulumi CLI, the docker provider and the smoke test — to the engine at
+ * `host`, as DOCKER_HOST does for a user. Returns what puts the ambient
+ * DOCKER_HOST back (call it last in afterAll, whatever cleanup threw).
+ */
+export function useDockerHost(host: string): () => void {
+  const ambient = process.env.DOCKER_HOST;
+  process.env.DOCKER_HOST = host;
+  return () => {
+    if (ambient === undefined) delete process.env.DOCKER_HOST;
+    else process.env.DOCKER_HOST = ambient;
+  };
+}
+
 /** Polls `check` every `intervalMs` until it returns a value, or fails naming what never happened. */
 export async function waitFor<T>(what: string, boundMs: number, check: () => T | undefined | Promise<T | undefined>, intervalMs = 500): Promise<T> {
   const deadline = Date.now() + boundMs;
