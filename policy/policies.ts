@@ -31,13 +31,14 @@ function imageReferences(container: PolicyResource): { name: string; urn: string
   return typeof container.props.image === "string" ? [{ name: container.props.image, urn: container.urn }] : [];
 }
 
-/** The volumes a container mounts, and those labelled as its own (a cache not mounted yet is still its cache). */
+/**
+ * The volumes a container mounts: its cache. (Volumes carry no label naming
+ * their daemon: a label change would replace the cache, so they have none
+ * that config can change; the mount is the link.)
+ */
 function cacheVolumes(container: PolicyResource, args: StackValidationArgs): PolicyResource[] {
-  const owner = label(container.props.labels as Labels, "container");
   const mounted = (container.propertyDependencies.volumes ?? []).map((r) => r.urn);
-  return args.resources.filter(
-    (r) => r.type === VOLUME && (mounted.includes(r.urn) || (owner !== undefined && label(r.props.labels as Labels, "container") === owner)),
-  );
+  return args.resources.filter((r) => r.type === VOLUME && mounted.includes(r.urn));
 }
 
 /** The pack's policies; index.ts serves them, tests call them directly. */
