@@ -39,6 +39,11 @@ export const networkName = buildkit?.networkName;
 export const smokeTestSummary = buildkit?.smokeTestSummary;
 /** A fleet's hosts in roll order: name, BUILDKIT_HOST and, where needed, DOCKER_HOST (`npm run route` reads it). */
 export const fleetEndpoints = fleet?.endpoints;
+/**
+ * Each fleet host as a buildx remote-driver node: listener, platforms, mTLS client material
+ * (secret). `npm run buildx` turns it into `docker buildx create … --append` lines.
+ */
+export const fleetBuildxNodes = fleet?.buildxNodes;
 /** Each fleet host's smoke test result, by host name. */
 export const fleetSmokeTests = fleet
   ? pulumi.all(Object.fromEntries(fleet.stacks.map((stack, index) => [fleetHosts![index].name, stack.smokeTestSummary])))
