@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Step: the tools `npm run bench -- --only peers` compares us with, built from
-# the Go module proxy only: docker buildx (scripts/provision/buildx.sh; here
-# linked as a CLI plugin into a project-owned DOCKER_CONFIG, so a user's
-# ~/.docker is never touched) and the kreuzwerker
-# Terraform provider at the revision our docker provider bridges (run through
-# Terraform's dev_overrides, since no Terraform registry is reachable).
+# the Go module proxy only: docker buildx (built by scripts/provision/buildx.sh,
+# linked here as a CLI plugin into a project-owned DOCKER_CONFIG, so a user's
+# ~/.docker is never touched) and the kreuzwerker Terraform provider at the
+# revision our docker provider bridges (run through Terraform's dev_overrides,
+# since no Terraform registry is reachable).
 # Terraform itself is not built here: the bench uses the one on PATH.
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 STEP=peers
