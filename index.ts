@@ -45,6 +45,11 @@ interface StackOutputs {
   smokeTestSummary?: pulumi.Output<string>;
   /** A fleet's hosts in roll order: name, BUILDKIT_HOST and, where needed, DOCKER_HOST (`npm run route` reads it). */
   fleetEndpoints?: BuildkitFleet["endpoints"];
+  /**
+   * Each fleet host as a buildx remote-driver node: listener, platforms, mTLS client material
+   * (secret). `npm run buildx` turns it into `docker buildx create … --append` lines.
+   */
+  fleetBuildxNodes?: BuildkitFleet["buildxNodes"];
   /** Each fleet host's smoke test result, by host name. */
   fleetSmokeTests?: pulumi.Output<Record<string, string>>;
 }
@@ -53,6 +58,7 @@ function outputsOf(): StackOutputs {
   if (fleet) {
     return {
       fleetEndpoints: fleet.endpoints,
+      fleetBuildxNodes: fleet.buildxNodes,
       fleetSmokeTests: pulumi.all(Object.fromEntries(fleet.stacks.map((stack, index) => [fleetHosts![index].name, stack.smokeTestSummary]))),
     };
   }

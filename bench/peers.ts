@@ -108,8 +108,8 @@ function rawPeer(network: string): { run: () => Promise<ToolRun> } {
 // buildx
 
 async function buildxPeer(network: string): Promise<{ run: () => Promise<ToolRun>; version: string }> {
-  const plugin = path.join(PEERS_DIR, `buildx-${BUILDX_VERSION}`, "docker-buildx");
-  if (!fs.existsSync(plugin)) throw new Error(`docker buildx ${BUILDX_VERSION} is not built (${plugin}); run \`bash scripts/provision/peers.sh\``);
+  const plugin = path.join(cache, "tools", `buildx-${BUILDX_VERSION}`, "docker-buildx");
+  if (!fs.existsSync(plugin)) throw new Error(`docker buildx ${BUILDX_VERSION} is not built (${plugin}); run \`bash scripts/provision/buildx.sh\``);
   // A DOCKER_CONFIG of our own: buildx keeps its builder list there, and a user's ~/.docker stays untouched.
   const dockerConfig = tempDir("docker-config");
   fs.mkdirSync(path.join(dockerConfig, "cli-plugins"));

@@ -28,7 +28,7 @@ import type { FleetEndpoint } from "../components/buildkit-fleet";
 const USAGE = "usage: npm run route -- <repo>:<context> [--stack NAME | --from FILE] [--all]";
 
 /** A failure the user can fix: printed as-is, exit code 2. */
-class UsageError extends Error {}
+export class UsageError extends Error {}
 
 /** The fleet's hosts in preference order for `key`: the first is where it builds. */
 export function routeKey(endpoints: FleetEndpoint[], key: string): FleetEndpoint[] {
@@ -49,7 +49,8 @@ export function exportsFor(endpoint: FleetEndpoint): string {
   return lines.join("\n");
 }
 
-function shellQuote(value: string): string {
+/** `value` as one shell word: as is when it is plain, else in single quotes. */
+export function shellQuote(value: string): string {
   return /^[\w@%+=:,./-]+$/.test(value) ? value : `'${value.replace(/'/g, "'\\''")}'`;
 }
 
@@ -72,13 +73,18 @@ export function parseEndpoints(json: string, source: string): FleetEndpoint[] {
   return value as FleetEndpoint[];
 }
 
-function readFromStack(stack: string | undefined): FleetEndpoint[] {
-  const args = ["stack", "output", "fleetEndpoints", "--json", "--show-secrets", ...(stack ? ["--stack", stack] : [])];
+/** A stack output as `pulumi stack output NAME --json --show-secrets` prints it. */
+export function readStackOutput(output: string, stack: string | undefined): string {
+  const args = ["stack", "output", output, "--json", "--show-secrets", ...(stack ? ["--stack", stack] : [])];
   const result = spawnSync("pulumi", args, { cwd: path.resolve(__dirname, ".."), encoding: "utf8" });
   if (result.status !== 0) {
     throw new UsageError(`pulumi ${args.join(" ")} failed: ${(result.stderr || String(result.error)).trim()}`);
   }
-  return parseEndpoints(result.stdout, `the stack output fleetEndpoints${stack ? ` of ${stack}` : ""}`);
+  return result.stdout;
+}
+
+function readFromStack(stack: string | undefined): FleetEndpoint[] {
+  return parseEndpoints(readStackOutput("fleetEndpoints", stack), `the stack output fleetEndpoints${stack ? ` of ${stack}` : ""}`);
 }
 
 function main(argv: string[]): void {

@@ -28,6 +28,34 @@ export interface FleetEndpoint {
 }
 
 /**
+ * What a buildx `remote` driver node needs to reach one host's daemon: the
+ * published listener, the platforms the host's worker advertises and the mTLS
+ * client material (`npm run buildx` writes it to files and prints
+ * `docker buildx create … --append`). Secret as a whole: it holds a client key.
+ */
+export interface BuildxNode {
+  /** The host's name in `buildkit:hosts`. */
+  name: string;
+  /** `BUILDKIT_HOST` of this host's daemon: `tcp://ADDRESS:PORT` where it publishes a listener. */
+  buildkitHost: string;
+  /** `buildkit:platforms` of this host; absent when the daemon reports what it detects. */
+  platforms?: string[];
+  /** mTLS client material for a `tcp://` listener; absent for a `docker-container://` endpoint. */
+  tls?: {
+    /**
+     * The name to verify the server certificate against: the container name,
+     * which config guarantees the certificate carries whatever address clients dial.
+     */
+    serverName: string;
+    /** CA that signed the daemon's certificate. */
+    ca: string;
+    /** Client certificate and key the daemon accepts. */
+    cert: string;
+    key: string;
+  };
+}
+
+/**
  * A BuildKit fleet: one {@link BuildkitStack} per host, each through a Docker
  * provider of its own (`ssh://`, `tcp://` with TLS, or the local engine), every
  * name derived from the fleet's name and the host's. Changes roll host by host:
@@ -42,6 +70,8 @@ export class BuildkitFleet extends pulumi.ComponentResource {
   public readonly stacks: BuildkitStack[] = [];
   /** Every host's client endpoint, in roll order. */
   public readonly endpoints: pulumi.Output<FleetEndpoint[]>;
+  /** Every host as a buildx remote-driver node, in roll order (secret: it carries client keys). */
+  public readonly buildxNodes: pulumi.Output<BuildxNode[]>;
 
   constructor(name: string, args: BuildkitFleetArgs, opts: pulumi.ComponentResourceOptions = {}) {
     super("buildkit:index:BuildkitFleet", name, {}, opts);
@@ -73,6 +103,23 @@ export class BuildkitFleet extends pulumi.ComponentResource {
         }),
       ),
     );
-    this.registerOutputs({ endpoints: this.endpoints });
+    // Secret explicitly: config secrets reach the program as plain strings.
+    this.buildxNodes = pulumi.secret(
+      pulumi.all(
+        this.stacks.map((stack, index) =>
+          stack.buildkitHost.apply((buildkitHost): BuildxNode => {
+            const { name, settings } = args.hosts[index];
+            const tls = buildkitHost.startsWith("tcp://") && settings.tls ? settings.tls : undefined;
+            return {
+              name,
+              buildkitHost,
+              ...(settings.platforms.length > 0 ? { platforms: settings.platforms } : {}),
+              ...(tls ? { tls: { serverName: settings.containerName, ca: tls.ca, cert: tls.clientCert, key: tls.clientKey } } : {}),
+            };
+          }),
+        ),
+      ),
+    );
+    this.registerOutputs({ endpoints: this.endpoints, buildxNodes: this.buildxNodes });
   }
 }

@@ -301,6 +301,8 @@ function parseExtraHost(entry: string): { host: string; ip: string } {
  * fields: reservedSpace is a floor GC never frees below, maxUsedSpace the
  * ceiling it prunes down to, minFreeSpace the disk it keeps free. The older
  * keepBytes/gckeepstorage now means a floor, not a cap, and is never written.
+ * `platforms` replaces the worker's detected platforms (the first is the
+ * default for builds that name none).
  */
 export function renderBuildkitdToml(settings: BuildkitSettings): string {
   const worker: Record<string, unknown> = { enabled: true, gc: true };
@@ -308,6 +310,10 @@ export function renderBuildkitdToml(settings: BuildkitSettings): string {
   if (settings.cacheMaxUsedSpaceBytes !== undefined) worker.maxUsedSpace = settings.cacheMaxUsedSpaceBytes;
   if (settings.cacheMinFreeSpaceBytes !== undefined) worker.minFreeSpace = settings.cacheMinFreeSpaceBytes;
   if (settings.maxParallelism !== undefined) worker["max-parallelism"] = settings.maxParallelism;
+  // What the worker advertises (first, before its host's own), not what it can run: without
+  // emulators (binfmt_misc) on the host, a RUN of another architecture's binary fails with
+  // "exec format error" (tests/integration/buildx-fleet.test.ts).
+  if (settings.platforms.length > 0) worker.platforms = settings.platforms;
 
   const registry: Record<string, Record<string, unknown>> = {};
   if (settings.registryMirrors.length > 0) {

@@ -229,6 +229,14 @@ export const CHANGE_IMPACT: Record<ConfigKey, ChangeImpact> = {
     proof: "applied",
     why: CONFIG_FILE,
   },
+  platforms: {
+    change: "unset → [linux/amd64, linux/arm64]",
+    ops: replaceDaemon,
+    containerProperties: ["uploads"],
+    cacheKept: true,
+    proof: "applied",
+    why: CONFIG_FILE,
+  },
   tcpPort: {
     change: "publish a TLS listener (with tlsCa, tlsCert, tlsKey)",
     ops: replaceDaemon,

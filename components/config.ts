@@ -101,6 +101,11 @@ export interface BuildkitSettings {
   registryMirrors: string[];
   extraHosts: string[];
   debug: boolean;
+  /**
+   * Platforms the daemon's worker advertises (`[worker.oci] platforms`), first
+   * the default; empty: what buildkitd detects on its host.
+   */
+  platforms: string[];
   tcpPort?: number;
   tcpAddress: string;
   tls?: TlsSettings;
@@ -323,6 +328,25 @@ function extraHostProblem(entry: string): string | undefined {
   return undefined;
 }
 
+/**
+ * Architectures (GOARCH, as BuildKit and OCI image indexes spell them) a Linux
+ * worker can advertise. A misspelt one ("x86_64", "aarch64") would be
+ * advertised as written and match no build's --platform.
+ */
+const PLATFORM_ARCHITECTURES = ["amd64", "arm64", "arm", "386", "ppc64le", "s390x", "riscv64", "mips64le", "mips64", "loong64"];
+const PLATFORM_PATTERN = /^([a-z]+)\/([a-z0-9]+)(?:\/(v\d+(?:\.\d+)?))?$/;
+
+/** Why a worker platform entry is refused, or undefined. */
+function platformProblem(entry: string): string | undefined {
+  const match = PLATFORM_PATTERN.exec(entry);
+  if (!match) return `"${entry}" is not os/arch or os/arch/variant in lower case`;
+  const [, os, arch] = match;
+  // buildkitd's OCI worker runs Linux containers; advertising another OS only makes builds for it fail later.
+  if (os !== "linux") return `"${entry}": the OCI worker runs linux containers only, not ${os}`;
+  if (!PLATFORM_ARCHITECTURES.includes(arch)) return `"${arch}" is not an architecture as Go and OCI spell it (${PLATFORM_ARCHITECTURES.join(", ")})`;
+  return undefined;
+}
+
 /** Every key this program reads, under the `buildkit:` namespace. */
 const KEYS = {
   containerName: name,
@@ -376,6 +400,7 @@ const KEYS = {
   ),
   extraHosts: list(extraHostProblem, "a list of HOST:IP entries, like [\"db:10.0.0.2\", \"host.docker.internal:host-gateway\"]"),
   debug: bool,
+  platforms: list(platformProblem, 'a list of platforms like ["linux/arm64"] or ["linux/amd64", "linux/arm/v7"] (os/arch[/variant], linux only; the first is the default)'),
   tcpPort: wholeNumber("a TCP port from 1 to 65535", 1, 65535),
   tcpAddress: {
     schema: z.union([z.ipv4(), z.ipv6()]),
@@ -501,6 +526,7 @@ export function parseSettings(raw: Record<string, unknown>, context: StackContex
     );
   }
   problems.push(...mirrorConflictProblems(values.registryMirrors ?? []));
+  problems.push(...platformListProblems(values.platforms));
   if (production) {
     const required: ConfigKey[] = ["memory", "cpus", "cacheMaxUsedSpace"];
     for (const key of required) {
@@ -552,6 +578,7 @@ export function parseSettings(raw: Record<string, unknown>, context: StackContex
     registryMirrors: values.registryMirrors ?? [],
     extraHosts: values.extraHosts ?? [],
     debug: values.debug ?? false,
+    platforms: values.platforms ?? [],
     tcpPort: values.tcpPort,
     tcpAddress,
     tls,
@@ -635,6 +662,20 @@ function mirrorConflictProblems(mirrors: string[]): string[] {
         `${full("registryMirrors")} lists ${host} ${entries.length} times (${entries.map((e) => JSON.stringify(e)).join(", ")}); ` +
         `list each mirror once${entries.some((e) => e.startsWith("http://")) ? ": its http:// entry would make every entry of that host plain HTTP" : ""}`,
     );
+}
+
+/**
+ * An empty list would be written as an empty `platforms` (buildkitd then
+ * detects its own, so the key would say something it does not do); a platform
+ * listed twice is a typo.
+ */
+function platformListProblems(platforms: string[] | undefined): string[] {
+  if (platforms === undefined) return [];
+  if (platforms.length === 0) {
+    return [`${full("platforms")} is []; expected at least one platform, or no ${full("platforms")} at all for what buildkitd detects on its host`];
+  }
+  const repeated = platforms.filter((p, index) => platforms.indexOf(p) !== index);
+  return repeated.length > 0 ? [`${full("platforms")} lists ${[...new Set(repeated)].map((p) => JSON.stringify(p)).join(", ")} more than once; list each platform once`] : [];
 }
 
 /** A parsed certificate or key, or the problem that it is not one. */

@@ -31,7 +31,9 @@ bash "$steps/pulumi.sh"
 bash "$steps/tools.sh"
 # Docker 28 and 29 beside 20.10; 29 is the default engine (scripts/env.sh).
 bash "$steps/engines.sh"
-# The bench's peers (buildx, the Terraform provider) are built by `npm run bench`
-# (scripts/provision/peers.sh), not here: no test needs them, and they cost
-# two long Go builds on a cold machine.
+# docker buildx, for the multi-node builder test (and the bench).
+bash "$steps/buildx.sh"
+# The bench's other peer (the Terraform provider) is built by `npm run bench`
+# (scripts/provision/peers.sh), not here: no test needs it, and it costs a
+# long Go build on a cold machine.
 log "done in $((SECONDS - started))s; environment: source scripts/env.sh"

@@ -64,7 +64,9 @@ DOCKER29_BRIDGE="bks-docker29"
 DOCKER29_BRIDGE_CIDR="10.232.0.1/24"
 DOCKER29_ADDRESS_POOL="10.232.16.0/20"
 BUILDKIT_STACK_CONTAINER_GATEWAYS="${BUILDKIT_STACK_CONTAINER_GATEWAYS:-} ${DOCKER28_BRIDGE_CIDR%/*} ${DOCKER29_BRIDGE_CIDR%/*}"
-# Peers `npm run bench -- --only peers` compares us with (scripts/provision/peers.sh).
-# The Terraform provider is built at PULUMI_DOCKER_UPSTREAM_VERSION, the same
-# revision our docker provider bridges.
+# docker buildx, built by scripts/provision/buildx.sh: the integration suite's
+# multi-node builder (tests/integration/buildx-fleet.test.ts) and a peer
+# `npm run bench -- --only peers` compares us with. The bench's Terraform
+# provider is built at PULUMI_DOCKER_UPSTREAM_VERSION, the same revision our
+# docker provider bridges (scripts/provision/peers.sh).
 BUILDX_VERSION="v0.38.2"

@@ -94,3 +94,95 @@ describe("npm test -- --selectProjects unit", () => {
     }
   }, 5 * 60 * 1000);
 });
+
+describe("scripts/provision/buildx.sh: docker buildx from the Go module proxy, built once per version", () => {
+  const made: string[] = [];
+  const temp = (prefix: string) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+    made.push(dir);
+    return dir;
+  };
+  afterAll(() => {
+    for (const dir of made) fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const versions = fs.readFileSync(path.join(root, "scripts/versions.sh"), "utf8");
+  const BUILDX_VERSION = /^BUILDX_VERSION="([^"]+)"/m.exec(versions)![1];
+
+  /** A `go` that records its arguments and GOBIN, and "builds" buildx there. */
+  function fakeGo(): { dir: string; calls: () => string[] } {
+    const dir = temp("fake-go-");
+    fs.writeFileSync(path.join(dir, "go"), `#!/bin/sh\necho "GOBIN=$GOBIN go $*" >> "${dir}/calls"\nprintf '#!/bin/sh\\necho fake buildx\\n' > "$GOBIN/buildx"\nchmod +x "$GOBIN/buildx"\n`, { mode: 0o755 });
+    return { dir, calls: () => (fs.existsSync(path.join(dir, "calls")) ? fs.readFileSync(path.join(dir, "calls"), "utf8").trim().split("\n") : []) };
+  }
+  const step = (cache: string, go: { dir: string }) =>
+    bash("bash scripts/provision/buildx.sh", [], { BUILDKIT_STACK_CACHE: cache, PATH: `${go.dir}:${process.env.PATH}` });
+
+  it("builds the pinned version with go install into the cache, then never again", () => {
+    const cache = temp("buildx-cache-");
+    const go = fakeGo();
+    const out = path.join(cache, "tools", `buildx-${BUILDX_VERSION}`);
+    const first = step(cache, go);
+    expect(first.code).toBe(0);
+    expect(first.stderr).toContain(`[buildx] building buildx ${BUILDX_VERSION}`);
+    expect(go.calls()).toEqual([expect.stringMatching(new RegExp(`^GOBIN=${out} go install -trimpath .*github.com/docker/buildx/cmd/buildx@${BUILDX_VERSION.replace(/\./g, "\\.")}$`))]);
+    expect(fs.statSync(path.join(out, "docker-buildx")).mode & 0o111).not.toBe(0);
+    const second = step(cache, go);
+    expect(second.stderr).toContain(`[buildx] buildx ${BUILDX_VERSION} is built, up to date`);
+    expect(go.calls()).toHaveLength(1);
+  });
+
+  it("reuses the build the bench's step made before (no go call) and leaves that one in place", () => {
+    const cache = temp("buildx-cache-");
+    const legacy = path.join(cache, "peers", `buildx-${BUILDX_VERSION}`);
+    fs.mkdirSync(legacy, { recursive: true });
+    fs.writeFileSync(path.join(legacy, "docker-buildx"), "#!/bin/sh\n", { mode: 0o755 });
+    fs.writeFileSync(path.join(legacy, ".stamp"), BUILDX_VERSION);
+    const go = fakeGo();
+    const result = step(cache, go);
+    expect(result.code).toBe(0);
+    expect(result.stderr).toContain(`[buildx] buildx ${BUILDX_VERSION} was built by the bench's step; reused from ${legacy}`);
+    expect(go.calls()).toEqual([]);
+    expect(fs.readFileSync(path.join(cache, "tools", `buildx-${BUILDX_VERSION}`, "docker-buildx"), "utf8")).toBe("#!/bin/sh\n");
+    expect(fs.existsSync(path.join(legacy, "docker-buildx"))).toBe(true);
+    expect(step(cache, go).stderr).toContain("is built, up to date");
+  });
+
+  it("rebuilds when the cached build is of another version", () => {
+    const cache = temp("buildx-cache-");
+    const out = path.join(cache, "tools", `buildx-${BUILDX_VERSION}`);
+    fs.mkdirSync(out, { recursive: true });
+    fs.writeFileSync(path.join(out, "docker-buildx"), "#!/bin/sh\n", { mode: 0o755 });
+    fs.writeFileSync(path.join(out, ".stamp"), "v0.0.1");
+    const go = fakeGo();
+    expect(step(cache, go).stderr).toContain(`[buildx] built buildx ${BUILDX_VERSION}`);
+    expect(go.calls()).toHaveLength(1);
+  });
+
+  it("is a step of regular provisioning, and the bench's peers step goes through it", () => {
+    // provision.sh and peers.sh run in a copy of the scripts whose steps only record that they ran.
+    const copy = temp("provision-steps-");
+    fs.mkdirSync(path.join(copy, "scripts", "provision"), { recursive: true });
+    for (const file of ["provision.sh", "lib.sh", "versions.sh"]) fs.copyFileSync(path.join(root, "scripts", file), path.join(copy, "scripts", file));
+    fs.copyFileSync(path.join(root, "scripts/provision/peers.sh"), path.join(copy, "scripts/provision/peers.sh"));
+    // package.json for versions.sh; node_modules as installed, so provision.sh does not run npm ci.
+    fs.copyFileSync(path.join(root, "package.json"), path.join(copy, "package.json"));
+    fs.symlinkSync(path.join(root, "node_modules"), path.join(copy, "node_modules"));
+    const ran = path.join(copy, "ran");
+    for (const name of fs.readdirSync(path.join(root, "scripts/provision")).filter((f) => f.endsWith(".sh") && f !== "peers.sh")) {
+      fs.writeFileSync(path.join(copy, "scripts/provision", name), `echo ${name} >> "${ran}"\n`);
+    }
+    const cache = temp("provision-steps-cache-");
+    const provision = bash(`bash "${copy}/scripts/provision.sh"`, [], { BUILDKIT_STACK_CACHE: cache });
+    expect(provision.code).toBe(0);
+    expect(fs.readFileSync(ran, "utf8").trim().split("\n")).toContain("buildx.sh");
+    fs.rmSync(ran);
+    // peers.sh then goes on to the Terraform provider, which a failing `go` stops at once: only that it
+    // asked buildx.sh first matters here.
+    const noGo = temp("no-go-");
+    fs.writeFileSync(path.join(noGo, "go"), "#!/bin/sh\nexit 1\n", { mode: 0o755 });
+    const peers = bash(`bash "${copy}/scripts/provision/peers.sh"`, [], { BUILDKIT_STACK_CACHE: cache, PATH: `${noGo}:${process.env.PATH}` });
+    expect(peers.stderr).toContain("[peers] ERROR: go mod download");
+    expect(fs.readFileSync(ran, "utf8").trim().split("\n")[0]).toBe("buildx.sh");
+    expect(fs.readlinkSync(path.join(cache, "peers/docker-config/cli-plugins/docker-buildx"))).toBe(path.join(cache, "tools", `buildx-${BUILDX_VERSION}`, "docker-buildx"));
+  });
+});

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Step: the tools `npm run bench -- --only peers` compares us with, built from
-# the Go module proxy only: docker buildx (as a CLI plugin in a project-owned
-# DOCKER_CONFIG, so a user's ~/.docker is never touched) and the kreuzwerker
-# Terraform provider at the revision our docker provider bridges (run through
-# Terraform's dev_overrides, since no Terraform registry is reachable).
+# the Go module proxy only: docker buildx (built by scripts/provision/buildx.sh,
+# linked here as a CLI plugin into a project-owned DOCKER_CONFIG, so a user's
+# ~/.docker is never touched) and the kreuzwerker Terraform provider at the
+# revision our docker provider bridges (run through Terraform's dev_overrides,
+# since no Terraform registry is reachable).
 # Terraform itself is not built here: the bench uses the one on PATH.
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 STEP=peers
@@ -11,25 +12,12 @@ STEP=peers
 peers="$BUILDKIT_STACK_CACHE/peers"
 mkdir -p "$peers"
 
-# buildx: its go.mod has no replace directives, so `go install pkg@version` works.
-buildx_dir="$peers/buildx-$BUILDX_VERSION"
-if [[ -x $buildx_dir/docker-buildx ]] && stamp_ok "$buildx_dir/.stamp" "$BUILDX_VERSION"; then
-  log "buildx $BUILDX_VERSION is built, up to date"
-else
-  log "building buildx $BUILDX_VERSION (go install, ~6 min cold on 2 cores)"
-  started=$SECONDS
-  mkdir -p "$buildx_dir"
-  GOBIN="$buildx_dir" CGO_ENABLED=0 nice -n 10 go install -trimpath \
-    -ldflags "-s -w -X github.com/docker/buildx/version.Version=$BUILDX_VERSION" \
-    "github.com/docker/buildx/cmd/buildx@$BUILDX_VERSION" >"$buildx_dir/build.log" 2>&1 \
-    || die "go install buildx@$BUILDX_VERSION failed (see $buildx_dir/build.log)"
-  mv "$buildx_dir/buildx" "$buildx_dir/docker-buildx"
-  stamp_write "$buildx_dir/.stamp" "$BUILDX_VERSION"
-  log "built buildx $BUILDX_VERSION in $((SECONDS - started))s"
-fi
+# buildx is part of regular provisioning (the integration suite uses it too):
+# scripts/provision/buildx.sh builds it once, keyed by BUILDX_VERSION.
+bash "$(dirname "${BASH_SOURCE[0]}")/buildx.sh"
 # The bench points DOCKER_CONFIG here; only the plugin lives in it.
 mkdir -p "$peers/docker-config/cli-plugins"
-ln -sfn "$buildx_dir/docker-buildx" "$peers/docker-config/cli-plugins/docker-buildx"
+ln -sfn "$BUILDKIT_STACK_CACHE/tools/buildx-$BUILDX_VERSION/docker-buildx" "$peers/docker-config/cli-plugins/docker-buildx"
 
 # kreuzwerker/docker: `go install` refuses it (its go.mod still names the old
 # terraform-providers module path), so it is built as the main module from its

@@ -173,3 +173,43 @@ describe("a fleet whose hosts publish buildkitd's own TCP listener, without smok
     expect(order.indexOf("tcp-b-docker")).toBeGreaterThan(order.indexOf("tcp-a-daemon"));
   });
 });
+
+describe("the fleet as buildx remote-driver nodes", () => {
+  const certificates = makeCertificates({ serverSans: ["DNS:buildkitd-amd", "DNS:buildkitd-arm", "IP:127.0.0.1"] });
+  const tls = {
+    tlsCa: certificates.ca,
+    tlsCert: certificates.cert,
+    tlsKey: certificates.key,
+    tlsClientCert: certificates.clientCert,
+    tlsClientKey: certificates.clientKey,
+  };
+  const nodesOf = (entries: object[]) => {
+    const settings = parseFleetSettings({ "buildkit:smokeTest": "false", "buildkit:hosts": JSON.stringify(entries) }, { stack: "fleet" })!;
+    return new BuildkitFleet(`bx${registered.length}`, { hosts: settings }).buildxNodes;
+  };
+
+  it("gives each host's listener, its configured platforms and the client material, verified against the container name", async () => {
+    const nodes = nodesOf([
+      { name: "amd", tcpPort: 18431, ...tls },
+      { name: "arm", tcpPort: 18432, platforms: ["linux/arm64"], ...tls },
+    ]);
+    expect(await promiseOf(nodes)).toEqual([
+      { name: "amd", buildkitHost: "tcp://127.0.0.1:18431", tls: { serverName: "buildkitd-amd", ca: certificates.ca, cert: certificates.clientCert, key: certificates.clientKey } },
+      {
+        name: "arm",
+        buildkitHost: "tcp://127.0.0.1:18432",
+        platforms: ["linux/arm64"],
+        tls: { serverName: "buildkitd-arm", ca: certificates.ca, cert: certificates.clientCert, key: certificates.clientKey },
+      },
+    ]);
+  });
+
+  it("is a secret output: it carries client keys", async () => {
+    const nodes = nodesOf([{ name: "amd", tcpPort: 18433, ...tls }]);
+    expect(await pulumi.isSecret(nodes)).toBe(true);
+  });
+
+  it("has no TLS material for a docker-container:// host (no listener)", async () => {
+    expect(await promiseOf(nodesOf([{ name: "amd" }]))).toEqual([{ name: "amd", buildkitHost: "docker-container://buildkitd-amd" }]);
+  });
+});

@@ -517,6 +517,12 @@ describe("buildkitd.toml", () => {
     expect(toml).toEqual({ debug: false, worker: { oci: { enabled: true, gc: true }, containerd: { enabled: false } } });
   });
 
+  it("advertises the configured platforms from the OCI worker, first the default, and none unless configured", () => {
+    const toml = parseToml(render({ "buildkit:platforms": '["linux/arm64","linux/arm/v7"]' })) as any;
+    expect(toml.worker.oci.platforms).toEqual(["linux/arm64", "linux/arm/v7"]);
+    expect((parseToml(render({})) as any).worker.oci.platforms).toBeUndefined();
+  });
+
   it("never writes the deprecated keepBytes or gckeepstorage", () => {
     const text = render({ "buildkit:cacheReservedSpace": "1g", "buildkit:cacheMaxUsedSpace": "10g", "buildkit:cacheMinFreeSpace": "1g" });
     expect(text).not.toMatch(/keepBytes|keepDuration|gckeepstorage/i);

@@ -345,6 +345,8 @@ const OWN_LABEL = (key: string, raw: string) =>
   `buildkit:labels is ${JSON.stringify(raw)}; expected ${LABELS} (${JSON.stringify(key)} is under org.buildkit-stack., which the program's own labels use)`;
 const BAD_HOST = (raw: string, why: string) => `buildkit:extraHosts is ${JSON.stringify(raw)}; expected ${EXTRA_HOSTS} (${why})`;
 const BAD_MIRROR = (raw: string, why: string) => `buildkit:registryMirrors is ${JSON.stringify(raw)}; expected ${MIRRORS} (${why})`;
+const PLATFORMS = 'a list of platforms like ["linux/arm64"] or ["linux/amd64", "linux/arm/v7"] (os/arch[/variant], linux only; the first is the default)';
+const BAD_PLATFORMS = (raw: string, why: string) => `buildkit:platforms is ${JSON.stringify(raw)}; expected ${PLATFORMS} (${why})`;
 const PRODUCTION_CEILING = (given: string, bytes: number) =>
   `buildkit:cacheMaxUsedSpace is "${given}" (${bytes} bytes); expected at least 1g (in production: a smaller ceiling prunes the layers a build just made, so every build starts cold)`;
 
@@ -486,6 +488,16 @@ const ADVERSARIAL: [string, Record<string, unknown>, string[]][] = [
   ["extraHosts", { "buildkit:extraHosts": '["db:fe80::1%eth0"]' }, [BAD_HOST('["db:fe80::1%eth0"]', '"fe80::1%eth0" is not an IPv4 or IPv6 address, nor host-gateway')]],
   ["extraHosts", { "buildkit:extraHosts": '[":1.2.3.4"]' }, [BAD_HOST('[":1.2.3.4"]', '"" is not a host name')]],
   ["extraHosts", { "buildkit:extraHosts": ["ok:10.0.0.1", "db host:10.0.0.2"] }, [`buildkit:extraHosts is ["ok:10.0.0.1","db host:10.0.0.2"]; expected ${EXTRA_HOSTS} ("db host" is not a host name)`]],
+  // Worker platforms: what the worker advertises is matched against builds' --platform as written.
+  ["platforms", { "buildkit:platforms": "linux/arm64" }, [`buildkit:platforms is "linux/arm64"; expected ${PLATFORMS}`]],
+  ["platforms", { "buildkit:platforms": '["linux/aarch64"]' }, [BAD_PLATFORMS('["linux/aarch64"]', '"aarch64" is not an architecture as Go and OCI spell it (amd64, arm64, arm, 386, ppc64le, s390x, riscv64, mips64le, mips64, loong64)')]],
+  ["platforms", { "buildkit:platforms": '["windows/amd64"]' }, [BAD_PLATFORMS('["windows/amd64"]', '"windows/amd64": the OCI worker runs linux containers only, not windows')]],
+  ["platforms", { "buildkit:platforms": '["Linux/ARM64"]' }, [BAD_PLATFORMS('["Linux/ARM64"]', '"Linux/ARM64" is not os/arch or os/arch/variant in lower case')]],
+  ["platforms", { "buildkit:platforms": '["arm64"]' }, [BAD_PLATFORMS('["arm64"]', '"arm64" is not os/arch or os/arch/variant in lower case')]],
+  ["platforms", { "buildkit:platforms": '["linux/arm/7"]' }, [BAD_PLATFORMS('["linux/arm/7"]', '"linux/arm/7" is not os/arch or os/arch/variant in lower case')]],
+  ["platforms", { "buildkit:platforms": ["linux/amd64", 64] }, [`buildkit:platforms is ["linux/amd64",64]; expected ${PLATFORMS}`]],
+  ["platforms", { "buildkit:platforms": "[]" }, ["buildkit:platforms is []; expected at least one platform, or no buildkit:platforms at all for what buildkitd detects on its host"]],
+  ["platforms", { "buildkit:platforms": '["linux/arm64","linux/amd64","linux/arm64"]' }, ['buildkit:platforms lists "linux/arm64" more than once; list each platform once']],
   // Ports and addresses.
   ["tcpPort", { "buildkit:tcpPort": "0x10" }, [`buildkit:tcpPort is "0x10"; expected ${PORT}`]],
   ["tcpPort", { "buildkit:tcpPort": "1e3" }, [`buildkit:tcpPort is "1e3"; expected ${PORT}`]],
@@ -541,6 +553,8 @@ describe("values at the edges that work as written", () => {
     ["networkName", { "buildkit:networkName": "hosts" }, { networkName: "hosts" }],
     ["dockerHost", { "buildkit:dockerHost": "ssh://builder@build-host:2222" }, { dockerHost: "ssh://builder@build-host:2222" }],
     ["restartMaxRetries", { "buildkit:restartPolicy": "on-failure", "buildkit:restartMaxRetries": 3 }, { restartMaxRetries: 3 }],
+    ["platforms", { "buildkit:platforms": '["linux/arm64"]' }, { platforms: ["linux/arm64"] }],
+    ["platforms", { "buildkit:platforms": ["linux/amd64", "linux/arm/v7", "linux/amd64/v3", "linux/riscv64"] }, { platforms: ["linux/amd64", "linux/arm/v7", "linux/amd64/v3", "linux/riscv64"] }],
   ])("accepts %s %j", (_key, raw, expected) => {
     expect(parseSettings(raw, { stack: "dev" })).toMatchObject(expected);
   });
@@ -636,6 +650,7 @@ describe("defaults", () => {
       registryMirrors: [],
       extraHosts: [],
       debug: false,
+      platforms: [],
       tcpPort: undefined,
       tcpAddress: "127.0.0.1",
       tls: undefined,
@@ -956,6 +971,7 @@ describe("the repo's stack files", () => {
       registryMirrors: ["http://host.docker.internal:5000"],
       extraHosts: ["host.docker.internal:host-gateway"],
       debug: false,
+      platforms: [],
       tcpPort: undefined,
       tcpAddress: "127.0.0.1",
       tls: undefined,
@@ -992,6 +1008,7 @@ describe("the repo's stack files", () => {
       registryMirrors: [],
       extraHosts: [],
       debug: false,
+      platforms: [],
       tcpPort: undefined,
       tcpAddress: "127.0.0.1",
       tls: undefined,

@@ -70,6 +70,11 @@ describe("a fleet", () => {
     expect(fleet[2].settings.dockerHost).toBe("tcp://build-2:2376");
   });
 
+  it("gives a host another platform as an override, the others keeping what their daemons detect", () => {
+    const hosts = parseFleetSettings(raw([{ name: "amd" }, { name: "arm", platforms: ["linux/arm64"] }]), { stack: "fleet" })!;
+    expect(hosts.map((h) => [h.name, h.settings.platforms])).toEqual([["amd", []], ["arm", ["linux/arm64"]]]);
+  });
+
   it("derives container, network and cache volume names from the host's name unless set", () => {
     expect(fleet.map((host) => [host.settings.containerName, host.settings.networkName, host.settings.cacheVolumeName])).toEqual([
       ["buildkitd-local", "buildkit-fleet-local", "buildkit-fleet-local-cache"],
@@ -112,6 +117,7 @@ describe("a fleet's problems, each naming its host", () => {
     ["TLS material for an ssh:// host", [{ name: "a", dockerHost: "ssh://u@b", ...TLS }], ['host "a": buildkit:hosts[0] has Docker TLS material but its dockerHost is "ssh://u@b"']],
     ["two hosts claiming one container on one engine", [{ name: "a", containerName: "bk" }, { name: "b", containerName: "bk" }], ['host "b": its container "bk" on the local engine is already host "a"\'s']],
     ["two hosts claiming one port on one engine", [{ name: "a", tcpPort: 1234, ...LISTENER_TLS }, { name: "b", tcpPort: 1234, ...LISTENER_TLS }], ['host "b": its TCP port "127.0.0.1:1234" on the local engine is already host "a"\'s']],
+    ["a platform misspelt on one host", [{ name: "a" }, { name: "arm", platforms: ["linux/aarch64"] }], ['host "arm": buildkit:platforms is ["linux/aarch64"]; expected a list of platforms like ["linux/arm64"]']],
     ["nested hosts", [{ name: "a", hosts: [] }], ['host "a": buildkit:hosts[0] sets buildkit:hosts; hosts cannot be nested']],
   ])("refuses %s", (_what, hosts, expected) => {
     const problems = problemsOf(raw(hosts));

@@ -54,5 +54,6 @@ describe("a stack without buildkit:hosts", () => {
     expect(await promiseOf(program.buildkitHost!)).toBe("docker-container://buildkitd");
     expect(program.fleetEndpoints).toBeUndefined();
     expect(program.fleetSmokeTests).toBeUndefined();
+    expect(program.fleetBuildxNodes).toBeUndefined();
   });
 });

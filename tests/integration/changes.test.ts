@@ -208,7 +208,7 @@ describe("the change-impact matrix, on a live stack", () => {
       name: "container replaced",
       keys: [
         "containerName", "networkName", "image", "cpus", "shmSize", "logMaxSize", "logMaxFiles", "labels",
-        "cacheReservedSpace", "cacheMaxUsedSpace", "cacheMinFreeSpace", "maxParallelism", "registryMirrors", "extraHosts", "debug",
+        "cacheReservedSpace", "cacheMaxUsedSpace", "cacheMinFreeSpace", "maxParallelism", "registryMirrors", "extraHosts", "debug", "platforms",
       ],
       set: {
         containerName: "bk-it-a-matrix-renamed",
@@ -226,9 +226,12 @@ describe("the change-impact matrix, on a live stack", () => {
         registryMirrors: JSON.stringify([`http://${process.env.BUILDKIT_STACK_CONTAINER_MIRROR ?? "host.docker.internal:5000"}`, "http://127.0.0.1:5999"]),
         extraHosts: JSON.stringify(["host.docker.internal:host-gateway", "db.matrix.test:10.0.0.2"]),
         debug: "true",
+        platforms: JSON.stringify(["linux/amd64", "linux/arm64"]),
       },
     });
     expect(mustRun("docker", ["inspect", "-f", "{{index .Config.Labels \"team\"}} {{.Config.Image}}", containerName]).trim()).toMatch(/^matrix /);
+    // The new daemon advertises the configured platforms first.
+    expect(mustRun("docker", ["exec", containerName, "buildctl", "debug", "workers"]).split("\n")[1]).toMatch(/\slinux\/amd64,linux\/arm64[,\s]/);
     // The volume and network carry no user label and no container name.
     expect(mustRun("docker", ["volume", "inspect", "-f", "{{json .Labels}}", volumeName]).trim()).toBe('{"org.buildkit-stack.managed-by":"pulumi"}');
   });

@@ -204,5 +204,28 @@ export function makeCertificates(serverNames: string[]): CertificateSet {
   return makeCertificateSet({ serverSans: serverNames.map((n) => (/^[\d.]+$/.test(n) ? `IP:${n}` : `DNS:${n}`)) });
 }
 
+/** docker buildx as provisioned (scripts/provision/buildx.sh), at the version scripts/versions.sh pins. */
+export function buildxPlugin(): { path: string; version: string } {
+  const version = /^BUILDX_VERSION="([^"]+)"/m.exec(fs.readFileSync(path.join(repoRoot, "scripts/versions.sh"), "utf8"))![1];
+  const cache = process.env.BUILDKIT_STACK_CACHE ?? path.join(os.homedir(), ".cache/buildkit-stack");
+  return { path: path.join(cache, "tools", `buildx-${version}`, "docker-buildx"), version };
+}
+
+/**
+ * A DOCKER_CONFIG of the test's own with the provisioned buildx as its CLI
+ * plugin: buildx keeps its builders there, and ~/.docker is never touched.
+ * Fails with the fix when buildx is not provisioned.
+ */
+export function buildxDockerConfig(): string {
+  const plugin = buildxPlugin();
+  if (!fs.existsSync(plugin.path)) {
+    throw new Error(`docker buildx ${plugin.version} is not provisioned (${plugin.path}). Run \`bash scripts/provision.sh\` (or \`npm test\`, which does), then re-run.`);
+  }
+  const dockerConfig = fs.mkdtempSync(path.join(os.tmpdir(), "buildx-docker-config-"));
+  fs.mkdirSync(path.join(dockerConfig, "cli-plugins"));
+  fs.symlinkSync(plugin.path, path.join(dockerConfig, "cli-plugins", "docker-buildx"));
+  return dockerConfig;
+}
+
 /** Jest timeout for one integration step that deploys: generous, bounded. */
 export const DEPLOY_TIMEOUT_MS = 10 * 60 * 1000;

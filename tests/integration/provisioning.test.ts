@@ -6,12 +6,14 @@
  * port and cache of this test's own (the shared mirror is left alone), and
  * what it started is stopped by process id afterwards. images.sh untags only
  * the local copies it made, never a user's image under the same name.
+ * docker buildx is provisioned at the pinned version, as a CLI plugin the
+ * docker CLI runs, and its step is a no-op once built.
  */
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 
-import { containerMirror, mustRun, repoRoot, requireEngine, run } from "./harness";
+import { buildxDockerConfig, buildxPlugin, containerMirror, mustRun, repoRoot, requireEngine, run } from "./harness";
 
 jest.setTimeout(5 * 60 * 1000);
 
@@ -183,5 +185,27 @@ describe("images.sh and tags under Docker Hub names", () => {
       expect(imageId(tag)).toBe(id);
       expect(result.stderr).toContain(`[images] ${tag} on this engine was not made by provisioning (no org.buildkit-stack.provisioned-by label): left as is.`);
     }
+  });
+});
+
+describe("docker buildx, as provisioning leaves it", () => {
+  it("is github.com/docker/buildx at the version scripts/versions.sh pins, and runs as the docker CLI's plugin", () => {
+    const plugin = buildxPlugin();
+    // What go install built it from (the binary's own `version` string depends on link flags; the module does not).
+    expect(mustRun("go", ["version", "-m", plugin.path])).toMatch(new RegExp(`^\\tmod\\tgithub\\.com/docker/buildx\\t${plugin.version.replace(/\./g, "\\.")}\\t`, "m"));
+    const dockerConfig = buildxDockerConfig();
+    try {
+      expect(mustRun("docker", ["buildx", "version"], { env: { ...process.env, DOCKER_CONFIG: dockerConfig } })).toMatch(/^github\.com\/docker\/buildx /);
+    } finally {
+      fs.rmSync(dockerConfig, { recursive: true, force: true });
+    }
+  });
+
+  it("is not built again by a second run of its step", () => {
+    const started = Date.now();
+    const again = run("bash", [path.join(repoRoot, "scripts/provision/buildx.sh")]);
+    expect(again.code).toBe(0);
+    expect(again.stderr.trim()).toBe(`[buildx] buildx ${buildxPlugin().version} is built, up to date`);
+    expect(Date.now() - started).toBeLessThan(30_000);
   });
 });
