@@ -15,8 +15,9 @@
  * drifted resource, each host's docker calls against its own engine. A host
  * whose engine does not answer gets one line saying so, and the others are
  * still previewed (`--exclude` the unreachable host's resources: a whole-stack
- * preview fails at the first provider that cannot connect); `--heal` heals the
- * reachable hosts and says which it skipped.
+ * preview fails at the first provider that cannot connect); `--heal` heals what
+ * drifted on the reachable hosts (`--target`: a pending roll waits for the
+ * dead host) and says which host it skipped.
  *
  * Exit codes: 0 no drift (with --heal: clean after healing), 2 drift (or drift
  * left after --heal), 1 error (bad arguments, no such stack, engine
@@ -117,14 +118,18 @@ export interface Scope {
   labelOf(urn: string): string;
   /** A docker command line for the resource's engine, as a user pastes it. */
   dockerLine(urn: string, args: string[]): string;
-  /** `--exclude` for pulumi: the unreachable hosts' resources; undefined: none. */
-  exclude?: string[];
+  /** The fleet host a resource is on; undefined for a single host (or outside every host). */
+  hostOf(urn: string): string | undefined;
+  /** A fleet host is unreachable: no pulumi run may touch it (see {@link healPlan}). */
+  partial: boolean;
 }
 
 const SINGLE_HOST: Scope = {
   envOf: () => engineEnv(),
   labelOf: () => "",
   dockerLine: (_urn, args) => `docker ${args.map(shellQuote).join(" ")}`,
+  hostOf: () => undefined,
+  partial: false,
 };
 
 /** Steps that describe a change; the others repeat them (replacement halves) or are no-ops. */
@@ -226,7 +231,9 @@ async function fleetMain(stack: Stack, state: RecordedResource[], workDir: strin
 
     if (!(await heal(stack, found.drifts, found.scope))) return found.unreachable.size > 0 ? EXIT_ERROR : EXIT_DRIFT;
     const after = await checkFleet(stack, await readState(stack), opened);
-    if (after.drifts.length === 0) {
+    // A roll that waits for the dead host is not drift that --heal failed to heal.
+    const leftToHeal = after.drifts.filter((d) => !healPlan(after.drifts, after.scope).deferred.includes(d));
+    if (leftToHeal.length === 0) {
       const skipped = [...after.unreachable.keys()];
       console.log(`healed: stack ${stack.name}${skipped.length > 0 ? ` on the hosts that answer (skipped: ${skipped.join(", ")})` : ""}`);
     } else {
@@ -253,7 +260,7 @@ async function checkFleet(stack: Stack, state: RecordedResource[], opened: HostE
     if (!probe.ok) unreachable.set(hosts[index].name, probe.reason);
   });
   const exclude = unreachableExcludes(hosts, new Set(unreachable.keys()));
-  const scope = fleetScope(hosts, engines, exclude);
+  const scope = fleetScope(hosts, engines, unreachable.size > 0);
   if (hosts.length > 0 && unreachable.size === hosts.length) return { hosts, state, unreachable, drifts: [], scope };
 
   const events: EngineEvent[] = [];
@@ -267,7 +274,7 @@ async function checkFleet(stack: Stack, state: RecordedResource[], opened: HostE
 }
 
 /** Each resource's docker calls and lines go to the host it is on; anything outside every host, to this process's engine. */
-export function fleetScope(hosts: FleetHost[], engines: Map<string, HostEngine>, exclude: string[] | undefined): Scope {
+export function fleetScope(hosts: FleetHost[], engines: Map<string, HostEngine>, partial: boolean): Scope {
   return {
     envOf: (urn) => {
       const host = hostOfUrn(hosts, urn);
@@ -281,7 +288,8 @@ export function fleetScope(hosts: FleetHost[], engines: Map<string, HostEngine>,
       const host = hostOfUrn(hosts, urn);
       return host ? dockerCommandFor(host, args) : SINGLE_HOST.dockerLine(urn, args);
     },
-    exclude,
+    hostOf: (urn) => hostOfUrn(hosts, urn)?.name,
+    partial,
   };
 }
 
@@ -334,12 +342,15 @@ export function fleetReport(found: FleetFound, stackName: string, workDir: strin
   for (const drift of drifts.filter((d) => !hostOfUrn(hosts, d.urn))) lines.push(`  ${describe(drift)}`);
 
   if (drifts.length === 0 && unreachable.size === 0) return lines;
-  lines.push(drifts.length > 0 ? "fix (or run: npm run drift -- --heal):" : "fix:");
+  const healable = drifts.filter((d) => !healPlan(drifts, scope).deferred.includes(d));
+  lines.push(healable.length > 0 ? "fix (or run: npm run drift -- --heal):" : "fix:");
   if (drifts.length > 0) lines.push(...fixes(drifts, stackName, workDir, scope).map((line) => `  ${line}`));
+  const waiting = [...new Set(healPlan(drifts, scope).deferred.map((d) => scope.hostOf(d.urn)).filter((h): h is string => h !== undefined))];
+  for (const host of waiting) lines.push(`  host ${host}: its pending change waits until every host answers; pulumi up then resumes the roll in order`);
   for (const host of hosts.filter((h) => unreachable.has(h.name))) {
     lines.push(
       `  host ${host.name}: make its engine answer at ${endpointOf(host)} (start dockerd there, or repair the ssh or TLS connection), ` +
-        `then run npm run drift -- --stack ${shellQuote(stackName)} again${drifts.length > 0 ? "; --heal skips it until then" : ""}`,
+        `then run npm run drift -- --stack ${shellQuote(stackName)} again${healable.length > 0 ? "; --heal skips it until then" : ""}`,
     );
   }
   return lines;
@@ -362,25 +373,27 @@ async function heal(stack: Stack, drifts: Drift[], scope: Scope = SINGLE_HOST): 
     }
     return false;
   }
-  for (const drift of drifts.filter((d) => d.paused)) {
+  const plan = healPlan(drifts, scope);
+  for (const drift of plan.deferred) console.log(`heal: ${scope.labelOf(drift.urn)}left until every host answers (the roll resumes then): ${describe(drift)}`);
+  const healed = drifts.filter((d) => !plan.deferred.includes(d));
+  for (const drift of healed.filter((d) => d.paused)) {
     console.log(`heal: ${scope.labelOf(drift.urn)}docker unpause ${shellQuote(drift.name)}`);
     const unpaused = docker(["unpause", drift.name], scope.envOf(drift.urn));
     if (unpaused.code !== 0) throw new UsageError(`docker unpause ${drift.name} failed: ${firstLine(unpaused.stderr)}`);
   }
-  if (!drifts.some(needsUp)) return true;
+  if (!healed.some(needsUp)) return true;
 
-  const replace = drifts.filter((d) => d.needsReplace).map((d) => d.urn);
-  const exclude = scope.exclude ?? [];
+  const replace = healed.filter((d) => d.needsReplace).map((d) => d.urn);
   console.log(
     `heal: pulumi up --refresh${replace.map((urn) => ` --replace ${shellQuote(urn)}`).join("")}` +
-      `${exclude.map((urn) => ` --exclude ${shellQuote(urn)}`).join("")} --stack ${shellQuote(stack.name)}`,
+      `${(plan.target ?? []).map((urn) => ` --target ${shellQuote(urn)}`).join("")} --stack ${shellQuote(stack.name)}`,
   );
   const events: EngineEvent[] = [];
   try {
     await stack.up({
       refresh: true,
       replace,
-      ...(scope.exclude ? { exclude: scope.exclude } : {}),
+      ...(plan.target ? { target: plan.target } : {}),
       onOutput: (out) => process.stdout.write(out),
       onEvent: (event) => events.push(event),
     });
@@ -388,6 +401,22 @@ async function heal(stack: Stack, drifts: Drift[], scope: Scope = SINGLE_HOST): 
     throw new UsageError(`pulumi up of stack ${stack.name} failed: ${reportedError(events) ?? firstLine(error)}`);
   }
   return true;
+}
+
+/**
+ * What a heal's `pulumi up` may touch. With every host answering: the whole
+ * stack, as for a single host. With a fleet host unreachable, a whole-stack up
+ * fails on it, and one that only left it out would also roll the hosts after
+ * it through a pending change while it is down (two hosts out at once): so
+ * only what changed out of band is targeted, with the smoke test of its host,
+ * and pending program changes wait (`deferred`) until every host answers.
+ */
+export function healPlan(drifts: Drift[], scope: Scope): { target?: string[]; deferred: Drift[] } {
+  if (!scope.partial) return { deferred: [] };
+  const outOfBand = (d: Drift) => d.changes.length > 0 || Boolean(d.needsReplace) || Boolean(d.foreign);
+  const hostsHealed = new Set(drifts.filter(outOfBand).map((d) => scope.hostOf(d.urn)));
+  const healed = drifts.filter((d) => outOfBand(d) || (d.type === COMMAND_TYPE && hostsHealed.has(scope.hostOf(d.urn))));
+  return { target: healed.map((d) => d.urn), deferred: drifts.filter((d) => !healed.includes(d)) };
 }
 
 /** Whether pulumi has to act: anything but a pause, which unpausing alone heals. */
@@ -566,11 +595,13 @@ function fixes(drifts: Drift[], stackName: string, workDir: string, scope: Scope
     );
   }
   for (const drift of drifts.filter((d) => d.paused)) lines.push(scope.dockerLine(drift.urn, ["unpause", drift.name]));
-  if (!drifts.some(needsUp)) return lines;
-  const replace = drifts.filter((d) => d.needsReplace).flatMap((d) => ["--replace", shellQuote(d.urn)]);
-  const providerVisible = drifts.some((d) => !d.needsReplace || d.op !== undefined);
-  const exclude = (scope.exclude ?? []).flatMap((urn) => ["--exclude", shellQuote(urn)]);
-  const upArgs = ["up", ...(providerVisible ? ["--refresh"] : []), ...replace, ...exclude];
+  const plan = healPlan(drifts, scope);
+  const healed = drifts.filter((d) => !plan.deferred.includes(d));
+  if (!healed.some(needsUp)) return lines;
+  const replace = healed.filter((d) => d.needsReplace).flatMap((d) => ["--replace", shellQuote(d.urn)]);
+  const providerVisible = healed.some((d) => !d.needsReplace || d.op !== undefined);
+  const target = (plan.target ?? []).flatMap((urn) => ["--target", shellQuote(urn)]);
+  const upArgs = ["up", ...(providerVisible ? ["--refresh"] : []), ...replace, ...target];
   lines.push(pulumiCommand(stackName, workDir, upArgs));
   return lines;
 }

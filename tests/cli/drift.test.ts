@@ -4,8 +4,8 @@
  * roll order, a dead host named with its endpoint and error next to the
  * others' drift, and fixes that go to the right host and leave the dead one out.
  */
-import { Drift, FleetFound, fleetExitCode, fleetReport, fleetScope } from "../../cli/drift";
-import { fleetHostsOf, unreachableExcludes } from "../../cli/fleet-inspect";
+import { Drift, FleetFound, fleetExitCode, fleetReport, fleetScope, healPlan } from "../../cli/drift";
+import { fleetHostsOf } from "../../cli/fleet-inspect";
 import { CONTAINER_TYPE, COMMAND_TYPE } from "../../components/resource-types";
 import { STACK, childUrn, fleetState } from "./fleet-state";
 
@@ -15,8 +15,7 @@ const DEAD_REASON = "Cannot connect to the Docker daemon at http://docker.exampl
 
 function found(drifts: Drift[], dead: string[] = []): FleetFound {
   const unreachable = new Map(dead.map((name) => [name, DEAD_REASON]));
-  const exclude = unreachableExcludes(hosts, new Set(dead));
-  return { hosts, state, unreachable, drifts, scope: fleetScope(hosts, new Map(), exclude) };
+  return { hosts, state, unreachable, drifts, scope: fleetScope(hosts, new Map(), dead.length > 0) };
 }
 
 const stopped = (host: string): Drift => ({
@@ -35,6 +34,12 @@ const paused = (host: string): Drift => ({
   keys: new Set(),
   paused: true,
 });
+/** What a roll that stopped at a dead host leaves on the hosts after it: the program's change, not drift. */
+const pendingImage = (host: string): Drift[] => [
+  { urn: childUrn(host, CONTAINER_TYPE, "daemon"), type: CONTAINER_TYPE, name: `bk-fa-${host}`, changes: [], op: "replace", keys: new Set(["image"]) },
+  { urn: childUrn(host, COMMAND_TYPE, "smoke-test"), type: COMMAND_TYPE, name: `buildkit-${host}-smoke-test`, changes: [], op: "replace", keys: new Set(["triggers"]) },
+];
+const smokeTest = (host: string): Drift => ({ urn: childUrn(host, COMMAND_TYPE, "smoke-test"), type: COMMAND_TYPE, name: `buildkit-${host}-smoke-test`, changes: [], op: "replace", keys: new Set(["triggers"]) });
 
 describe("a fleet's drift report", () => {
   it("says every host is clean in one line each, and exits 0", () => {
@@ -75,9 +80,9 @@ describe("a fleet's drift report", () => {
     const fixes = report.slice(report.indexOf("fix (or run: npm run drift -- --heal):") + 1);
     // The unpause goes to the paused container's own engine.
     expect(fixes[0]).toMatch(/^ {2}DOCKER_HOST=tcp:\/\/127\.0\.0\.1:18422 DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH=.* docker unpause bk-fa-tls-1$/);
-    // pulumi up leaves out exactly the dead host's resources, which would fail it.
-    const excluded = [...fixes[1].matchAll(/--exclude '([^']+)'/g)].map((m) => m[1]);
-    expect(new Set(excluded)).toEqual(new Set(hosts[1].urns));
+    // pulumi up touches what drifted, nothing of the dead host (its provider would fail the run).
+    const targeted = [...fixes[1].matchAll(/--target '([^']+)'/g)].map((m) => m[1]);
+    expect(targeted).toEqual([childUrn("local", CONTAINER_TYPE, "daemon"), childUrn("tls-1", CONTAINER_TYPE, "daemon")]);
     expect(fixes[2]).toMatch(/^ {2}host ssh-1: make its engine answer at ssh:\/\/root@127\.0\.0\.1:18421 .*--heal skips it until then$/);
     expect(fleetExitCode(result)).toBe(1);
   });
@@ -89,5 +94,21 @@ describe("a fleet's drift report", () => {
     expect(report).toContain("fix:");
     expect(report[report.length - 1]).toMatch(/^ {2}host tls-1: make its engine answer at tcp:\/\/127\.0\.0\.1:18422 /);
     expect(fleetExitCode(result)).toBe(1);
+  });
+});
+
+describe("healing a fleet", () => {
+  it("touches the whole stack when every host answers, as for one host", () => {
+    expect(healPlan([stopped("local"), ...pendingImage("tls-1")], found([]).scope)).toEqual({ deferred: [] });
+  });
+
+  it("with a host down, heals only what changed out of band (with its smoke test) and leaves a stopped roll for later", () => {
+    // The roll stopped at ssh-1: tls-1 still waits for the image change, and must not take it while ssh-1 is out.
+    const drifts = [stopped("local"), smokeTest("local"), ...pendingImage("tls-1")];
+    const plan = healPlan(drifts, found(drifts, ["ssh-1"]).scope);
+    expect(plan.target).toEqual([childUrn("local", CONTAINER_TYPE, "daemon"), childUrn("local", COMMAND_TYPE, "smoke-test")]);
+    expect(plan.deferred).toEqual(pendingImage("tls-1"));
+    const fix = fleetReport(found(drifts, ["ssh-1"]), STACK, "/repo").find((line) => line.includes("pulumi"))!;
+    expect(fix).not.toContain("buildkit-tls-1");
   });
 });
