@@ -320,6 +320,8 @@ export function fleetReport(found: FleetFound, stackName: string, workDir: strin
   const notChecked = unreachable.size > 0 ? `${unreachable.size} of ${plural(hosts.length, "host")} unreachable, not checked` : "";
   if (drifts.length > 0) {
     lines.push(`drift in stack ${stackName}${notChecked ? ` (${notChecked})` : ""}:`);
+  } else if (unreachable.size > 0 && unreachable.size === hosts.length) {
+    lines.push(`nothing checked: no host of stack ${stackName} answers (${notChecked})`);
   } else if (notChecked) {
     lines.push(`no drift on the hosts that answer, but ${notChecked}: stack ${stackName}`);
   } else {

@@ -95,6 +95,12 @@ describe("a fleet's drift report", () => {
     expect(report[report.length - 1]).toMatch(/^ {2}host tls-1: make its engine answer at tcp:\/\/127\.0\.0\.1:18422 /);
     expect(fleetExitCode(result)).toBe(1);
   });
+
+  it("does not call a fleet with no host answering clean", () => {
+    const result = found([], ["local", "ssh-1", "tls-1"]);
+    expect(fleetReport(result, STACK, "/repo")[0]).toBe(`nothing checked: no host of stack ${STACK} answers (3 of 3 hosts unreachable, not checked)`);
+    expect(fleetExitCode(result)).toBe(1);
+  });
 });
 
 describe("healing a fleet", () => {
