@@ -344,10 +344,11 @@ export function fleetReport(found: FleetFound, stackName: string, workDir: strin
   for (const drift of drifts.filter((d) => !hostOfUrn(hosts, d.urn))) lines.push(`  ${describe(drift)}`);
 
   if (drifts.length === 0 && unreachable.size === 0) return lines;
-  const healable = drifts.filter((d) => !healPlan(drifts, scope).deferred.includes(d));
+  const plan = healPlan(drifts, scope);
+  const healable = drifts.filter((d) => d.paused || d.foreign || (plan.up.includes(d) && needsUp(d)));
   lines.push(healable.length > 0 ? "fix (or run: npm run drift -- --heal):" : "fix:");
   if (drifts.length > 0) lines.push(...fixes(drifts, stackName, workDir, scope).map((line) => `  ${line}`));
-  const waiting = [...new Set(healPlan(drifts, scope).deferred.map((d) => scope.hostOf(d.urn)).filter((h): h is string => h !== undefined))];
+  const waiting = [...new Set(plan.deferred.map((d) => scope.hostOf(d.urn)).filter((h): h is string => h !== undefined))];
   for (const host of waiting) lines.push(`  host ${host}: its pending change waits until every host answers; pulumi up then resumes the roll in order`);
   for (const host of hosts.filter((h) => unreachable.has(h.name))) {
     lines.push(
@@ -377,15 +378,14 @@ async function heal(stack: Stack, drifts: Drift[], scope: Scope = SINGLE_HOST): 
   }
   const plan = healPlan(drifts, scope);
   for (const drift of plan.deferred) console.log(`heal: ${scope.labelOf(drift.urn)}left until every host answers (the roll resumes then): ${describe(drift)}`);
-  const healed = drifts.filter((d) => !plan.deferred.includes(d));
-  for (const drift of healed.filter((d) => d.paused)) {
+  for (const drift of drifts.filter((d) => d.paused)) {
     console.log(`heal: ${scope.labelOf(drift.urn)}docker unpause ${shellQuote(drift.name)}`);
     const unpaused = docker(["unpause", drift.name], scope.envOf(drift.urn));
     if (unpaused.code !== 0) throw new UsageError(`docker unpause ${drift.name} failed: ${firstLine(unpaused.stderr)}`);
   }
-  if (!healed.some(needsUp)) return true;
+  if (!plan.up.some(needsUp)) return true;
 
-  const replace = healed.filter((d) => d.needsReplace).map((d) => d.urn);
+  const replace = plan.up.filter((d) => d.needsReplace).map((d) => d.urn);
   console.log(
     `heal: pulumi up --refresh${replace.map((urn) => ` --replace ${shellQuote(urn)}`).join("")}` +
       `${(plan.target ?? []).map((urn) => ` --target ${shellQuote(urn)}`).join("")} --stack ${shellQuote(stack.name)}`,
@@ -413,12 +413,13 @@ async function heal(stack: Stack, drifts: Drift[], scope: Scope = SINGLE_HOST): 
  * only what changed out of band is targeted, with the smoke test of its host,
  * and pending program changes wait (`deferred`) until every host answers.
  */
-export function healPlan(drifts: Drift[], scope: Scope): { target?: string[]; deferred: Drift[] } {
-  if (!scope.partial) return { deferred: [] };
-  const outOfBand = (d: Drift) => d.changes.length > 0 || Boolean(d.needsReplace) || Boolean(d.foreign);
+export function healPlan(drifts: Drift[], scope: Scope): { target?: string[]; up: Drift[]; deferred: Drift[] } {
+  if (!scope.partial) return { up: drifts, deferred: [] };
+  // A pause is healed by `docker unpause` alone: a paused container's planned step is the program's, and waits.
+  const outOfBand = (d: Drift) => d.changes.some((c) => c !== PAUSED) || Boolean(d.needsReplace) || Boolean(d.foreign);
   const hostsHealed = new Set(drifts.filter(outOfBand).map((d) => scope.hostOf(d.urn)));
-  const healed = drifts.filter((d) => outOfBand(d) || (d.type === COMMAND_TYPE && hostsHealed.has(scope.hostOf(d.urn))));
-  return { target: healed.map((d) => d.urn), deferred: drifts.filter((d) => !healed.includes(d)) };
+  const up = drifts.filter((d) => outOfBand(d) || (d.type === COMMAND_TYPE && hostsHealed.has(scope.hostOf(d.urn))));
+  return { target: up.map((d) => d.urn), up, deferred: drifts.filter((d) => !up.includes(d) && needsUp(d)) };
 }
 
 /** Whether pulumi has to act: anything but a pause, which unpausing alone heals. */
@@ -598,10 +599,9 @@ function fixes(drifts: Drift[], stackName: string, workDir: string, scope: Scope
   }
   for (const drift of drifts.filter((d) => d.paused)) lines.push(scope.dockerLine(drift.urn, ["unpause", drift.name]));
   const plan = healPlan(drifts, scope);
-  const healed = drifts.filter((d) => !plan.deferred.includes(d));
-  if (!healed.some(needsUp)) return lines;
-  const replace = healed.filter((d) => d.needsReplace).flatMap((d) => ["--replace", shellQuote(d.urn)]);
-  const providerVisible = healed.some((d) => !d.needsReplace || d.op !== undefined);
+  if (!plan.up.some(needsUp)) return lines;
+  const replace = plan.up.filter((d) => d.needsReplace).flatMap((d) => ["--replace", shellQuote(d.urn)]);
+  const providerVisible = plan.up.some((d) => !d.needsReplace || d.op !== undefined);
   const target = (plan.target ?? []).flatMap((urn) => ["--target", shellQuote(urn)]);
   const upArgs = ["up", ...(providerVisible ? ["--refresh"] : []), ...replace, ...target];
   lines.push(pulumiCommand(stackName, workDir, upArgs));

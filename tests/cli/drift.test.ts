@@ -82,7 +82,8 @@ describe("a fleet's drift report", () => {
     expect(fixes[0]).toMatch(/^ {2}DOCKER_HOST=tcp:\/\/127\.0\.0\.1:18422 DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH=.* docker unpause bk-fa-tls-1$/);
     // pulumi up touches what drifted, nothing of the dead host (its provider would fail the run).
     const targeted = [...fixes[1].matchAll(/--target '([^']+)'/g)].map((m) => m[1]);
-    expect(targeted).toEqual([childUrn("local", CONTAINER_TYPE, "daemon"), childUrn("tls-1", CONTAINER_TYPE, "daemon")]);
+    // (The pause needs no deploy: unpausing heals it.)
+    expect(targeted).toEqual([childUrn("local", CONTAINER_TYPE, "daemon")]);
     expect(fixes[2]).toMatch(/^ {2}host ssh-1: make its engine answer at ssh:\/\/root@127\.0\.0\.1:18421 .*--heal skips it until then$/);
     expect(fleetExitCode(result)).toBe(1);
   });
@@ -105,7 +106,8 @@ describe("a fleet's drift report", () => {
 
 describe("healing a fleet", () => {
   it("touches the whole stack when every host answers, as for one host", () => {
-    expect(healPlan([stopped("local"), ...pendingImage("tls-1")], found([]).scope)).toEqual({ deferred: [] });
+    const drifts = [stopped("local"), ...pendingImage("tls-1")];
+    expect(healPlan(drifts, found([]).scope)).toEqual({ up: drifts, deferred: [] });
   });
 
   it("with a host down, heals only what changed out of band (with its smoke test) and leaves a stopped roll for later", () => {
@@ -116,5 +118,17 @@ describe("healing a fleet", () => {
     expect(plan.deferred).toEqual(pendingImage("tls-1"));
     const fix = fleetReport(found(drifts, ["ssh-1"]), STACK, "/repo").find((line) => line.includes("pulumi"))!;
     expect(fix).not.toContain("buildkit-tls-1");
+  });
+
+  it("with a host down, unpauses a paused container behind the stopped roll without rolling it", () => {
+    const [container, smoke] = pendingImage("tls-1");
+    const pausedPending: Drift = { ...container, changes: paused("tls-1").changes, paused: true };
+    const plan = healPlan([pausedPending, smoke], found([], ["ssh-1"]).scope);
+    expect(plan.target).toEqual([]);
+    expect(plan.deferred).toEqual([pausedPending, smoke]);
+    const report = fleetReport(found([pausedPending, smoke], ["ssh-1"]), STACK, "/repo");
+    expect(report).toContain("fix (or run: npm run drift -- --heal):");
+    expect(report.some((line) => /docker unpause bk-fa-tls-1$/.test(line))).toBe(true);
+    expect(report.some((line) => /source scripts\/env.sh && pulumi/.test(line))).toBe(false);
   });
 });

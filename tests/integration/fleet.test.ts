@@ -110,9 +110,15 @@ describe("a fleet of three Docker hosts: local, ssh:// and tcp:// with TLS", () 
     }
   });
 
+  /** Seconds each `npm run drift`/`doctor` took, printed once: what these checks cost on a fleet. */
+  const cliSeconds: string[] = [];
   /** `npm run drift` / `npm run doctor` as a user types them, against this test's stack. */
-  const cli = (script: "drift" | "doctor", ...extra: string[]) =>
-    run("npm", ["run", "-s", script, "--", "--stack", "fleet", "--cwd", testStack.workDir, ...extra], { cwd: repoRoot, env: testStack.env });
+  const cli = (script: "drift" | "doctor", ...extra: string[]) => {
+    const started = Date.now();
+    const result = run("npm", ["run", "-s", script, "--", "--stack", "fleet", "--cwd", testStack.workDir, ...extra], { cwd: repoRoot, env: testStack.env });
+    cliSeconds.push(`${[script, ...extra].join(" ")} ${(Date.now() - started) / 1000}s`);
+    return result;
+  };
   /** The exit code, showing what the command printed when it is not the expected one. */
   const expectExit = (result: CommandResult, code: number) => {
     if (result.code !== code) throw new Error(`expected exit ${code}, got ${result.code}\nstdout:\n${result.stdout}\nstderr:\n${result.stderr}`);
@@ -311,11 +317,16 @@ describe("a fleet of three Docker hosts: local, ssh:// and tcp:// with TLS", () 
     ]);
     expect(doctor.stdout).toMatch(/^2 of 3 hosts failed: stack fleet$/m);
 
+    // And a pause on the TLS host, behind the stopped roll: unpausing it must not roll it.
+    docker("tls-1", ["pause", containerOf("tls-1")]);
     const heal = cli("drift", "--heal");
     expectExit(heal, 1);
     expect(heal.stdout).toMatch(/^heal: host ssh-1 skipped: unreachable \(.+\)$/m);
+    expect(heal.stdout).toMatch(new RegExp(`^heal: host tls-1: docker unpause ${containerOf("tls-1")}$`, "m"));
+    expect(heal.stdout).toMatch(new RegExp(`^heal: pulumi up --refresh --target '[^']+::buildkit-local-daemon' --stack fleet$`, "m"));
     expect(heal.stdout).toMatch(/^healed: stack fleet on the hosts that answer \(skipped: ssh-1\)$/m);
     expect(docker("local", ["inspect", "-f", "{{.State.Running}}", containerOf("local")]).trim()).toBe("true");
+    expect(docker("tls-1", ["inspect", "-f", "{{.State.Paused}}", containerOf("tls-1")]).trim()).toBe("false");
     // The heal did not push the roll past the dead host: tls-1 keeps its container until ssh-1 is back.
     expect(idOf("tls-1")).toBe(tlsBefore);
   });
@@ -334,6 +345,7 @@ describe("a fleet of three Docker hosts: local, ssh:// and tcp:// with TLS", () 
       expect.stringMatching(/^no drift: stack fleet matches the engines of all 3 hosts \(/),
       ...HOSTS.map((host) => `  host ${host}: no drift (1 container checked)`),
     ]);
+    console.log(`fleet drift and doctor runs: ${cliSeconds.join(", ")}`);
     // Stopping and starting a host engine (it has address pools of its own) leaves the Debian engine's default
     // bridge on this machine alone: dockerd deletes it on such a restart unless live-restore is on.
     const defaultBridge = mustRun("docker", ["-H", "unix:///var/run/docker.sock", "network", "inspect", "bridge", "-f", '{{index .Options "com.docker.network.bridge.name"}}']).trim();
