@@ -470,13 +470,14 @@ function analyse(events: EngineEvent[], state: RecordedResource[], scope: Scope 
   }
 
   for (const container of state.filter((r) => r.type === CONTAINER_TYPE)) {
-    // Only a container that survives the update can keep a hand-edited file or a lost network.
     const op = byUrn.get(container.urn)?.op;
-    if (op !== undefined && op !== "update") continue;
+    const survives = op === undefined || op === "update";
     const env = scope.envOf(container.urn);
     const ownership = containerOwnership(recordedName(container), container.id, env);
     if (ownership.kind !== "ours") continue;
-    const findings = invisibleDrift(container, ownership.info, env);
+    // Only a container that survives the update can keep a hand-edited file or a lost network. A pause matters
+    // either way: with a fleet host down, a pending replacement waits, and the frozen daemon with it.
+    const findings = survives ? invisibleDrift(container, ownership.info, env) : [];
     const paused = ownership.info.State.Paused;
     if (findings.length === 0 && !paused) continue;
     const drift = byUrn.get(container.urn) ?? { urn: container.urn, type: container.type, name: recordedName(container), changes: [], keys: new Set<string>() };
