@@ -3,6 +3,10 @@
  * run in order against a deployed stack (the selected one, else dev). One
  * line per check, `ok` or `FAIL`, and after each failure the command that
  * fixes it. Exit 0 when healthy, 1 otherwise.
+ *
+ * On a fleet (`buildkit:hosts`) the same checks run for every host against
+ * its own engine, each line naming its host; a host whose engine does not
+ * answer fails on one line and the others are still checked.
  */
 import * as fs from "fs";
 import * as os from "os";
@@ -11,8 +15,10 @@ import * as path from "path";
 import type { Stack } from "@pulumi/pulumi/automation";
 
 import { BuildkitSettings, parseSettings } from "../components/config";
+import { FleetHostSettings, parseFleetSettings } from "../components/fleet-config";
 import { CONTAINER_TYPE } from "../components/resource-types";
 import { runCommand } from "./command";
+import { FleetHost, endpointOf, fleetHostsOf, openHostEngine, probeEngine } from "./fleet-inspect";
 import {
   ContainerInfo,
   RecordedResource,
@@ -30,6 +36,7 @@ import {
   pulumiCommand,
   readOutputs,
   readState,
+  recordedName,
   runMain,
   shellQuote,
   shortId,
@@ -37,7 +44,8 @@ import {
 } from "./stack-inspect";
 
 const USAGE = `usage: npm run doctor [-- --stack NAME] [--cwd DIR]
-  Checks the engine, the buildkitd container and the daemon behind the stack's BUILDKIT_HOST.
+  Checks the engine, the buildkitd container and the daemon behind the stack's BUILDKIT_HOST;
+  on a fleet, every host's (an unreachable host fails, the others are still checked).
   --stack NAME  default: the selected stack, else dev
   --cwd DIR     the Pulumi program's directory (default: this repository)
   exit codes: 0 healthy, 1 a check failed (each failure is followed by its fix)`;
@@ -49,21 +57,41 @@ const BUILDCTL_TIMEOUT_MS = 30_000;
 
 class Report {
   failures = 0;
+  /** `prefix` names the fleet host every line is about ("" for a single host). */
+  constructor(private readonly prefix = "") {}
   ok(what: string): void {
-    console.log(`ok    ${what}`);
+    console.log(`ok    ${this.prefix}${what}`);
   }
   /** Worth knowing, not broken: does not fail the run. */
   warn(what: string, advice: string, details: string[] = []): void {
-    console.log(`warn  ${what}`);
+    console.log(`warn  ${this.prefix}${what}`);
     for (const line of details) console.log(`        ${line}`);
     console.log(`      advice: ${advice}`);
   }
   fail(what: string, fix: string, details: string[] = []): void {
     this.failures++;
-    console.log(`FAIL  ${what}`);
+    console.log(`FAIL  ${this.prefix}${what}`);
     for (const line of details) console.log(`        ${line}`);
     console.log(`      fix: ${fix}`);
   }
+}
+
+/** One daemon to check: its container on its engine, and how clients reach it. */
+interface DaemonTarget {
+  stackName: string;
+  workDir: string;
+  /** The container's name; undefined when the stack recorded none (never deployed). */
+  name?: string;
+  buildkitHost?: string;
+  /** The container as the state recorded it. */
+  recorded?: RecordedResource;
+  recordedId?: string;
+  /** Environment of the docker and buildctl calls: the daemon's engine. */
+  env: NodeJS.ProcessEnv;
+  /** The daemon's validated settings (for buildctl's client certificate and the GC ceiling); throws on bad config. */
+  settings(): Promise<BuildkitSettings>;
+  /** Where the "not deployed" failure points: the stack, or a fleet host of it. */
+  owner: string;
 }
 
 async function main(): Promise<number> {
@@ -82,8 +110,9 @@ async function main(): Promise<number> {
     report.fail(`stack ${stackName}: ${firstLine(error)}`, `deploy it: ${pulumiCommand(options.stack ?? "dev", options.cwd, ["up"])}`);
     return 1;
   }
+  const hosts = fleetHostsOf(state);
+  if (hosts) return fleetDoctor(stack, state, outputs, hosts, options.cwd);
   useDockerHostOf(state);
-  const upRefresh = pulumiCommand(stackName, options.cwd, ["up", "--refresh"]);
 
   const engine = engineStatus();
   if (!engine.ok) {
@@ -93,19 +122,110 @@ async function main(): Promise<number> {
   report.ok(`engine: Docker ${engine.version} answers${engineHost() ? ` at ${engineHost()}` : ""}`);
 
   const name = typeof outputs.containerName === "string" ? outputs.containerName : undefined;
-  const buildkitHost = typeof outputs.buildkitHost === "string" ? outputs.buildkitHost : undefined;
   const recorded = state.find((r) => r.type === CONTAINER_TYPE);
-  if (!name || !buildkitHost) {
-    report.fail(`stack ${stackName}: no containerName/buildkitHost outputs (never deployed, or the last up failed)`, `deploy it: ${pulumiCommand(stackName, options.cwd, ["up"])}`);
-    return 1;
-  }
-  report.ok(`stack ${stackName}: container ${name}, BUILDKIT_HOST=${buildkitHost}`);
+  const completed = await checkDaemonHost(report, {
+    stackName,
+    workDir: options.cwd,
+    name,
+    buildkitHost: typeof outputs.buildkitHost === "string" ? outputs.buildkitHost : undefined,
+    recorded,
+    recordedId: recorded?.id ?? (typeof outputs.containerId === "string" ? outputs.containerId : undefined),
+    env: engineEnv(),
+    settings: async () => {
+      const config = await stack.getAllConfig();
+      const raw = Object.fromEntries(Object.entries(config).map(([key, entry]) => [key, entry.value]));
+      return parseSettings(raw, { stack: stack.name.slice(stack.name.lastIndexOf("/") + 1) });
+    },
+    owner: `stack ${stackName}`,
+  });
+  if (!completed) return 1;
 
-  const recordedId = recorded?.id ?? (typeof outputs.containerId === "string" ? outputs.containerId : undefined);
-  const ownership = containerOwnership(name, recordedId);
+  console.log(report.failures === 0 ? `healthy: stack ${stackName}` : `${report.failures} check${report.failures === 1 ? "" : "s"} failed: stack ${stackName}`);
+  return report.failures === 0 ? 0 : 1;
+}
+
+/**
+ * Every host of a fleet: all engines probed at once (bounded), then each
+ * host's checks against its own engine, every line naming the host. A host
+ * whose engine does not answer gets one failing line; the others are checked
+ * as usual. Ends with one line per host.
+ */
+async function fleetDoctor(stack: Stack, state: RecordedResource[], outputs: Record<string, unknown>, hosts: FleetHost[], workDir: string): Promise<number> {
+  const engines = hosts.map((host) => openHostEngine(host));
+  try {
+    const probes = await Promise.all(engines.map((engine) => probeEngine(engine.env)));
+    const endpoints = Array.isArray(outputs.fleetEndpoints) ? (outputs.fleetEndpoints as { name?: unknown; buildkitHost?: unknown }[]) : [];
+    let fleetSettings: Promise<FleetHostSettings[]> | undefined;
+    const settingsOf = (host: FleetHost) => async () => {
+      fleetSettings ??= stack.getAllConfig().then((config) => {
+        const raw = Object.fromEntries(Object.entries(config).map(([key, entry]) => [key, entry.value]));
+        return parseFleetSettings(raw, { stack: stack.name.slice(stack.name.lastIndexOf("/") + 1) }) ?? [];
+      });
+      const found = (await fleetSettings).find((h) => h.name === host.name);
+      if (!found) throw new Error(`host ${host.name} is no longer in buildkit:hosts (removed since the last up?)`);
+      return found.settings;
+    };
+
+    const summary: string[] = [];
+    for (const [index, host] of hosts.entries()) {
+      const report = new Report(`host ${host.name}: `);
+      const probe = probes[index];
+      if (!probe.ok) {
+        report.fail(
+          `engine: unreachable at ${endpointOf(host)}: ${probe.reason}`,
+          `make the engine answer there (start dockerd on host ${host.name}, or repair the ssh or TLS connection: docker version must answer)`,
+        );
+        summary.push(`FAIL  host ${host.name}: unreachable at ${endpointOf(host)}`);
+        continue;
+      }
+      report.ok(`engine: Docker ${probe.version} answers at ${endpointOf(host)}`);
+      const recorded = state.find((r) => r.type === CONTAINER_TYPE && host.urns.includes(r.urn));
+      const endpoint = endpoints.find((e) => e.name === host.name);
+      await checkDaemonHost(report, {
+        stackName: stack.name,
+        workDir,
+        name: recorded ? recordedName(recorded) : undefined,
+        buildkitHost: typeof endpoint?.buildkitHost === "string" ? endpoint.buildkitHost : undefined,
+        recorded,
+        recordedId: recorded?.id,
+        env: engines[index].env,
+        settings: settingsOf(host),
+        owner: `stack ${stack.name}`,
+      });
+      summary.push(report.failures === 0 ? `ok    host ${host.name}: healthy` : `FAIL  host ${host.name}: ${report.failures} check${report.failures === 1 ? "" : "s"} failed`);
+    }
+
+    const failed = summary.filter((line) => line.startsWith("FAIL")).length;
+    console.log(`hosts of stack ${stack.name}:`);
+    for (const line of summary) console.log(line);
+    if (probes.some((probe) => !probe.ok)) {
+      console.log(`      while a host is unreachable, pulumi up fails on it: npm run drift -- --stack ${shellQuote(stack.name)} --heal heals the others`);
+    }
+    console.log(failed === 0 ? `healthy: stack ${stack.name} (${hosts.length} host${hosts.length === 1 ? "" : "s"})` : `${failed} of ${hosts.length} hosts failed: stack ${stack.name}`);
+    return failed === 0 ? 0 : 1;
+  } finally {
+    for (const engine of engines) engine.cleanup();
+  }
+}
+
+/**
+ * The checks of one daemon, from its stack outputs to what buildctl sees;
+ * each failure with its fix. False when a failure left nothing to check
+ * (no container): the single-host report then ends there.
+ */
+async function checkDaemonHost(report: Report, target: DaemonTarget): Promise<boolean> {
+  const { stackName, workDir, name, buildkitHost, recorded, recordedId, env } = target;
+  const upRefresh = pulumiCommand(stackName, workDir, ["up", "--refresh"]);
+  if (!name || !buildkitHost) {
+    report.fail(`${target.owner}: no containerName/buildkitHost outputs (never deployed, or the last up failed)`, `deploy it: ${pulumiCommand(stackName, workDir, ["up"])}`);
+    return false;
+  }
+  report.ok(`${target.owner}: container ${name}, BUILDKIT_HOST=${buildkitHost}`);
+
+  const ownership = containerOwnership(name, recordedId, env);
   if (ownership.kind === "missing") {
     report.fail(`container ${name}: missing`, `container missing: ${upRefresh}`);
-    return 1;
+    return false;
   }
   if (ownership.kind === "foreign") {
     report.fail(
@@ -116,10 +236,10 @@ async function main(): Promise<number> {
     report.ok(`container ${name}: present, created by this stack (id ${shortId(recordedId)})`);
   }
 
-  const info = await settledHealth(name, ownership.info);
-  const recreate = recorded ? pulumiCommand(stackName, options.cwd, ["up", "--replace", shellQuote(recorded.urn)]) : upRefresh;
+  const info = await settledHealth(name, ownership.info, env);
+  const recreate = recorded ? pulumiCommand(stackName, workDir, ["up", "--replace", shellQuote(recorded.urn)]) : upRefresh;
   const showLogs = !info.State.Running || info.State.Restarting || info.State.Health?.Status !== "healthy" || info.RestartCount > 0;
-  const logs = showLogs ? logLines(name) : [];
+  const logs = showLogs ? logLines(name, env) : [];
   let logsShown = false;
   const withLogs = (): string[] => {
     if (logsShown) return [];
@@ -164,7 +284,7 @@ async function main(): Promise<number> {
     report.fail(
       `container ${name}: ${info.State.Restarting ? "restarting now, " : ""}restarted ${info.RestartCount} time${info.RestartCount === 1 ? "" : "s"}${info.State.OOMKilled ? " (out of memory)" : ""}`,
       info.State.OOMKilled
-        ? `buildkitd ran out of memory: raise buildkit:memory, then ${pulumiCommand(stackName, options.cwd, ["up"])}`
+        ? `buildkitd ran out of memory: raise buildkit:memory, then ${pulumiCommand(stackName, workDir, ["up"])}`
         : `it keeps crashing: see logs above; fix the cause, then ${recreate}`,
       withLogs(),
     );
@@ -174,17 +294,15 @@ async function main(): Promise<number> {
 
   // What a client does: dial BUILDKIT_HOST, with the stack's client certificate when it listens on TCP with mTLS.
   // A frozen daemon cannot answer: the paused row above already says so and how to fix it.
-  const client = info.State.Paused ? undefined : await buildctlClient(stack, buildkitHost, report);
+  const client = info.State.Paused ? undefined : await buildctlClient(target, buildkitHost, report);
   if (client) {
     try {
-      checkDaemon(client, buildkitHost, report, { name, recreate, withLogs });
+      checkDaemon(client, buildkitHost, report, { name, recreate, withLogs, env });
     } finally {
       client.cleanup();
     }
   }
-
-  console.log(report.failures === 0 ? `healthy: stack ${stackName}` : `${report.failures} check${report.failures === 1 ? "" : "s"} failed: stack ${stackName}`);
-  return report.failures === 0 ? 0 : 1;
+  return true;
 }
 
 /** buildctl's connection flags for the stack's BUILDKIT_HOST, the stack's settings, and the temporary files to remove. */
@@ -199,15 +317,13 @@ interface BuildctlClient {
  * CA: the stack's own (tlsCa, tlsClientCert, tlsClientKey from its secret
  * config) is written to a private temporary directory for buildctl.
  */
-async function buildctlClient(stack: Stack, buildkitHost: string, report: Report): Promise<BuildctlClient | undefined> {
+async function buildctlClient(target: DaemonTarget, buildkitHost: string, report: Report): Promise<BuildctlClient | undefined> {
   const none = { args: ["--addr", buildkitHost], cleanup: () => undefined };
   let settings: BuildkitSettings;
   try {
-    const config = await stack.getAllConfig();
-    const raw = Object.fromEntries(Object.entries(config).map(([key, entry]) => [key, entry.value]));
-    settings = parseSettings(raw, { stack: stack.name.slice(stack.name.lastIndexOf("/") + 1) });
+    settings = await target.settings();
   } catch (error) {
-    report.fail(`stack ${stack.name}: configuration: ${firstLine(error)}`, "fix the stack configuration (pulumi config), then pulumi up");
+    report.fail(`stack ${target.stackName}: configuration: ${firstLine(error)}`, "fix the stack configuration (pulumi config), then pulumi up");
     return undefined;
   }
   if (!buildkitHost.startsWith("tcp://") || !settings.tls) return { ...none, settings };
@@ -236,11 +352,11 @@ function checkDaemon(
   client: BuildctlClient,
   buildkitHost: string,
   report: Report,
-  context: { name: string; recreate: string; withLogs: () => string[] },
+  context: { name: string; recreate: string; withLogs: () => string[]; env: NodeJS.ProcessEnv },
 ): void {
-  const { name, recreate, withLogs } = context;
+  const { name, recreate, withLogs, env } = context;
   const tls = client.args.includes("--tlscert") ? " (client certificate from the stack's config)" : "";
-  const workers = runCommand("buildctl", [...client.args, "debug", "workers"], { timeoutMs: BUILDCTL_TIMEOUT_MS, env: engineEnv() });
+  const workers = runCommand("buildctl", [...client.args, "debug", "workers"], { timeoutMs: BUILDCTL_TIMEOUT_MS, env });
   const rows = workers.stdout.trim().split("\n").slice(1).filter((l) => l.trim() !== "");
   if (workers.code === 0 && rows.length > 0) {
     report.ok(`buildctl --addr ${buildkitHost} debug workers${tls}: ${rows.length} worker${rows.length === 1 ? "" : "s"} (${rows[0].split(/\s+/)[1] ?? "?"})`);
@@ -256,7 +372,7 @@ function checkDaemon(
     return;
   }
 
-  const du = runCommand("buildctl", [...client.args, "du"], { timeoutMs: BUILDCTL_TIMEOUT_MS, env: engineEnv() });
+  const du = runCommand("buildctl", [...client.args, "du"], { timeoutMs: BUILDCTL_TIMEOUT_MS, env });
   const total = /^Total:\s+(\S+)/m.exec(du.stdout)?.[1];
   const ceiling = client.settings?.cacheMaxUsedSpaceBytes;
   const limit = ceiling !== undefined ? `GC ceiling ${formatMib(ceiling)} (buildkit:cacheMaxUsedSpace)` : "no GC ceiling set: BuildKit's default applies";
@@ -275,18 +391,18 @@ function checkDaemon(
  * A container just (re)started reports "starting" until its healthcheck has
  * run; wait, bounded, for it to decide rather than report a false failure.
  */
-async function settledHealth(name: string, first: ContainerInfo): Promise<ContainerInfo> {
+async function settledHealth(name: string, first: ContainerInfo, env: NodeJS.ProcessEnv): Promise<ContainerInfo> {
   const deadline = Date.now() + HEALTH_SETTLE_MS;
   let info = first;
   while (info.State.Running && info.State.Health?.Status === "starting" && Date.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, 1000));
-    info = inspectContainer(name) ?? info;
+    info = inspectContainer(name, env) ?? info;
   }
   return info;
 }
 
-function logLines(name: string): string[] {
-  const logs = containerLogs(name, LOG_LINES);
+function logLines(name: string, env: NodeJS.ProcessEnv): string[] {
+  const logs = containerLogs(name, LOG_LINES, env);
   return [`last ${LOG_LINES} log lines of ${name}:`, ...(logs ? logs.split("\n").map((l) => `  ${l}`) : ["  (empty)"])];
 }
 

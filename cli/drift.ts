@@ -11,13 +11,35 @@
  * with the replacements the check named) and checks again. It never removes a
  * container the stack did not create.
  *
+ * On a fleet (`buildkit:hosts`) every host is checked, one line per host and
+ * drifted resource, each host's docker calls against its own engine. A host
+ * whose engine does not answer gets one line saying so, and the others are
+ * still previewed (`--exclude` the unreachable host's resources: a whole-stack
+ * preview fails at the first provider that cannot connect); `--heal` heals what
+ * drifted on the reachable hosts (`--target`: a pending roll waits for the
+ * dead host) and says which host it skipped.
+ *
  * Exit codes: 0 no drift (with --heal: clean after healing), 2 drift (or drift
  * left after --heal), 1 error (bad arguments, no such stack, engine
- * unreachable, preview or up failed).
+ * unreachable, preview or up failed). A fleet with an unreachable host exits 1
+ * even when the others drift (their drift is printed in full): the check is
+ * incomplete, and no `--heal` can start a stopped engine.
  */
 import type { EngineEvent, Stack, StepEventMetadata } from "@pulumi/pulumi/automation";
 
 import { COMMAND_TYPE, CONTAINER_TYPE, IMAGE_TYPE, NETWORK_TYPE, VOLUME_TYPE } from "../components/resource-types";
+import {
+  FleetHost,
+  HostEngine,
+  dockerCommandFor,
+  endpointOf,
+  fleetHostsOf,
+  hostOfUrn,
+  openHostEngine,
+  probeEngine,
+  unreachableExcludes,
+  unreachableLine,
+} from "./fleet-inspect";
 import {
   ContainerInfo,
   RecordedResource,
@@ -25,6 +47,7 @@ import {
   containerOwnership,
   describeLimits,
   docker,
+  engineEnv,
   engineStatus,
   firstLine,
   inspectContainer,
@@ -45,10 +68,13 @@ const USAGE = `usage: npm run drift -- --stack NAME [--cwd DIR] [--heal]
   Refreshes in memory (state is not written), previews, and reports what changed out of band.
   --cwd DIR  the Pulumi program's directory (default: this repository)
   --heal     then heal it: unpause, pulumi up --refresh with the replacements named, check again
-  exit codes: 0 no drift (--heal: clean afterwards), 2 drift (--heal: drift left), 1 error`;
+  A fleet: every host is checked; an unreachable host is named and skipped, the others still checked.
+  exit codes: 0 no drift (--heal: clean afterwards), 2 drift (--heal: drift left), 1 error
+  (a fleet with an unreachable host: 1, after printing what the other hosts show)`;
 
 const EXIT_CLEAN = 0;
 const EXIT_DRIFT = 2;
+const EXIT_ERROR = 1;
 
 const KIND: Record<string, string> = {
   [CONTAINER_TYPE]: "container",
@@ -59,7 +85,7 @@ const KIND: Record<string, string> = {
 };
 
 /** What one resource looks like after refresh and what `up` will do about it. */
-interface Drift {
+export interface Drift {
   urn: string;
   type: string;
   name: string;
@@ -82,6 +108,30 @@ interface Drift {
 const DELETED = "deleted out of band";
 const PAUSED = "paused out of band (docker pause: frozen, answers no client; the provider sees it running)";
 
+/**
+ * Where a resource's docker calls go and how lines about it read: the stack's
+ * one engine, or (on a fleet) the engine of the host the resource is on.
+ */
+export interface Scope {
+  envOf(urn: string): NodeJS.ProcessEnv;
+  /** Put before a line about the resource: "" for a single host, "host NAME: " on a fleet. */
+  labelOf(urn: string): string;
+  /** A docker command line for the resource's engine, as a user pastes it. */
+  dockerLine(urn: string, args: string[]): string;
+  /** The fleet host a resource is on; undefined for a single host (or outside every host). */
+  hostOf(urn: string): string | undefined;
+  /** A fleet host is unreachable: no pulumi run may touch it (see {@link healPlan}). */
+  partial: boolean;
+}
+
+const SINGLE_HOST: Scope = {
+  envOf: () => engineEnv(),
+  labelOf: () => "",
+  dockerLine: (_urn, args) => `docker ${args.map(shellQuote).join(" ")}`,
+  hostOf: () => undefined,
+  partial: false,
+};
+
 /** Steps that describe a change; the others repeat them (replacement halves) or are no-ops. */
 const PLANNED_OPS = new Set(["create", "update", "replace", "delete", "import"]);
 /** A replacement's reasons are on its halves: `replace` carries the diff, `create-replacement` what forced it. */
@@ -92,7 +142,9 @@ async function main(): Promise<number> {
   if (!options.stack) throw new UsageError(`--stack NAME is required\n${USAGE}`);
   const stack = await openStack(options.stack, options.cwd);
 
-  const found = await check(stack);
+  const state = await readState(stack);
+  if (fleetHostsOf(state)) return fleetMain(stack, state, options.cwd, options.heal);
+  const found = await check(stack, state);
   if (found.drifts.length === 0) {
     printClean(stack.name, found.state);
     return EXIT_CLEAN;
@@ -112,9 +164,9 @@ async function main(): Promise<number> {
   return EXIT_DRIFT;
 }
 
-/** One drift check: the recorded state, and what differs from it now. */
-async function check(stack: Stack): Promise<{ state: RecordedResource[]; drifts: Drift[] }> {
-  const state = await readState(stack);
+/** One drift check: the recorded state (read now unless given), and what differs from it now. */
+async function check(stack: Stack, known?: RecordedResource[]): Promise<{ state: RecordedResource[]; drifts: Drift[] }> {
+  const state = known ?? (await readState(stack));
   useDockerHostOf(state);
   const engine = engineStatus();
   if (!engine.ok) throw new UsageError(`the Docker engine does not answer (${engine.reason}); start it: bash scripts/provision.sh`);
@@ -150,39 +202,224 @@ function printDrift(drifts: Drift[], stackName: string, workDir: string): void {
   for (const line of fixes(drifts, stackName, workDir)) console.log(`  ${line}`);
 }
 
+/** What one check of a fleet found. */
+export interface FleetFound {
+  /** The hosts in roll order, as the state records them. */
+  hosts: FleetHost[];
+  state: RecordedResource[];
+  /** Hosts whose engine did not answer, with why: not previewed, not inspected. */
+  unreachable: Map<string, string>;
+  /** Drift on the hosts that answered. */
+  drifts: Drift[];
+  scope: Scope;
+}
+
+/**
+ * Every host of a fleet: each engine probed first (bounded, all at once),
+ * then one preview of what the reachable hosts hold, then our own container
+ * checks per host against that host's engine.
+ */
+async function fleetMain(stack: Stack, state: RecordedResource[], workDir: string, healing: boolean): Promise<number> {
+  const opened: HostEngine[] = [];
+  try {
+    const found = await checkFleet(stack, state, opened);
+    printFleet(fleetReport(found, stack.name, workDir));
+    if (healing) {
+      for (const [name, reason] of found.unreachable) console.log(`heal: host ${name} skipped: unreachable (${reason})`);
+    }
+    if (!healing || found.drifts.length === 0) return fleetExitCode(found);
+
+    if (!(await heal(stack, found.drifts, found.scope))) return found.unreachable.size > 0 ? EXIT_ERROR : EXIT_DRIFT;
+    const after = await checkFleet(stack, await readState(stack), opened);
+    // A roll that waits for the dead host is not drift that --heal failed to heal.
+    const leftToHeal = after.drifts.filter((d) => !healPlan(after.drifts, after.scope).deferred.includes(d));
+    if (leftToHeal.length === 0) {
+      const skipped = [...after.unreachable.keys()];
+      console.log(`healed: stack ${stack.name}${skipped.length > 0 ? ` on the hosts that answer (skipped: ${skipped.join(", ")})` : ""}`);
+    } else {
+      console.log("still drifting after --heal:");
+    }
+    printFleet(fleetReport(after, stack.name, workDir));
+    return fleetExitCode(after);
+  } finally {
+    for (const engine of opened) engine.cleanup();
+  }
+}
+
+async function checkFleet(stack: Stack, state: RecordedResource[], opened: HostEngine[]): Promise<FleetFound> {
+  const hosts = fleetHostsOf(state) ?? [];
+  const engines = new Map<string, HostEngine>();
+  for (const host of hosts) {
+    const engine = openHostEngine(host);
+    opened.push(engine);
+    engines.set(host.name, engine);
+  }
+  const probes = await Promise.all(hosts.map((host) => probeEngine(engines.get(host.name)!.env)));
+  const unreachable = new Map<string, string>();
+  probes.forEach((probe, index) => {
+    if (!probe.ok) unreachable.set(hosts[index].name, probe.reason);
+  });
+  const exclude = unreachableExcludes(hosts, new Set(unreachable.keys()));
+  const scope = fleetScope(hosts, engines, unreachable.size > 0);
+  if (hosts.length > 0 && unreachable.size === hosts.length) return { hosts, state, unreachable, drifts: [], scope };
+
+  const events: EngineEvent[] = [];
+  try {
+    await stack.preview({ refresh: true, ...(exclude ? { exclude } : {}), onEvent: (event) => events.push(event) });
+  } catch (error) {
+    throw new UsageError(`preview --refresh of stack ${stack.name} failed: ${reportedError(events) ?? firstLine(error)}`);
+  }
+  const checked = exclude ? state.filter((r) => !exclude.includes(r.urn)) : state;
+  return { hosts, state, unreachable, drifts: analyse(events, checked, scope), scope };
+}
+
+/** Each resource's docker calls and lines go to the host it is on; anything outside every host, to this process's engine. */
+export function fleetScope(hosts: FleetHost[], engines: Map<string, HostEngine>, partial: boolean): Scope {
+  return {
+    envOf: (urn) => {
+      const host = hostOfUrn(hosts, urn);
+      return (host && engines.get(host.name)?.env) || engineEnv();
+    },
+    labelOf: (urn) => {
+      const host = hostOfUrn(hosts, urn);
+      return host ? `host ${host.name}: ` : "";
+    },
+    dockerLine: (urn, args) => {
+      const host = hostOfUrn(hosts, urn);
+      return host ? dockerCommandFor(host, args) : SINGLE_HOST.dockerLine(urn, args);
+    },
+    hostOf: (urn) => hostOfUrn(hosts, urn)?.name,
+    partial,
+  };
+}
+
+/**
+ * 0 clean, 2 drift, 1 when a host could not be checked: an unreachable engine
+ * is an error for a single host too, the fleet's state there is unknown, and
+ * `--heal` cannot start an engine. Drift on the others is printed either way.
+ */
+export function fleetExitCode(found: Pick<FleetFound, "unreachable" | "drifts">): number {
+  if (found.unreachable.size > 0) return EXIT_ERROR;
+  return found.drifts.length > 0 ? EXIT_DRIFT : EXIT_CLEAN;
+}
+
+function printFleet(lines: string[]): void {
+  for (const line of lines) console.log(line);
+}
+
+/**
+ * The fleet's report: a summary line, then one line per host and drifted
+ * resource in roll order (a clean host and an unreachable one get one line
+ * each), then the fixes.
+ */
+export function fleetReport(found: FleetFound, stackName: string, workDir: string): string[] {
+  const { hosts, state, unreachable, drifts, scope } = found;
+  const containersOn = (host: FleetHost) => state.filter((r) => r.type === CONTAINER_TYPE && host.urns.includes(r.urn)).length;
+  const plural = (count: number, word: string) => `${count} ${word}${count === 1 ? "" : "s"}`;
+  const lines: string[] = [];
+  const notChecked = unreachable.size > 0 ? `${unreachable.size} of ${plural(hosts.length, "host")} unreachable, not checked` : "";
+  if (drifts.length > 0) {
+    lines.push(`drift in stack ${stackName}${notChecked ? ` (${notChecked})` : ""}:`);
+  } else if (unreachable.size > 0 && unreachable.size === hosts.length) {
+    lines.push(`nothing checked: no host of stack ${stackName} answers (${notChecked})`);
+  } else if (notChecked) {
+    lines.push(`no drift on the hosts that answer, but ${notChecked}: stack ${stackName}`);
+  } else {
+    const containers = hosts.reduce((sum, host) => sum + containersOn(host), 0);
+    lines.push(
+      `no drift: stack ${stackName} matches the engines of all ${plural(hosts.length, "host")} (refresh + preview show no changes; ` +
+        `state, uploaded files and networks of ${plural(containers, "container")} checked)`,
+    );
+  }
+  for (const host of hosts) {
+    const reason = unreachable.get(host.name);
+    if (reason !== undefined) {
+      lines.push(`  ${unreachableLine(host, reason)}; not checked`);
+      continue;
+    }
+    const own = drifts.filter((d) => hostOfUrn(hosts, d.urn) === host);
+    if (own.length === 0) lines.push(`  host ${host.name}: no drift (${plural(containersOn(host), "container")} checked)`);
+    for (const drift of own) lines.push(`  host ${host.name}: ${describe(drift)}`);
+  }
+  for (const drift of drifts.filter((d) => !hostOfUrn(hosts, d.urn))) lines.push(`  ${describe(drift)}`);
+
+  if (drifts.length === 0 && unreachable.size === 0) return lines;
+  const plan = healPlan(drifts, scope);
+  const healable = drifts.filter((d) => d.paused || d.foreign || (plan.up.includes(d) && needsUp(d)));
+  lines.push(healable.length > 0 ? "fix (or run: npm run drift -- --heal):" : "fix:");
+  if (drifts.length > 0) lines.push(...fixes(drifts, stackName, workDir, scope).map((line) => `  ${line}`));
+  const waiting = [...new Set(plan.deferred.map((d) => scope.hostOf(d.urn)).filter((h): h is string => h !== undefined))];
+  for (const host of waiting) lines.push(`  host ${host}: its pending change waits until every host answers; pulumi up then resumes the roll in order`);
+  for (const host of hosts.filter((h) => unreachable.has(h.name))) {
+    lines.push(
+      `  host ${host.name}: make its engine answer at ${endpointOf(host)} (start dockerd there, or repair the ssh or TLS connection), ` +
+        `then run npm run drift -- --stack ${shellQuote(stackName)} again${healable.length > 0 ? "; --heal skips it until then" : ""}`,
+    );
+  }
+  return lines;
+}
+
 /**
  * Runs the fix: `docker unpause` for paused containers, then one `pulumi up
  * --refresh` with every replacement the check asked for. A container under the
  * stack's name that the stack did not create may be someone's: it is left
  * alone and the heal stops (false).
  */
-async function heal(stack: Stack, drifts: Drift[]): Promise<boolean> {
+async function heal(stack: Stack, drifts: Drift[], scope: Scope = SINGLE_HOST): Promise<boolean> {
   const foreign = drifts.filter((d) => d.foreign);
   if (foreign.length > 0) {
     for (const drift of foreign) {
       console.log(
-        `heal: not removing container ${drift.name} (id ${shortId(drift.foreign!.Id)}): this stack did not create it; ` +
-          `remove it yourself (docker rm -f ${shellQuote(drift.name)}) and run --heal again`,
+        `heal: ${scope.labelOf(drift.urn)}not removing container ${drift.name} (id ${shortId(drift.foreign!.Id)}): this stack did not create it; ` +
+          `remove it yourself (${scope.dockerLine(drift.urn, ["rm", "-f", drift.name])}) and run --heal again`,
       );
     }
     return false;
   }
+  const plan = healPlan(drifts, scope);
+  for (const drift of plan.deferred) console.log(`heal: ${scope.labelOf(drift.urn)}left until every host answers (the roll resumes then): ${describe(drift)}`);
   for (const drift of drifts.filter((d) => d.paused)) {
-    console.log(`heal: docker unpause ${shellQuote(drift.name)}`);
-    const unpaused = docker(["unpause", drift.name]);
+    console.log(`heal: ${scope.labelOf(drift.urn)}docker unpause ${shellQuote(drift.name)}`);
+    const unpaused = docker(["unpause", drift.name], scope.envOf(drift.urn));
     if (unpaused.code !== 0) throw new UsageError(`docker unpause ${drift.name} failed: ${firstLine(unpaused.stderr)}`);
   }
-  if (!drifts.some(needsUp)) return true;
+  if (!plan.up.some(needsUp)) return true;
 
-  const replace = drifts.filter((d) => d.needsReplace).map((d) => d.urn);
-  console.log(`heal: pulumi up --refresh${replace.map((urn) => ` --replace ${shellQuote(urn)}`).join("")} --stack ${shellQuote(stack.name)}`);
+  const replace = plan.up.filter((d) => d.needsReplace).map((d) => d.urn);
+  console.log(
+    `heal: pulumi up --refresh${replace.map((urn) => ` --replace ${shellQuote(urn)}`).join("")}` +
+      `${(plan.target ?? []).map((urn) => ` --target ${shellQuote(urn)}`).join("")} --stack ${shellQuote(stack.name)}`,
+  );
   const events: EngineEvent[] = [];
   try {
-    await stack.up({ refresh: true, replace, onOutput: (out) => process.stdout.write(out), onEvent: (event) => events.push(event) });
+    await stack.up({
+      refresh: true,
+      replace,
+      ...(plan.target ? { target: plan.target } : {}),
+      onOutput: (out) => process.stdout.write(out),
+      onEvent: (event) => events.push(event),
+    });
   } catch (error) {
     throw new UsageError(`pulumi up of stack ${stack.name} failed: ${reportedError(events) ?? firstLine(error)}`);
   }
   return true;
+}
+
+/**
+ * What a heal's `pulumi up` may touch. With every host answering: the whole
+ * stack, as for a single host. With a fleet host unreachable, a whole-stack up
+ * fails on it, and one that only left it out would also roll the hosts after
+ * it through a pending change while it is down (two hosts out at once): so
+ * only what changed out of band is targeted, with the smoke test of its host,
+ * and pending program changes wait (`deferred`) until every host answers.
+ */
+export function healPlan(drifts: Drift[], scope: Scope): { target?: string[]; up: Drift[]; deferred: Drift[] } {
+  if (!scope.partial) return { up: drifts, deferred: [] };
+  // A pause is healed by `docker unpause` alone: a paused container's planned step is the program's, and waits.
+  const outOfBand = (d: Drift) => d.changes.some((c) => c !== PAUSED) || Boolean(d.needsReplace) || Boolean(d.foreign);
+  const hostsHealed = new Set(drifts.filter(outOfBand).map((d) => scope.hostOf(d.urn)));
+  const up = drifts.filter((d) => outOfBand(d) || (d.type === COMMAND_TYPE && hostsHealed.has(scope.hostOf(d.urn))));
+  return { target: up.map((d) => d.urn), up, deferred: drifts.filter((d) => !up.includes(d) && needsUp(d)) };
 }
 
 /** Whether pulumi has to act: anything but a pause, which unpausing alone heals. */
@@ -191,7 +428,7 @@ function needsUp(drift: Drift): boolean {
 }
 
 /** Joins refresh steps, planned steps and our own container checks into one entry per resource. */
-function analyse(events: EngineEvent[], state: RecordedResource[]): Drift[] {
+function analyse(events: EngineEvent[], state: RecordedResource[], scope: Scope = SINGLE_HOST): Drift[] {
   const byUrn = new Map<string, Drift>();
   const recorded = new Map(state.map((r) => [r.urn, r]));
   const entry = (meta: StepEventMetadata): Drift => {
@@ -211,7 +448,7 @@ function analyse(events: EngineEvent[], state: RecordedResource[]): Drift[] {
       if (!refreshed.new) {
         entry(refreshed).changes.push(DELETED);
       } else {
-        const changed = refreshChanges(refreshed);
+        const changed = refreshChanges(refreshed, scope.envOf(refreshed.urn));
         if (changed.length > 0) entry(refreshed).changes.push(...changed);
       }
     }
@@ -225,7 +462,7 @@ function analyse(events: EngineEvent[], state: RecordedResource[]): Drift[] {
       drift.dependent = planned.op === "replace" && !planned.diffs?.length;
       if (planned.op === "create" && planned.type === CONTAINER_TYPE) {
         const name = String(planned.new?.inputs.name ?? drift.name);
-        const ownership = containerOwnership(name, recorded.get(planned.urn)?.id);
+        const ownership = containerOwnership(name, recorded.get(planned.urn)?.id, scope.envOf(planned.urn));
         // Refresh saw the stack's container gone; one under the same name is a hand-made replacement.
         if (ownership.kind !== "missing") drift.foreign = ownership.info;
       }
@@ -233,12 +470,14 @@ function analyse(events: EngineEvent[], state: RecordedResource[]): Drift[] {
   }
 
   for (const container of state.filter((r) => r.type === CONTAINER_TYPE)) {
-    // Only a container that survives the update can keep a hand-edited file or a lost network.
     const op = byUrn.get(container.urn)?.op;
-    if (op !== undefined && op !== "update") continue;
-    const ownership = containerOwnership(recordedName(container), container.id);
+    const survives = op === undefined || op === "update";
+    const env = scope.envOf(container.urn);
+    const ownership = containerOwnership(recordedName(container), container.id, env);
     if (ownership.kind !== "ours") continue;
-    const findings = invisibleDrift(container, ownership.info);
+    // Only a container that survives the update can keep a hand-edited file or a lost network. A pause matters
+    // either way: with a fleet host down, a pending replacement waits, and the frozen daemon with it.
+    const findings = survives ? invisibleDrift(container, ownership.info, env) : [];
     const paused = ownership.info.State.Paused;
     if (findings.length === 0 && !paused) continue;
     const drift = byUrn.get(container.urn) ?? { urn: container.urn, type: container.type, name: recordedName(container), changes: [], keys: new Set<string>() };
@@ -261,13 +500,13 @@ function analyse(events: EngineEvent[], state: RecordedResource[]): Drift[] {
 }
 
 /** Property changes refresh found on a resource that still exists. */
-function refreshChanges(meta: StepEventMetadata): string[] {
+function refreshChanges(meta: StepEventMetadata, env: NodeJS.ProcessEnv): string[] {
   const keys = [...new Set(Object.keys(meta.detailedDiff ?? {}).map((k) => k.split(/[.[]/)[0]))];
   const before = meta.old?.outputs ?? {};
   const after = meta.new?.outputs ?? {};
   if (meta.type === CONTAINER_TYPE && keys.includes("mustRun") && after.mustRun === false) {
     const rest = keys.filter((k) => k !== "mustRun").map((k) => describeValueChange(k, before[k], after[k]));
-    const live = inspectContainer(String(after.name ?? ""));
+    const live = inspectContainer(String(after.name ?? ""), env);
     const how = live ? ` (${live.State.Status}, exit code ${live.State.ExitCode}${live.State.OOMKilled ? ", killed: out of memory" : ""})` : "";
     return [`stopped out of band${how}`, ...rest];
   }
@@ -350,20 +589,22 @@ function describe(drift: Drift): string {
 }
 
 /** The commands that heal what was found, in the order to run them. */
-function fixes(drifts: Drift[], stackName: string, workDir: string): string[] {
+function fixes(drifts: Drift[], stackName: string, workDir: string, scope: Scope = SINGLE_HOST): string[] {
   const lines: string[] = [];
   const foreign = drifts.filter((d) => d.foreign);
   for (const drift of foreign) {
     lines.push(
-      `container ${drift.name} exists but was not created by this stack (id ${shortId(drift.foreign!.Id)}); ` +
-        `remove it with \`docker rm -f ${shellQuote(drift.name)}\`, then run pulumi up --refresh`,
+      `${scope.labelOf(drift.urn)}container ${drift.name} exists but was not created by this stack (id ${shortId(drift.foreign!.Id)}); ` +
+        `remove it with \`${scope.dockerLine(drift.urn, ["rm", "-f", drift.name])}\`, then run pulumi up --refresh`,
     );
   }
-  for (const drift of drifts.filter((d) => d.paused)) lines.push(`docker unpause ${shellQuote(drift.name)}`);
-  if (!drifts.some(needsUp)) return lines;
-  const replace = drifts.filter((d) => d.needsReplace).flatMap((d) => ["--replace", shellQuote(d.urn)]);
-  const providerVisible = drifts.some((d) => !d.needsReplace || d.op !== undefined);
-  const upArgs = ["up", ...(providerVisible ? ["--refresh"] : []), ...replace];
+  for (const drift of drifts.filter((d) => d.paused)) lines.push(scope.dockerLine(drift.urn, ["unpause", drift.name]));
+  const plan = healPlan(drifts, scope);
+  if (!plan.up.some(needsUp)) return lines;
+  const replace = plan.up.filter((d) => d.needsReplace).flatMap((d) => ["--replace", shellQuote(d.urn)]);
+  const providerVisible = plan.up.some((d) => !d.needsReplace || d.op !== undefined);
+  const target = (plan.target ?? []).flatMap((urn) => ["--target", shellQuote(urn)]);
+  const upArgs = ["up", ...(providerVisible ? ["--refresh"] : []), ...replace, ...target];
   lines.push(pulumiCommand(stackName, workDir, upArgs));
   return lines;
 }

@@ -81,6 +81,10 @@ export interface RecordedResource {
   id?: string;
   inputs: Record<string, unknown>;
   outputs: Record<string, unknown>;
+  /** URN of the resource it was declared under (a component), if any. */
+  parent?: string;
+  /** `URN::id` of the explicit provider it goes through, if any. */
+  provider?: string;
   /** Uploaded files whose content is a secret in the state (TLS keys): compared, never shown. */
   secretFiles: Set<string>;
 }
@@ -95,6 +99,8 @@ export async function readState(stack: Stack): Promise<RecordedResource[]> {
     id: typeof r.id === "string" && r.id !== "" ? r.id : undefined,
     inputs: unwrapSecrets(r.inputs ?? {}) as Record<string, unknown>,
     outputs: unwrapSecrets(r.outputs ?? {}) as Record<string, unknown>,
+    parent: typeof r.parent === "string" && r.parent !== "" ? r.parent : undefined,
+    provider: typeof r.provider === "string" && r.provider !== "" ? r.provider : undefined,
     secretFiles: secretUploadFiles(r.outputs),
   }));
 }
@@ -180,13 +186,17 @@ export function urnName(urn: string): string {
   return urn.slice(urn.lastIndexOf("::") + 2);
 }
 
-export function docker(args: string[]): CommandResult {
-  return runCommand("docker", args, { env: engineEnv() });
+/**
+ * The docker CLI against the stack's engine, or against `env`'s (a fleet
+ * host's DOCKER_HOST and TLS files, see cli/fleet-inspect.ts).
+ */
+export function docker(args: string[], env: NodeJS.ProcessEnv = engineEnv()): CommandResult {
+  return runCommand("docker", args, { env });
 }
 
 /** `docker info` answers: the engine is up and this user may talk to it. */
-export function engineStatus(): { ok: true; version: string } | { ok: false; reason: string } {
-  const info = docker(["info", "--format", "{{.ServerVersion}}"]);
+export function engineStatus(env: NodeJS.ProcessEnv = engineEnv()): { ok: true; version: string } | { ok: false; reason: string } {
+  const info = docker(["info", "--format", "{{.ServerVersion}}"], env);
   if (info.code === 0 && info.stdout.trim() !== "") return { ok: true, version: info.stdout.trim() };
   return { ok: false, reason: firstLine(info.stderr || info.stdout) || `docker info exited ${info.code}` };
 }
@@ -213,8 +223,8 @@ export interface ContainerInfo {
 }
 
 /** `docker inspect` of a container by name or id; undefined when there is none. */
-export function inspectContainer(nameOrId: string): ContainerInfo | undefined {
-  const result = docker(["container", "inspect", nameOrId]);
+export function inspectContainer(nameOrId: string, env: NodeJS.ProcessEnv = engineEnv()): ContainerInfo | undefined {
+  const result = docker(["container", "inspect", nameOrId], env);
   if (result.code !== 0) return undefined;
   return (JSON.parse(result.stdout) as ContainerInfo[])[0];
 }
@@ -229,8 +239,8 @@ export type ContainerOwnership =
  * container replaced by hand keeps the name but not the id; `pulumi up` would
  * then fail on the name, after refresh has already forgotten the old one.
  */
-export function containerOwnership(name: string, recordedId: string | undefined): ContainerOwnership {
-  const info = inspectContainer(name);
+export function containerOwnership(name: string, recordedId: string | undefined, env: NodeJS.ProcessEnv = engineEnv()): ContainerOwnership {
+  const info = inspectContainer(name, env);
   if (!info) return { kind: "missing" };
   return info.Id === recordedId ? { kind: "ours", info } : { kind: "foreign", info };
 }
@@ -251,8 +261,8 @@ export function shortId(id: string | undefined): string {
 }
 
 /** The last lines of a container's log, both streams, as `docker logs` prints them. */
-export function containerLogs(name: string, lines: number): string {
-  const result = docker(["logs", "--tail", String(lines), name]);
+export function containerLogs(name: string, lines: number, env: NodeJS.ProcessEnv = engineEnv()): string {
+  const result = docker(["logs", "--tail", String(lines), name], env);
   return (result.stdout + result.stderr).trimEnd();
 }
 
@@ -260,8 +270,8 @@ export function containerLogs(name: string, lines: number): string {
  * A file's bytes inside a container, running or not (`docker cp` works on
  * stopped containers where `docker exec cat` does not). Undefined when absent.
  */
-export function readContainerFile(container: string, file: string): Buffer | undefined {
-  const result = spawnSync("docker", ["cp", `${container}:${file}`, "-"], { maxBuffer: 64 * 1024 * 1024, env: engineEnv() });
+export function readContainerFile(container: string, file: string, env: NodeJS.ProcessEnv = engineEnv()): Buffer | undefined {
+  const result = spawnSync("docker", ["cp", `${container}:${file}`, "-"], { maxBuffer: 64 * 1024 * 1024, env });
   if (result.status !== 0 || !result.stdout) return undefined;
   return firstRegularFileInTar(result.stdout);
 }
@@ -317,10 +327,10 @@ export function recordedNetworks(container: RecordedResource): string[] {
  * reads uploaded files back, and it does not notice a container detached from
  * its network. Each finding is one sentence; empty when the container matches.
  */
-export function invisibleDrift(container: RecordedResource, info: ContainerInfo): string[] {
+export function invisibleDrift(container: RecordedResource, info: ContainerInfo, env: NodeJS.ProcessEnv = engineEnv()): string[] {
   const findings: string[] = [];
   for (const upload of recordedUploads(container)) {
-    const live = readContainerFile(info.Id, upload.file);
+    const live = readContainerFile(info.Id, upload.file, env);
     if (!live) {
       findings.push(`${upload.file} was removed inside the container`);
     } else if (!live.equals(upload.content)) {

@@ -4,7 +4,8 @@
  * tcp:// with Docker's own TLS (scripts/fleet-test-hosts.sh starts both, each
  * with its own data root, socket and bridge). What a platform team does:
  * deploy, build through every host, route a repository, roll an upgrade host by
- * host while builds keep being served, lose a host mid-roll, heal, tear down.
+ * host while builds keep being served, lose a host mid-roll, see `npm run drift`
+ * and `npm run doctor` name it while still checking the others, heal, tear down.
  */
 import { execFile } from "child_process";
 import * as fs from "fs";
@@ -13,7 +14,7 @@ import * as path from "path";
 
 import { EngineEvent, OpType } from "@pulumi/pulumi/automation";
 
-import { createTestStack, DEPLOY_TIMEOUT_MS, mustRun, repoRoot, run, TestStack, writeBuildContext } from "./harness";
+import { CommandResult, createTestStack, DEPLOY_TIMEOUT_MS, mustRun, repoRoot, run, TestStack, writeBuildContext } from "./harness";
 
 jest.setTimeout(DEPLOY_TIMEOUT_MS);
 
@@ -78,20 +79,11 @@ describe("a fleet of three Docker hosts: local, ssh:// and tcp:// with TLS", () 
       restartPolicy: "unless-stopped",
     });
     // The host list the way the README says to write it: structured config, TLS files as secrets.
-    const tlsFile = (file: string) => fs.readFileSync(path.join(hostEnv.FLEET_TLS_CERT_DIR, file), "utf8");
     const hosts: [HostName, Record<string, { value: string; secret?: boolean }>][] = [
       // A per-host override, and the mirror through an address that does not depend on docker0.
       ["local", { extraHosts: { value: JSON.stringify([`host.docker.internal:${hostEnv.FLEET_HOST_ADDRESS}`]) } }],
       ["ssh-1", { dockerHost: { value: hostEnv.FLEET_SSH_DOCKER_HOST } }],
-      [
-        "tls-1",
-        {
-          dockerHost: { value: hostEnv.FLEET_TLS_DOCKER_HOST },
-          dockerTlsCa: { value: tlsFile("ca.pem"), secret: true },
-          dockerTlsCert: { value: tlsFile("cert.pem"), secret: true },
-          dockerTlsKey: { value: tlsFile("key.pem"), secret: true },
-        },
-      ],
+      ["tls-1", { dockerHost: { value: hostEnv.FLEET_TLS_DOCKER_HOST } }],
     ];
     const config: Record<string, { value: string; secret?: boolean }> = {};
     hosts.forEach(([name, fields], index) => {
@@ -100,6 +92,11 @@ describe("a fleet of three Docker hosts: local, ssh:// and tcp:// with TLS", () 
       for (const [field, value] of Object.entries(fields)) config[`buildkit:hosts[${index}].${field}`] = value;
     });
     await testStack.stack.setAllConfig(config, true);
+    // The TLS files with the README's own commands (a PEM starts with "-----": without `--` the CLI takes it for a flag).
+    for (const [field, file] of [["dockerTlsCa", "ca.pem"], ["dockerTlsCert", "cert.pem"], ["dockerTlsKey", "key.pem"]]) {
+      const pem = path.join(hostEnv.FLEET_TLS_CERT_DIR, file);
+      mustRun("sh", ["-c", `pulumi config set --stack fleet --secret --path 'buildkit:hosts[2].${field}' -- "$(cat '${pem}')"`], { cwd: testStack.workDir, env: testStack.env });
+    }
   });
 
   afterAll(async () => {
@@ -112,6 +109,21 @@ describe("a fleet of three Docker hosts: local, ssh:// and tcp:// with TLS", () 
       run("bash", [HOST_SCRIPT, "down"]);
     }
   });
+
+  /** Seconds each `npm run drift`/`doctor` took, printed once: what these checks cost on a fleet. */
+  const cliSeconds: string[] = [];
+  /** `npm run drift` / `npm run doctor` as a user types them, against this test's stack. */
+  const cli = (script: "drift" | "doctor", ...extra: string[]) => {
+    const started = Date.now();
+    const result = run("npm", ["run", "-s", script, "--", "--stack", "fleet", "--cwd", testStack.workDir, ...extra], { cwd: repoRoot, env: testStack.env });
+    cliSeconds.push(`${[script, ...extra].join(" ")} ${(Date.now() - started) / 1000}s`);
+    return result;
+  };
+  /** The exit code, showing what the command printed when it is not the expected one. */
+  const expectExit = (result: CommandResult, code: number) => {
+    if (result.code !== code) throw new Error(`expected exit ${code}, got ${result.code}\nstdout:\n${result.stdout}\nstderr:\n${result.stderr}`);
+  };
+  const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
   /** `buildctl debug workers` against one host, as a client would: true when the daemon answers with a worker. */
   function probe(host: HostName): Promise<boolean> {
@@ -277,6 +289,48 @@ describe("a fleet of three Docker hosts: local, ssh:// and tcp:// with TLS", () 
     expect(imageOf("tls-1")).toBe(`moby/buildkit:${CURRENT}`);
   });
 
+  it("drift and doctor name the dead host and still check the others; --heal heals what drifted there, and the stopped roll waits", () => {
+    const tlsBefore = idOf("tls-1");
+    // Out-of-band drift on a host that answers, while ssh-1 is still down.
+    docker("local", ["stop", containerOf("local")]);
+    const dead = `host ssh-1: unreachable: the Docker engine at ${escape(hostEnv.FLEET_SSH_DOCKER_HOST)} does not answer \\(.+\\)`;
+
+    const drift = cli("drift");
+    expectExit(drift, 1);
+    expect(drift.stdout).toMatch(/^drift in stack fleet \(1 of 3 hosts unreachable, not checked\):$/m);
+    expect(drift.stdout).toMatch(new RegExp(`^  ${dead}; not checked$`, "m"));
+    expect(drift.stdout).toMatch(new RegExp(`^  host local: container ${containerOf("local")}: stopped out of band .*→ will be started$`, "m"));
+    // The roll that stopped at ssh-1 is still pending on the host after it: shown, not hidden.
+    expect(drift.stdout).toMatch(new RegExp(`^  host tls-1: container ${containerOf("tls-1")}: differs from the program .*→ will be replaced \\(image\\)$`, "m"));
+
+    const doctor = cli("doctor");
+    expectExit(doctor, 1);
+    expect(doctor.stdout).toMatch(new RegExp(`^FAIL  host ssh-1: engine: unreachable at ${escape(hostEnv.FLEET_SSH_DOCKER_HOST)}: .+$`, "m"));
+    expect(doctor.stdout).toMatch(new RegExp(`^FAIL  host local: container ${containerOf("local")}: not running`, "m"));
+    expect(doctor.stdout).toMatch(new RegExp(`^ok    host tls-1: buildctl --addr docker-container://${containerOf("tls-1")} debug workers: 1 worker`, "m"));
+    // One line per host at the end.
+    const summary = doctor.stdout.slice(doctor.stdout.indexOf("hosts of stack fleet:"));
+    expect(summary.split("\n").filter((line) => /^(ok|FAIL) +host /.test(line))).toEqual([
+      expect.stringMatching(/^FAIL  host local: \d+ checks? failed$/),
+      `FAIL  host ssh-1: unreachable at ${hostEnv.FLEET_SSH_DOCKER_HOST}`,
+      "ok    host tls-1: healthy",
+    ]);
+    expect(doctor.stdout).toMatch(/^2 of 3 hosts failed: stack fleet$/m);
+
+    // And a pause on the TLS host, behind the stopped roll: unpausing it must not roll it.
+    docker("tls-1", ["pause", containerOf("tls-1")]);
+    const heal = cli("drift", "--heal");
+    expectExit(heal, 1);
+    expect(heal.stdout).toMatch(/^heal: host ssh-1 skipped: unreachable \(.+\)$/m);
+    expect(heal.stdout).toMatch(new RegExp(`^heal: host tls-1: docker unpause ${containerOf("tls-1")}$`, "m"));
+    expect(heal.stdout).toMatch(new RegExp(`^heal: pulumi up --refresh --target '[^']+::buildkit-local-daemon' --stack fleet$`, "m"));
+    expect(heal.stdout).toMatch(/^healed: stack fleet on the hosts that answer \(skipped: ssh-1\)$/m);
+    expect(docker("local", ["inspect", "-f", "{{.State.Running}}", containerOf("local")]).trim()).toBe("true");
+    expect(docker("tls-1", ["inspect", "-f", "{{.State.Paused}}", containerOf("tls-1")]).trim()).toBe("false");
+    // The heal did not push the roll past the dead host: tls-1 keeps its container until ssh-1 is back.
+    expect(idOf("tls-1")).toBe(tlsBefore);
+  });
+
   it("heals: with the engine back, the roll resumes where it stopped and ends clean", async () => {
     mustRun("bash", [HOST_SCRIPT, "start", "ssh"]);
     const result = await testStack.stack.up({ ...quiet, refresh: true });
@@ -285,6 +339,13 @@ describe("a fleet of three Docker hosts: local, ssh:// and tcp:// with TLS", () 
       expect(imageOf(host)).toBe(`moby/buildkit:${PREVIOUS}`);
     }
     expect(changes((await testStack.stack.preview(quiet)).changeSummary)).toEqual({});
+    const drift = cli("drift");
+    expectExit(drift, 0);
+    expect(drift.stdout.trim().split("\n")).toEqual([
+      expect.stringMatching(/^no drift: stack fleet matches the engines of all 3 hosts \(/),
+      ...HOSTS.map((host) => `  host ${host}: no drift (1 container checked)`),
+    ]);
+    console.log(`fleet drift and doctor runs: ${cliSeconds.join(", ")}`);
     // Stopping and starting a host engine (it has address pools of its own) leaves the Debian engine's default
     // bridge on this machine alone: dockerd deletes it on such a restart unless live-restore is on.
     const defaultBridge = mustRun("docker", ["-H", "unix:///var/run/docker.sock", "network", "inspect", "bridge", "-f", '{{index .Options "com.docker.network.bridge.name"}}']).trim();
