@@ -5,7 +5,7 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { stringify as toToml } from "smol-toml";
 
-import { BuildkitSettings, LABEL_PREFIX, providerCpus } from "./config";
+import { BuildkitSettings, CONFIG_NAMESPACE, LABEL_PREFIX, providerCpus, TagRegistry } from "./config";
 import { apiAtLeast, START_INTERVAL_MIN_API } from "./engine";
 import type { DockerTlsMaterial } from "./fleet-config";
 
@@ -107,10 +107,13 @@ export class BuildkitStack extends pulumi.ComponentResource {
       },
     );
 
+    // Following the tag: the image is pulled, and the container run, by the digest the tag
+    // points at now, so a new image behind the same tag is a replacement in preview and drift.
+    const pinnedImage = args.tagRegistry ? imageAtCurrentDigest(name, args.tagRegistry, args.image, args.dockerHost, this) : undefined;
     this.image = new docker.RemoteImage(
       `${name}-image`,
       // Kept locally: deleting the stack must not pull the rug from other users of the image.
-      { name: args.image, keepLocally: true },
+      { name: pinnedImage ?? args.image, keepLocally: true },
       // After the cache: the engine sees the image only once the volume's step is settled.
       { ...child, dependsOn: [this.cacheVolume] },
     );
@@ -149,8 +152,9 @@ export class BuildkitStack extends pulumi.ComponentResource {
     const memoryMb = args.memoryBytes !== undefined ? Math.floor(args.memoryBytes / MIB) : undefined;
     const containerArgs: docker.ContainerArgs = {
         name: args.containerName,
-        // By id, not tag: a new image behind the same tag must show up as a replacement in preview.
-        image: this.image.imageId,
+        // Never the bare tag: by the digest it resolved to (known in preview, so the plan is exact),
+        // or by the id of the image the tag gave when first pulled.
+        image: pinnedImage ?? this.image.imageId,
         command: daemonArgs,
         privileged: !args.rootless,
         // BuildKit's documented requirements for rootless: it creates its own user namespace.
@@ -189,6 +193,8 @@ export class BuildkitStack extends pulumi.ComponentResource {
       containerArgs,
       {
         ...child,
+        // By digest the container does not reference the image resource: pulled first all the same.
+        dependsOn: [this.image],
         // The provider's own 20-minute delete timeout must not cut the grace period short.
         customTimeouts: { delete: `${args.stopGraceSeconds + DELETE_MARGIN_SECONDS}s` },
         // The name is fixed, so the old container must go before the new one can exist.
@@ -237,6 +243,59 @@ export class BuildkitStack extends pulumi.ComponentResource {
       smokeTestSummary: this.smokeTestSummary,
     });
   }
+}
+
+/**
+ * `repository@sha256:…` for the digest `tagRegistry` resolves the image's tag
+ * to, asked with the docker provider's own getRegistryImage on every preview
+ * and up. A plain-HTTP registry (a local mirror) needs a `registryAuth` entry
+ * with its http:// address, or the provider speaks HTTPS; that entry lives on a
+ * provider of its own, used for this look-up alone, so the stack's provider
+ * (every resource's) is never reconfigured. A registry that does not answer
+ * fails the preview, naming the key: never a silent "no change".
+ */
+function imageAtCurrentDigest(
+  name: string,
+  registry: TagRegistry,
+  image: string,
+  dockerHost: string | undefined,
+  parent: pulumi.Resource,
+): pulumi.Output<string> {
+  const key = `${CONFIG_NAMESPACE}:tagRegistry`;
+  const given = `${registry.plainHttp ? "http://" : ""}${registry.host}`;
+  const lookup = new docker.Provider(
+    `${name}-tag-registry`,
+    {
+      host: dockerHost,
+      // No credentials: auth disabled is the provider's way to say "anonymous, at this address".
+      registryAuth: registry.plainHttp ? [{ address: `http://${registry.host}`, authDisabled: true }] : undefined,
+    },
+    { parent },
+  );
+  const resolved = docker
+    .getRegistryImage({ name: registry.reference }, { provider: lookup, parent })
+    .then(
+      (result) => {
+        if (!/^sha256:[a-f0-9]{64}$/.test(result.sha256Digest)) {
+          throw new pulumi.RunError(`${key}: ${given} answered ${JSON.stringify(result.sha256Digest)} for ${registry.reference}, not a sha256 digest`);
+        }
+        return `${registry.repository}@${result.sha256Digest}`;
+      },
+      (error: unknown) => {
+        // The provider's answer ends in its reason ("* Got error … connection refused") after a line or two of wrapping.
+        const lines = String(error instanceof Error ? error.message : error).split("\n").map((line) => line.replace(/^\s*\*\s*/, "").trim());
+        const reason = lines.filter((line) => line !== "" && !/^\d+ errors? occurred:?$/.test(line)).pop() ?? "no answer";
+        const message =
+          `${key} is ${JSON.stringify(given)}, but the current digest of ${image} could not be read there (${registry.reference}: ${reason}). ` +
+          `Nothing was changed. Start that registry or point ${key} at one that holds the image; ` +
+          `or remove ${key} to deploy without following the tag (a new image behind it is then not seen)`;
+        // Logged on its own, as the first error the user reads: thrown alone it reaches them only
+        // inside the SDK's "error serializing property …" of the first resource that uses the image.
+        pulumi.log.error(message, parent);
+        throw new pulumi.RunError(message);
+      },
+    );
+  return pulumi.output(resolved);
 }
 
 /**

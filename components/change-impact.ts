@@ -312,6 +312,14 @@ export const CHANGE_IMPACT: Record<ConfigKey, ChangeImpact> = {
     proof: "applied",
     why: "only how long a future stop waits; the provider updates it in state",
   },
+  tagRegistry: {
+    change: "unset → the engine's mirror (http://127.0.0.1:5000)",
+    ops: { image: "replace", ...replaceDaemon },
+    containerProperties: ["image"],
+    cacheKept: true,
+    proof: "applied",
+    why: "the image is pulled, and the container run, by the digest the tag points at now (repository@sha256:…) instead of the id the tag gave when first pulled: one replacement when turned on or off. From then on a new image behind the tag is a replacement in preview and drift, and up rolls to it (tests/integration/same-tag.test.ts)",
+  },
 };
 
 const COLUMN_TITLES: Record<StackResource, string> = {

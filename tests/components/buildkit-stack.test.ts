@@ -20,6 +20,10 @@ const SMOKE_STDOUT = "worker w1 platforms linux/amd64; test build ok";
 
 /** Every resource the mock engine saw: type, name, inputs, and the provider reference it was sent with. */
 const registered: { type: string; name: string; inputs: Record<string, any>; provider?: string }[] = [];
+/** Every function the program invoked: token, arguments, provider reference. */
+const invoked: { token: string; inputs: Record<string, any>; provider?: string }[] = [];
+/** What the mock registry answers for any tag. */
+const TAG_DIGEST = "sha256:" + "3".repeat(64);
 
 pulumi.runtime.setMocks(
   {
@@ -33,7 +37,10 @@ pulumi.runtime.setMocks(
       if (args.type === COMMAND_TYPE) state.stdout = SMOKE_STDOUT;
       return { id: `${args.name}-id`, state };
     },
-    call: () => ({}),
+    call(args) {
+      invoked.push({ token: args.token, inputs: args.inputs, provider: args.provider });
+      return args.token === "docker:index/getRegistryImage:getRegistryImage" ? { name: args.inputs.name, sha256Digest: TAG_DIGEST } : {};
+    },
   },
   "buildkit",
   "dev",
@@ -140,7 +147,7 @@ describe("the default (privileged) daemon", () => {
     expect(deployed.inputs("image")).toEqual({ name: "moby/buildkit:v0.32.2", keepLocally: true });
   });
 
-  it("runs the container from the image id, so a new image behind a tag is a replacement", () => {
+  it("runs the container from the id of the image the tag gave when pulled (the tag is not followed)", () => {
     expect(deployed.inputs("container").image).toBe(IMAGE_ID);
   });
 
@@ -472,6 +479,41 @@ describe("a production daemon", () => {
         { label: "org.buildkit-stack.allow-privileged", value: "true" },
       ]),
     );
+  });
+});
+
+describe("following the tag at the engine's mirror (buildkit:tagRegistry)", () => {
+  let deployed: Deployed;
+  beforeAll(async () => {
+    deployed = await deploy("follow", { "buildkit:containerName": "bk-follow", "buildkit:tagRegistry": "http://127.0.0.1:5000" });
+  });
+
+  it("asks the mirror for the tag's current digest with the provider's getRegistryImage, through a provider of its own", () => {
+    const lookups = invoked.filter((i) => i.token === "docker:index/getRegistryImage:getRegistryImage" && i.inputs.name === "127.0.0.1:5000/moby/buildkit:v0.32.2");
+    expect(lookups).toHaveLength(1);
+    const lookupProvider = registered.find((r) => r.type === "pulumi:providers:docker" && r.name === "follow-tag-registry");
+    expect(lookups[0].provider).toMatch(/follow-tag-registry::/);
+    // The provider speaks HTTPS to a registry unless an auth entry gives its http:// address.
+    expect(JSON.parse(lookupProvider!.inputs.registryAuth)).toEqual([{ address: "http://127.0.0.1:5000", authDisabled: true }]);
+  });
+
+  it("pulls the image by that digest and runs the container by it, so preview knows the exact plan", () => {
+    expect(deployed.inputs("image")).toEqual({ name: `moby/buildkit@${TAG_DIGEST}`, keepLocally: true });
+    expect(deployed.inputs("container").image).toBe(`moby/buildkit@${TAG_DIGEST}`);
+    expect(deployed.options("container").dependsOn).toContain(deployed.stack.image);
+  });
+
+  it("leaves the stack's own provider alone: no stack resource goes through the look-up's", () => {
+    for (const kind of ["image", "container", "network", "volume"] as const) expect(deployed.providerRef(kind) ?? "").not.toMatch(/tag-registry/);
+  });
+});
+
+describe("a tag that is not followed", () => {
+  it("invokes nothing and creates no look-up provider", async () => {
+    const before = invoked.length;
+    await deploy("unfollowed", { "buildkit:containerName": "bk-unfollowed" });
+    expect(invoked.slice(before).filter((i) => i.token.includes("getRegistryImage"))).toEqual([]);
+    expect(registered.some((r) => r.name === "unfollowed-tag-registry")).toBe(false);
   });
 });
 

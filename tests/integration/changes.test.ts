@@ -233,6 +233,11 @@ describe("the change-impact matrix, on a live stack", () => {
     expect(mustRun("docker", ["volume", "inspect", "-f", "{{json .Labels}}", volumeName]).trim()).toBe('{"org.buildkit-stack.managed-by":"pulumi"}');
   });
 
+  it("pulls and runs the image by the digest its tag points at once the tag is followed, keeping the cache", async () => {
+    await apply({ name: "tag followed", keys: ["tagRegistry"], set: { tagRegistry: `http://${process.env.BUILDKIT_STACK_MIRROR ?? "127.0.0.1:5000"}` } });
+    expect(mustRun("docker", ["inspect", "-f", "{{.Config.Image}}", containerName]).trim()).toMatch(/^moby\/buildkit@sha256:[a-f0-9]{64}$/);
+  });
+
   it("changes nothing deployed for cacheProtected and requirePinnedImage, and drops the smoke test when turned off", async () => {
     await apply({
       name: "no daemon change",
