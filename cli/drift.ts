@@ -327,7 +327,8 @@ function plannedAction(drift: Drift): string | undefined {
 }
 
 function describe(drift: Drift): string {
-  const kind = KIND[drift.type] ?? drift.type;
+  // Two commands: the smoke test and the cache guard (components/buildkit-stack.ts).
+  const kind = drift.type === COMMAND_TYPE && drift.urn.endsWith("-cache-owner") ? "cache guard" : (KIND[drift.type] ?? drift.type);
   const what = [...drift.changes];
   let action = plannedAction(drift);
   if (drift.foreign) {

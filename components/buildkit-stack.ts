@@ -67,6 +67,8 @@ export class BuildkitStack extends pulumi.ComponentResource {
   public readonly cacheVolume: docker.Volume;
   public readonly daemonContainer: docker.Container;
   public readonly smokeTest?: command.local.Command;
+  /** Refuses, before anything is touched, a change that would hand a daemon a cache of the other mode. */
+  public readonly cacheGuard: command.local.Command;
 
   /** Paste into a shell: `export BUILDKIT_HOST=<this>`. */
   public readonly buildkitHost: pulumi.Output<string>;
@@ -87,9 +89,26 @@ export class BuildkitStack extends pulumi.ComponentResource {
     // written by earlier versions (user labels, the container's name) are left as they are.
     const stableLabels = { ...child, ignoreChanges: ["labels"] };
 
-    // First, and everything waits for it: when a change would replace a protected cache,
-    // Pulumi refuses at this resource, before any other step (a pulled image, a stopped
-    // daemon) has happened.
+    // Before everything: a mode switch whose old cache Pulumi would keep under the same name
+    // (retained on delete: protected in the last deploy) is refused here, at `up`, while the
+    // old daemon still runs. Docker would hand the kept volume back to the new daemon, which
+    // cannot use a cache of the other mode: an outage.
+    this.cacheGuard = new command.local.Command(
+      `${name}-cache-owner`,
+      {
+        // The command provider prints the command it ran before its error: one short line, so
+        // the refusal the script writes is what the user reads. The script itself is in the environment.
+        create: 'eval "$CACHE_GUARD"',
+        environment: { ...cacheGuardEnvironment(args), CACHE_GUARD: (args.dockerTls ? dockerTlsPreamble() : "") + cacheGuardScript() },
+      },
+      // It talks to the stack's Docker host, so it waits for what that host's provider waits for
+      // (in a fleet, the previous host's proof).
+      { parent: this, dependsOn: args.provider ? [args.provider] : [] },
+    );
+
+    // Then the volume, and everything waits for it: when a change would replace a protected
+    // cache, Pulumi refuses at this resource, before any other step (a pulled image, a
+    // stopped daemon) has happened.
     this.cacheVolume = new docker.Volume(
       `${name}-cache`,
       { name: args.cacheVolumeName, labels: toLabelList(ownershipLabels()) },
@@ -104,6 +123,7 @@ export class BuildkitStack extends pulumi.ComponentResource {
         // namespace) and the other way round: switching modes needs a fresh cache, shown
         // in preview as this volume's replacement (refused while the cache is protected).
         replacementTrigger: cacheOwner(args),
+        dependsOn: [this.cacheGuard],
       },
     );
 
@@ -121,8 +141,8 @@ export class BuildkitStack extends pulumi.ComponentResource {
     this.network = new docker.Network(
       `${name}-network`,
       { name: args.networkName, driver: "bridge", labels: toLabelList(ownershipLabels()) },
-      // Named, so a replacement must remove the old one first.
-      { ...stableLabels, deleteBeforeReplace: true },
+      // Named, so a replacement must remove the old one first (and that removes the daemon: after the guard).
+      { ...stableLabels, deleteBeforeReplace: true, dependsOn: [this.cacheGuard] },
     );
 
     const tcpAddr = args.tcpPort !== undefined ? `tcp://0.0.0.0:${TCP_CONTAINER_PORT}` : undefined;
@@ -344,6 +364,58 @@ function daemonLabels(args: BuildkitStackArgs): Record<string, string> {
  */
 export function cacheOwner(settings: Pick<BuildkitSettings, "rootless">): string {
   return settings.rootless ? "rootless (uid 1000 in its own user namespace)" : "root";
+}
+
+/**
+ * The cache guard's script. It records, in its output, whose cache the volume
+ * holds and whether Pulumi keeps it on delete; the next run (any change of
+ * those) reads the record back (PULUMI_COMMAND_STDOUT) and refuses a mode
+ * switch of the same volume when the last deploy retained it: the replacement
+ * would "create" the kept volume again under its name. Without a record (a new
+ * stack, or one deployed before the guard) it asks the engine which mode the
+ * daemons using the volume run in, and refuses a switch it cannot judge.
+ */
+export function cacheGuardScript(): string {
+  const key = (name: string) => `${CONFIG_NAMESPACE}:${name}`;
+  return [
+    "set -eu",
+    'record="cache $VOLUME owner $OWNER retained $RETAINED"',
+    'previous="${PULUMI_COMMAND_STDOUT:-}"',
+    'if [ -n "$previous" ]; then',
+    "  set -- $previous",
+    '  if [ "$2" = "$VOLUME" ] && [ "$4" != "$OWNER" ] && [ "$6" = true ]; then',
+    `    echo "refused before anything was touched: ${key("rootless")} switches the cache volume $VOLUME from a $4 daemon to a $OWNER one, but the last deploy protected it (${key("cacheProtected")} true), so Pulumi keeps it on delete and docker would hand the same volume, with the $4 daemon's files, to the new daemon, which cannot use them and never becomes healthy. Instead: set ${key("cacheProtected")} false (keep ${key("rootless")} as deployed) and pulumi up, then switch ${key("rootless")} in a second up (a fresh cache)." >&2`,
+    "    exit 1",
+    "  fi",
+    "else",
+    `  modes=$(docker ps -a --filter "volume=$VOLUME" --format '{{.Label "${LABEL_PREFIX}.rootless"}}')`,
+    "  for mode in $modes; do",
+    '    if [ "$mode" != "$ROOTLESS" ]; then',
+    `      echo "refused before anything was touched: the cache volume $VOLUME is used by a daemon with ${key("rootless")} $mode, and this stack has no record of who owns the cache yet (deployed before this version): switching now would give the new daemon the old daemon's files. Deploy once as you are (${key("rootless")} $mode) to record it, then switch." >&2`,
+    "      exit 1",
+    "    fi",
+    "  done",
+    "fi",
+    'echo "$record"',
+  ].join("\n");
+}
+
+function cacheGuardEnvironment(args: BuildkitStackArgs): Record<string, pulumi.Input<string>> {
+  const environment: Record<string, pulumi.Input<string>> = {
+    VOLUME: args.cacheVolumeName,
+    OWNER: args.rootless ? "rootless" : "root",
+    ROOTLESS: String(args.rootless),
+    // Retained on delete exactly when protected (see the volume's options).
+    RETAINED: String(args.cacheProtected),
+  };
+  // The engine is asked only without a record; the same Docker host as every resource.
+  if (args.dockerHost) environment.DOCKER_HOST = args.dockerHost;
+  if (args.dockerTls) {
+    environment.DOCKER_TLS_CA = args.dockerTls.ca;
+    environment.DOCKER_TLS_CERT = args.dockerTls.cert;
+    environment.DOCKER_TLS_KEY = pulumi.secret(args.dockerTls.key);
+  }
+  return environment;
 }
 
 /** A stable digest of resolved inputs (secret if any input is): changes whenever any of them does. */

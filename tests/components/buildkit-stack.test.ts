@@ -75,8 +75,11 @@ const TYPES = {
   network: NETWORK_TYPE,
   volume: VOLUME_TYPE,
   smokeTest: COMMAND_TYPE,
+  cacheGuard: COMMAND_TYPE,
 } as const;
 type Kind = keyof typeof TYPES;
+/** Two commands share a type: the smoke test and the cache guard are told apart by name. */
+const NAME_SUFFIX: Partial<Record<Kind, string>> = { smokeTest: "-smoke-test", cacheGuard: "-cache-owner" };
 
 interface Deployed {
   stack: InstanceType<typeof BuildkitStack>;
@@ -100,13 +103,14 @@ async function deploy(name: string, raw: Record<string, unknown> = {}, provider?
   const stack = new BuildkitStack(name, { ...settings, provider } as BuildkitStackArgs, {
     transformations: [
       (args) => {
-        options.set(args.type, args.opts as pulumi.CustomResourceOptions);
+        options.set(args.name, args.opts as pulumi.CustomResourceOptions);
         return undefined;
       },
     ],
   });
   await Promise.all([promiseOf(stack.smokeTestSummary), promiseOf(stack.containerId), promiseOf(stack.buildkitHost)]);
-  const mine = (kind: Kind) => registered.filter((r) => r.type === TYPES[kind] && r.name.startsWith(`${name}-`));
+  const mine = (kind: Kind) =>
+    registered.filter((r) => r.type === TYPES[kind] && r.name.startsWith(`${name}-`) && r.name.endsWith(NAME_SUFFIX[kind] ?? ""));
   const one = (kind: Kind) => {
     const match = mine(kind);
     if (match.length !== 1) throw new Error(`expected one ${kind} for ${name}, saw ${match.length}`);
@@ -118,7 +122,7 @@ async function deploy(name: string, raw: Record<string, unknown> = {}, provider?
     inputs: (kind) => one(kind).inputs,
     providerRef: (kind) => one(kind).provider,
     options: (kind) => {
-      const found = options.get(TYPES[kind]);
+      const found = options.get(one(kind).name);
       if (!found) throw new Error(`no ${kind} declared by ${name}`);
       return found;
     },
@@ -479,6 +483,68 @@ describe("a production daemon", () => {
         { label: "org.buildkit-stack.allow-privileged", value: "true" },
       ]),
     );
+  });
+});
+
+describe("the cache guard", () => {
+  const { execFileSync } = require("child_process") as typeof import("child_process");
+  const fs = require("fs") as typeof import("fs");
+  const os = require("os") as typeof import("os");
+  const path = require("path") as typeof import("path");
+  let deployed: Deployed;
+  beforeAll(async () => {
+    deployed = await deploy("guarded", { "buildkit:containerName": "bk-guarded", "buildkit:cacheProtected": "true" });
+  });
+
+  /** Runs the guard's script as the command provider does, with a fake docker that lists daemons of `modes` on the volume. */
+  function runGuard(environment: Record<string, string>, previous?: string, modes = ""): { code: number; stdout: string; stderr: string } {
+    const bin = fs.mkdtempSync(path.join(os.tmpdir(), "guard-docker-"));
+    fs.writeFileSync(path.join(bin, "docker"), `#!/bin/sh\nprintf '%s' '${modes}'\n`, { mode: 0o755 });
+    const env = { PATH: `${bin}:${process.env.PATH}`, ...environment, ...(previous !== undefined ? { PULUMI_COMMAND_STDOUT: previous } : {}) };
+    try {
+      const guard = deployed.inputs("cacheGuard");
+      const stdout = execFileSync("/bin/sh", ["-c", guard.create], { env: { ...env, CACHE_GUARD: guard.environment.CACHE_GUARD }, encoding: "utf8", stdio: "pipe" });
+      return { code: 0, stdout: stdout.trim(), stderr: "" };
+    } catch (error) {
+      const failed = error as { status: number; stdout: string; stderr: string };
+      return { code: failed.status, stdout: failed.stdout.trim(), stderr: failed.stderr.trim() };
+    } finally {
+      fs.rmSync(bin, { recursive: true, force: true });
+    }
+  }
+  const rootless = { VOLUME: "buildkit-dev-cache", OWNER: "rootless", ROOTLESS: "true", RETAINED: "false" };
+
+  it("records who owns the cache and whether Pulumi keeps it on delete", () => {
+    const { CACHE_GUARD, ...record } = deployed.inputs("cacheGuard").environment;
+    expect(record).toEqual({ VOLUME: "buildkit-dev-cache", OWNER: "root", ROOTLESS: "false", RETAINED: "true" });
+    expect(CACHE_GUARD).toContain('record="cache $VOLUME owner $OWNER retained $RETAINED"');
+    expect(runGuard({ VOLUME: "v", OWNER: "root", ROOTLESS: "false", RETAINED: "true" })).toEqual({ code: 0, stdout: "cache v owner root retained true", stderr: "" });
+  });
+
+  it("runs before the volume and the network, whose replacements remove the daemon first", () => {
+    expect(deployed.options("volume").dependsOn).toContain(deployed.stack.cacheGuard);
+    expect(deployed.options("network").dependsOn).toContain(deployed.stack.cacheGuard);
+  });
+
+  it("refuses a mode switch of the same volume that the last deploy kept on delete, saying how instead", () => {
+    const refused = runGuard(rootless, "cache buildkit-dev-cache owner root retained true");
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/^refused before anything was touched: buildkit:rootless switches the cache volume buildkit-dev-cache from a root daemon to a rootless one/);
+    expect(refused.stderr).toContain("set buildkit:cacheProtected false (keep buildkit:rootless as deployed) and pulumi up, then switch buildkit:rootless in a second up");
+  });
+
+  it("lets a switch through when the old cache is deleted, or renamed away", () => {
+    expect(runGuard(rootless, "cache buildkit-dev-cache owner root retained false").code).toBe(0);
+    expect(runGuard(rootless, "cache old-cache owner root retained true").code).toBe(0);
+    expect(runGuard({ ...rootless, OWNER: "root", ROOTLESS: "false", RETAINED: "true" }, "cache buildkit-dev-cache owner root retained false").stdout).toBe(
+      "cache buildkit-dev-cache owner root retained true",
+    );
+  });
+
+  it("without a record, refuses a switch away from the mode of the daemons using the volume", () => {
+    expect(runGuard(rootless, undefined, "false\n").stderr).toMatch(/^refused before anything was touched: the cache volume buildkit-dev-cache is used by a daemon with buildkit:rootless false/);
+    expect(runGuard(rootless, undefined, "true\n").code).toBe(0);
+    expect(runGuard(rootless, undefined, "").code).toBe(0);
   });
 });
 
