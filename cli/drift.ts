@@ -103,6 +103,8 @@ export interface Drift {
   needsReplace?: boolean;
   /** Frozen with `docker pause`: `docker unpause` heals it; pulumi cannot see it. */
   paused?: boolean;
+  /** An image the program now names differently: a new digest behind a followed tag, or a new buildkit:image. */
+  plannedImage?: string;
 }
 
 const DELETED = "deleted out of band";
@@ -460,6 +462,8 @@ function analyse(events: EngineEvent[], state: RecordedResource[], scope: Scope 
       const drift = entry(planned);
       drift.op = planned.op;
       drift.dependent = planned.op === "replace" && !planned.diffs?.length;
+      const plannedImage = planned.type === IMAGE_TYPE ? planned.new?.inputs.name : undefined;
+      if (typeof plannedImage === "string" && plannedImage !== planned.old?.inputs.name) drift.plannedImage = plannedImage;
       if (planned.op === "create" && planned.type === CONTAINER_TYPE) {
         const name = String(planned.new?.inputs.name ?? drift.name);
         const ownership = containerOwnership(name, recorded.get(planned.urn)?.id, scope.envOf(planned.urn));
@@ -562,7 +566,8 @@ function plannedAction(drift: Drift): string | undefined {
 }
 
 function describe(drift: Drift): string {
-  const kind = KIND[drift.type] ?? drift.type;
+  // Two commands: the smoke test and the cache guard (components/buildkit-stack.ts).
+  const kind = drift.type === COMMAND_TYPE && drift.urn.endsWith("-cache-owner") ? "cache guard" : (KIND[drift.type] ?? drift.type);
   const what = [...drift.changes];
   let action = plannedAction(drift);
   if (drift.foreign) {
@@ -575,6 +580,10 @@ function describe(drift: Drift): string {
   if (drift.needsReplace && !action) action = "pulumi up alone does not fix this: replace it";
   if (drift.paused && !action) action = "pulumi up does not fix this: unpause it";
   // A smoke test re-runs because its container is new: a consequence, not a change of its own.
+  if (drift.plannedImage && what.length === 0) {
+    // With buildkit:tagRegistry the program names the digest its tag points at now.
+    what.push(`the program now names ${drift.plannedImage} (a new image behind a followed tag, or a new buildkit:image)`);
+  }
   if (what.length === 0 && drift.type !== COMMAND_TYPE) {
     what.push(
       drift.op === "create"

@@ -5,7 +5,7 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { stringify as toToml } from "smol-toml";
 
-import { BuildkitSettings, LABEL_PREFIX, providerCpus } from "./config";
+import { BuildkitSettings, CONFIG_NAMESPACE, LABEL_PREFIX, providerCpus, TagRegistry } from "./config";
 import { apiAtLeast, START_INTERVAL_MIN_API } from "./engine";
 import { DockerEngine } from "./docker-engine";
 
@@ -56,6 +56,8 @@ export class BuildkitStack extends pulumi.ComponentResource {
   public readonly cacheVolume: docker.Volume;
   public readonly daemonContainer: docker.Container;
   public readonly smokeTest?: command.local.Command;
+  /** Refuses, before anything is touched, a change that would hand a daemon a cache of the other mode. */
+  public readonly cacheGuard: command.local.Command;
 
   /** Paste into a shell: `export BUILDKIT_HOST=<this>`. */
   public readonly buildkitHost: pulumi.Output<string>;
@@ -83,9 +85,30 @@ export class BuildkitStack extends pulumi.ComponentResource {
     // written by earlier versions (user labels, the container's name) are left as they are.
     const stableLabels = { ...child, ignoreChanges: ["labels"] };
 
-    // First, and everything waits for it: when a change would replace a protected cache,
-    // Pulumi refuses at this resource, before any other step (a pulled image, a stopped
-    // daemon) has happened.
+    // Before everything: a mode switch whose old cache Pulumi would keep under the same name
+    // (retained on delete: protected in the last deploy) is refused here, at `up`, while the
+    // old daemon still runs. Docker would hand the kept volume back to the new daemon, which
+    // cannot use a cache of the other mode: an outage.
+    this.cacheGuard = new command.local.Command(
+      `${name}-cache-owner`,
+      {
+        // The command provider prints the command it ran before its error: one short line, so
+        // the refusal the script writes is what the user reads. The script itself is in the environment.
+        create: 'eval "$CACHE_GUARD"',
+        environment: {
+          ...cacheGuardEnvironment(args),
+          ...dockerCliEnvironment(engine),
+          CACHE_GUARD: (engine.tls ? dockerTlsPreamble() : "") + cacheGuardScript(),
+        },
+      },
+      // It talks to the stack's Docker host, so it waits for what that host's provider waits for
+      // (in a fleet, the previous host's proof).
+      { parent: this, dependsOn: [engine.provider] },
+    );
+
+    // Then the volume, and everything waits for it: when a change would replace a protected
+    // cache, Pulumi refuses at this resource, before any other step (a pulled image, a
+    // stopped daemon) has happened.
     this.cacheVolume = new docker.Volume(
       `${name}-cache`,
       { name: args.cacheVolumeName, labels: toLabelList(ownershipLabels()) },
@@ -100,13 +123,17 @@ export class BuildkitStack extends pulumi.ComponentResource {
         // namespace) and the other way round: switching modes needs a fresh cache, shown
         // in preview as this volume's replacement (refused while the cache is protected).
         replacementTrigger: cacheOwner(args),
+        dependsOn: [this.cacheGuard],
       },
     );
 
+    // Following the tag: the image is pulled, and the container run, by the digest the tag
+    // points at now, so a new image behind the same tag is a replacement in preview and drift.
+    const pinnedImage = args.tagRegistry ? imageAtCurrentDigest(name, args.tagRegistry, args.image, engine.host, this) : undefined;
     this.image = new docker.RemoteImage(
       `${name}-image`,
       // Kept locally: deleting the stack must not pull the rug from other users of the image.
-      { name: args.image, keepLocally: true },
+      { name: pinnedImage ?? args.image, keepLocally: true },
       // After the cache: the engine sees the image only once the volume's step is settled.
       { ...child, dependsOn: [this.cacheVolume] },
     );
@@ -114,8 +141,8 @@ export class BuildkitStack extends pulumi.ComponentResource {
     this.network = new docker.Network(
       `${name}-network`,
       { name: args.networkName, driver: "bridge", labels: toLabelList(ownershipLabels()) },
-      // Named, so a replacement must remove the old one first.
-      { ...stableLabels, deleteBeforeReplace: true },
+      // Named, so a replacement must remove the old one first (and that removes the daemon: after the guard).
+      { ...stableLabels, deleteBeforeReplace: true, dependsOn: [this.cacheGuard] },
     );
 
     const tcpAddr = args.tcpPort !== undefined ? `tcp://0.0.0.0:${TCP_CONTAINER_PORT}` : undefined;
@@ -145,8 +172,9 @@ export class BuildkitStack extends pulumi.ComponentResource {
     const memoryMb = args.memoryBytes !== undefined ? Math.floor(args.memoryBytes / MIB) : undefined;
     const containerArgs: docker.ContainerArgs = {
         name: args.containerName,
-        // By id, not tag: a new image behind the same tag must show up as a replacement in preview.
-        image: this.image.imageId,
+        // Never the bare tag: by the digest it resolved to (known in preview, so the plan is exact),
+        // or by the id of the image the tag gave when first pulled.
+        image: pinnedImage ?? this.image.imageId,
         command: daemonArgs,
         privileged: !args.rootless,
         // BuildKit's documented requirements for rootless: it creates its own user namespace.
@@ -185,6 +213,8 @@ export class BuildkitStack extends pulumi.ComponentResource {
       containerArgs,
       {
         ...child,
+        // By digest the container does not reference the image resource: pulled first all the same.
+        dependsOn: [this.image],
         // The provider's own 20-minute delete timeout must not cut the grace period short.
         customTimeouts: { delete: `${args.stopGraceSeconds + DELETE_MARGIN_SECONDS}s` },
         // The name is fixed, so the old container must go before the new one can exist.
@@ -233,6 +263,59 @@ export class BuildkitStack extends pulumi.ComponentResource {
 }
 
 /**
+ * `repository@sha256:…` for the digest `tagRegistry` resolves the image's tag
+ * to, asked with the docker provider's own getRegistryImage on every preview
+ * and up. A plain-HTTP registry (a local mirror) needs a `registryAuth` entry
+ * with its http:// address, or the provider speaks HTTPS; that entry lives on a
+ * provider of its own, used for this look-up alone, so the stack's provider
+ * (every resource's) is never reconfigured. A registry that does not answer
+ * fails the preview, naming the key: never a silent "no change".
+ */
+function imageAtCurrentDigest(
+  name: string,
+  registry: TagRegistry,
+  image: string,
+  dockerHost: string | undefined,
+  parent: pulumi.Resource,
+): pulumi.Output<string> {
+  const key = `${CONFIG_NAMESPACE}:tagRegistry`;
+  const given = `${registry.plainHttp ? "http://" : ""}${registry.host}`;
+  const lookup = new docker.Provider(
+    `${name}-tag-registry`,
+    {
+      host: dockerHost,
+      // No credentials: auth disabled is the provider's way to say "anonymous, at this address".
+      registryAuth: registry.plainHttp ? [{ address: `http://${registry.host}`, authDisabled: true }] : undefined,
+    },
+    { parent },
+  );
+  const resolved = docker
+    .getRegistryImage({ name: registry.reference }, { provider: lookup, parent })
+    .then(
+      (result) => {
+        if (!/^sha256:[a-f0-9]{64}$/.test(result.sha256Digest)) {
+          throw new pulumi.RunError(`${key}: ${given} answered ${JSON.stringify(result.sha256Digest)} for ${registry.reference}, not a sha256 digest`);
+        }
+        return `${registry.repository}@${result.sha256Digest}`;
+      },
+      (error: unknown) => {
+        // The provider's answer ends in its reason ("* Got error … connection refused") after a line or two of wrapping.
+        const lines = String(error instanceof Error ? error.message : error).split("\n").map((line) => line.replace(/^\s*\*\s*/, "").trim());
+        const reason = lines.filter((line) => line !== "" && !/^\d+ errors? occurred:?$/.test(line)).pop() ?? "no answer";
+        const message =
+          `${key} is ${JSON.stringify(given)}, but the current digest of ${image} could not be read there (${registry.reference}: ${reason}). ` +
+          `Nothing was changed. Start that registry or point ${key} at one that holds the image; ` +
+          `or remove ${key} to deploy without following the tag (a new image behind it is then not seen)`;
+        // Logged on its own, as the first error the user reads: thrown alone it reaches them only
+        // inside the SDK's "error serializing property …" of the first resource that uses the image.
+        pulumi.log.error(message, parent);
+        throw new pulumi.RunError(message);
+      },
+    );
+  return pulumi.output(resolved);
+}
+
+/**
  * The daemon's healthcheck. Every duration is written as the provider reads it
  * back (Go's time.Duration spelling), or preview shows a replacement forever.
  * On engines with API >= 1.44 it probes every second for up to 30 s after
@@ -278,6 +361,67 @@ function daemonLabels(args: BuildkitStackArgs): Record<string, string> {
  */
 export function cacheOwner(settings: Pick<BuildkitSettings, "rootless">): string {
   return settings.rootless ? "rootless (uid 1000 in its own user namespace)" : "root";
+}
+
+/**
+ * The cache guard's script. It records, in its output, whose cache the volume
+ * holds and whether Pulumi keeps it on delete; the next run (any change of
+ * those) reads the record back (PULUMI_COMMAND_STDOUT) and refuses a mode
+ * switch of the same volume when the last deploy retained it: the replacement
+ * would "create" the kept volume again under its name. Without a record (a new
+ * stack, or one deployed before the guard) it asks the engine which mode the
+ * daemons using the volume run in, and refuses a switch it cannot judge.
+ */
+export function cacheGuardScript(): string {
+  const key = (name: string) => `${CONFIG_NAMESPACE}:${name}`;
+  return [
+    "set -eu",
+    'record="cache $VOLUME owner $OWNER retained $RETAINED"',
+    'previous="${PULUMI_COMMAND_STDOUT:-}"',
+    'if [ -n "$previous" ]; then',
+    "  set -- $previous",
+    '  if [ "$2" = "$VOLUME" ] && [ "$4" != "$OWNER" ] && [ "$6" = true ]; then',
+    `    echo "refused before anything was touched: ${key("rootless")} switches the cache volume $VOLUME from a $4 daemon to a $OWNER one, but the last deploy protected it (${key("cacheProtected")} true), so Pulumi keeps it on delete and docker would hand the same volume, with the $4 daemon's files, to the new daemon, which cannot use them and never becomes healthy. Instead: set ${key("cacheProtected")} false (keep ${key("rootless")} as deployed) and pulumi up, then switch ${key("rootless")} in a second up (a fresh cache)." >&2`,
+    "    exit 1",
+    "  fi",
+    "else",
+    `  modes=$(docker ps -a --filter "volume=$VOLUME" --format '{{.Label "${LABEL_PREFIX}.rootless"}}')`,
+    "  for mode in $modes; do",
+    '    if [ "$mode" != "$ROOTLESS" ]; then',
+    `      echo "refused before anything was touched: the cache volume $VOLUME is used by a daemon with ${key("rootless")} $mode, and this stack has no record of who owns the cache yet (deployed before this version): switching now would give the new daemon the old daemon's files. Deploy once as you are (${key("rootless")} $mode) to record it, then switch." >&2`,
+    "      exit 1",
+    "    fi",
+    "  done",
+    "fi",
+    'echo "$record"',
+  ].join("\n");
+}
+
+function cacheGuardEnvironment(args: BuildkitStackArgs): Record<string, pulumi.Input<string>> {
+  const environment: Record<string, pulumi.Input<string>> = {
+    VOLUME: args.cacheVolumeName,
+    OWNER: args.rootless ? "rootless" : "root",
+    ROOTLESS: String(args.rootless),
+    // Retained on delete exactly when protected (see the volume's options).
+    RETAINED: String(args.cacheProtected),
+  };
+  return environment;
+}
+
+/**
+ * What a local command's docker CLI needs to reach the stack's engine (the
+ * smoke test, the cache guard): its DOCKER_HOST, and the TLS client material
+ * that {@link dockerTlsPreamble} writes where the CLI reads it.
+ */
+function dockerCliEnvironment(engine: DockerEngine): Record<string, pulumi.Input<string>> {
+  const environment: Record<string, pulumi.Input<string>> = {};
+  if (engine.host) environment.DOCKER_HOST = engine.host;
+  if (engine.tls) {
+    environment.DOCKER_TLS_CA = engine.tls.ca;
+    environment.DOCKER_TLS_CERT = engine.tls.cert;
+    environment.DOCKER_TLS_KEY = pulumi.secret(engine.tls.key);
+  }
+  return environment;
 }
 
 /** A stable digest of resolved inputs (secret if any input is): changes whenever any of them does. */
@@ -393,12 +537,7 @@ function smokeTestEnvironment(
     ATTEMPTS: "60",
   };
   // The smoke test talks to the same Docker engine the resources went to.
-  if (engine.host) environment.DOCKER_HOST = engine.host;
-  if (engine.tls) {
-    environment.DOCKER_TLS_CA = engine.tls.ca;
-    environment.DOCKER_TLS_CERT = engine.tls.cert;
-    environment.DOCKER_TLS_KEY = pulumi.secret(engine.tls.key);
-  }
+  Object.assign(environment, dockerCliEnvironment(engine));
   if (args.tls?.clientCert && args.tls.clientKey) {
     environment.BK_CA = args.tls.ca;
     environment.BK_CERT = args.tls.clientCert;

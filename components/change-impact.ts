@@ -12,7 +12,7 @@ import type { ConfigKey } from "./config";
 export type PlannedOp = "—" | "update" | "replace" | "create" | "delete";
 
 /** The resources of a stack, as the table's columns name them. */
-export const RESOURCES = ["cacheVolume", "network", "image", "daemonContainer", "smokeTest"] as const;
+export const RESOURCES = ["cacheVolume", "network", "image", "daemonContainer", "smokeTest", "cacheGuard"] as const;
 export type StackResource = (typeof RESOURCES)[number];
 
 /** How the row was established on the real engine. */
@@ -64,7 +64,7 @@ export const CHANGE_IMPACT: Record<ConfigKey, ChangeImpact> = {
   },
   cacheVolumeName: {
     change: "rename the cache volume",
-    ops: { cacheVolume: "replace", ...replaceDaemon },
+    ops: { cacheVolume: "replace", ...replaceDaemon, cacheGuard: "update" },
     containerProperties: ["volumes"],
     cacheKept: false,
     proof: "applied",
@@ -80,11 +80,11 @@ export const CHANGE_IMPACT: Record<ConfigKey, ChangeImpact> = {
   },
   rootless: {
     change: "switch to rootless (with allowPrivileged false)",
-    ops: { cacheVolume: "replace", image: "replace", ...replaceDaemon },
+    ops: { cacheVolume: "replace", image: "replace", ...replaceDaemon, cacheGuard: "update" },
     containerProperties: ["image", "privileged", "securityOpts", "volumes", "command"],
     cacheKept: false,
     proof: "applied",
-    why: "a root daemon's cache is unusable by the rootless one (uid 1000, own user namespace), and the other way round: the cache is replaced by a fresh one. A protected cache makes preview and up refuse before anything is touched: set cacheProtected false and up first, then switch (in one change the old cache is retained under the same name and the rootless daemon never becomes healthy). The first up with this version records the mode: switch in a later one",
+    why: "a root daemon's cache is unusable by the rootless one (uid 1000, own user namespace), and the other way round: the cache is replaced by a fresh one. Where the last deploy protected the cache (Pulumi then keeps it on delete, and docker would hand the same volume back), up refuses before anything is touched, also together with cacheProtected false, saying how: unprotect and up first, then switch. The first up with this version records who owns the cache: switch in a later one",
   },
   allowPrivileged: {
     change: "false, together with rootless",
@@ -100,7 +100,7 @@ export const CHANGE_IMPACT: Record<ConfigKey, ChangeImpact> = {
     containerProperties: ["labels"],
     cacheKept: true,
     proof: "applied",
-    why: "the container's production label changes; its defaults (restart policy, protected cache, pinned image) apply unless set",
+    why: "the container's production label changes; its defaults (restart policy, protected cache, pinned image) apply unless set (a protected cache by default also updates the cache guard, as cacheProtected does; set explicitly here)",
   },
   memory: {
     change: "1g → 2g",
@@ -168,10 +168,10 @@ export const CHANGE_IMPACT: Record<ConfigKey, ChangeImpact> = {
   },
   cacheProtected: {
     change: "false → true",
-    ops: {},
+    ops: { cacheGuard: "update" },
     cacheKept: true,
     proof: "applied",
-    why: "protection lives in Pulumi's state, not on the volume: no step, nothing to prove",
+    why: "protection lives in Pulumi's state, not on the volume; the cache guard, a local step, records it (a later mode switch of a kept cache is refused)",
   },
   cacheReservedSpace: {
     change: "unset → 64m",
@@ -300,10 +300,10 @@ export const CHANGE_IMPACT: Record<ConfigKey, ChangeImpact> = {
   },
   dockerHost: {
     change: "another Docker endpoint",
-    ops: { smokeTest: "update" },
+    ops: { smokeTest: "update", cacheGuard: "update" },
     cacheKept: true,
     proof: "previewed",
-    why: "the provider does not treat a new host as a replacement: nothing is planned but the smoke test's DOCKER_HOST, while the state still describes objects on the old engine. Moving engines is a new stack (destroy here, deploy there), not a key change. Previewed with the same engine under another spelling, never applied",
+    why: "the provider does not treat a new host as a replacement: nothing is planned but the DOCKER_HOST of the smoke test and the cache guard, while the state still describes objects on the old engine. Moving engines is a new stack (destroy here, deploy there), not a key change. Previewed with the same engine under another spelling, never applied",
   },
   requirePinnedImage: {
     change: "false → true",
@@ -320,6 +320,14 @@ export const CHANGE_IMPACT: Record<ConfigKey, ChangeImpact> = {
     proof: "applied",
     why: "only how long a future stop waits; the provider updates it in state",
   },
+  tagRegistry: {
+    change: "unset → the engine's mirror (http://127.0.0.1:5000)",
+    ops: { image: "replace", ...replaceDaemon },
+    containerProperties: ["image"],
+    cacheKept: true,
+    proof: "applied",
+    why: "the image is pulled, and the container run, by the digest the tag points at now (repository@sha256:…) instead of the id the tag gave when first pulled: one replacement when turned on or off. From then on a new image behind the tag is a replacement in preview and drift, and up rolls to it (tests/integration/same-tag.test.ts)",
+  },
 };
 
 const COLUMN_TITLES: Record<StackResource, string> = {
@@ -328,6 +336,7 @@ const COLUMN_TITLES: Record<StackResource, string> = {
   image: "image",
   daemonContainer: "container",
   smokeTest: "smoke test",
+  cacheGuard: "cache guard",
 };
 
 /** The README's "What each change does" table, rendered from {@link CHANGE_IMPACT}. */

@@ -72,6 +72,21 @@ export interface TlsSettings {
   clientKey: string;
 }
 
+/**
+ * Where a tag is resolved to the digest it points at now (`buildkit:tagRegistry`):
+ * the registry the engine pulls the image from, asked on every preview.
+ */
+export interface TagRegistry {
+  /** `host[:port]`, as the engine and the docker provider name it (Docker Hub: registry-1.docker.io). */
+  host: string;
+  /** Plain HTTP (`http://` given): a local mirror; otherwise HTTPS. */
+  plainHttp: boolean;
+  /** The reference to resolve there: `host/repository:tag` (Docker Hub names get their `library/`). */
+  reference: string;
+  /** The image as the engine pulls it, without tag or digest (`moby/buildkit`): the container runs `repository@digest`. */
+  repository: string;
+}
+
 /** Validated settings, units resolved: what the component consumes. */
 export interface BuildkitSettings {
   containerName: string;
@@ -117,6 +132,12 @@ export interface BuildkitSettings {
    * container is replaced or destroyed, before docker kills it.
    */
   stopGraceSeconds: number;
+  /**
+   * Where the image's tag is resolved to its current digest on every preview
+   * and up; undefined: the tag is pulled once and a new image behind it is
+   * not seen.
+   */
+  tagRegistry?: TagRegistry;
 }
 
 /** Raised when the configuration is invalid; `problems` holds one sentence each. */
@@ -441,6 +462,14 @@ const KEYS = {
     }),
     form: `a duration up to 1h, like 10m, 90s or 600 (seconds; s, m, h)`,
   } as KeySpec<number>,
+  tagRegistry: {
+    schema: z.string().transform((v, ctx) => {
+      const why = mirrorProblem(v);
+      return why === undefined ? v : refuse(ctx, why);
+    }),
+    form:
+      "the registry the engine pulls the image from, host[:port] (http:// for plain HTTP), like http://127.0.0.1:5000 for a local mirror or registry-1.docker.io for Docker Hub",
+  } as KeySpec<string>,
 } satisfies Record<string, KeySpec<unknown>>;
 
 export type ConfigKey = keyof typeof KEYS;
@@ -540,6 +569,7 @@ export function parseSettings(raw: Record<string, unknown>, context: StackContex
       }
     }
   }
+  if (values.tagRegistry !== undefined && !refused("image")) problems.push(...tagRegistryProblems(image, values.tagRegistry));
   if ((values.requirePinnedImage ?? production) && !refused("image") && !isPinned(image)) {
     problems.push(
       `${full("image")} is ${show(image)} but ${full("requirePinnedImage")} is in force (default in production); ` +
@@ -586,6 +616,68 @@ export function parseSettings(raw: Record<string, unknown>, context: StackContex
     dockerHost: values.dockerHost,
     requirePinnedImage: values.requirePinnedImage ?? production,
     stopGraceSeconds: values.stopGracePeriod ?? DEFAULT_STOP_GRACE_SECONDS,
+    tagRegistry: values.tagRegistry !== undefined ? tagRegistryFor(image, values.tagRegistry) : undefined,
+  };
+}
+
+/** Docker Hub's names: an image without a registry is pulled from there. */
+const DOCKER_HUB_HOSTS = ["docker.io", "index.docker.io", "registry-1.docker.io"];
+/** Where Docker Hub answers the registry API (`docker.io` itself does not). */
+const DOCKER_HUB_API_HOST = "registry-1.docker.io";
+
+/** An image reference split as docker reads it: registry (undefined: Docker Hub), repository path, tag, digest. */
+function splitImage(image: string): { registry?: string; path: string; tag: string; digest?: string } {
+  const [named, digest] = image.split("@");
+  const slash = named.indexOf("/");
+  const first = slash < 0 ? "" : named.slice(0, slash);
+  // As in the reference grammar above: a first segment is a registry only with a '.' or a ':', or as `localhost`.
+  const registry = /[.:]/.test(first) || first === "localhost" ? first : undefined;
+  const rest = registry === undefined ? named : named.slice(slash + 1);
+  const colon = rest.lastIndexOf(":");
+  return {
+    registry: registry !== undefined && DOCKER_HUB_HOSTS.includes(registry.toLowerCase()) ? undefined : registry,
+    path: colon < 0 ? rest : rest.slice(0, colon),
+    tag: colon < 0 ? "latest" : rest.slice(colon + 1),
+    digest,
+  };
+}
+
+/**
+ * A tag registry that cannot answer for this image: a digest never moves, and
+ * an image with a registry of its own is pulled from there by the engine (its
+ * Docker Hub mirrors serve Docker Hub images only), so another registry's
+ * digest could name an image the engine never pulls.
+ */
+function tagRegistryProblems(image: string, tagRegistry: string): string[] {
+  const { registry, digest } = splitImage(image);
+  const host = tagRegistry.replace(/^https?:\/\//, "");
+  if (digest !== undefined) {
+    return [
+      `${full("tagRegistry")} is ${show(tagRegistry)} but ${full("image")} is ${show(image)}, pinned by digest: a digest never points at another image. ` +
+        `Remove ${full("tagRegistry")}, or name a tag to follow`,
+    ];
+  }
+  if (registry !== undefined && registry.toLowerCase() !== host.toLowerCase()) {
+    return [
+      `${full("tagRegistry")} is ${show(tagRegistry)} but ${full("image")} is ${show(image)}, which the engine pulls from ${registry} ` +
+        `(registry mirrors serve Docker Hub images only); set ${full("tagRegistry")} to ${registry} (http://${registry} for plain HTTP)`,
+    ];
+  }
+  return [];
+}
+
+/** The resolved form of a valid `tagRegistry` for `image`. */
+function tagRegistryFor(image: string, tagRegistry: string): TagRegistry {
+  const { registry, path, tag } = splitImage(image);
+  const given = tagRegistry.replace(/^https?:\/\//, "");
+  const host = DOCKER_HUB_HOSTS.includes(given.toLowerCase()) ? DOCKER_HUB_API_HOST : given;
+  // Docker Hub's official images live under library/ (`busybox` is library/busybox), in a mirror too.
+  const hubPath = registry === undefined && !path.includes("/") ? `library/${path}` : path;
+  return {
+    host,
+    plainHttp: tagRegistry.startsWith("http://"),
+    reference: `${host}/${hubPath}:${tag}`,
+    repository: registry === undefined ? path : `${registry}/${path}`,
   };
 }
 

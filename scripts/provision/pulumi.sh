@@ -17,7 +17,7 @@ export PULUMI_HOME="$pulumi_dir/home" PULUMI_SKIP_UPDATE_CHECK=1 PULUMI_DISABLE_
 wrapper_build() {
   local name=$1 output=$2 ldflags=$3 package=$4 gomod=$5 source=${6:-}
   local work="$pulumi_dir/build/$name" key
-  key=$(printf '%s\n' "$ldflags" "$package" "$gomod"; [[ -n $source ]] && cat "$source"/*.go || true)
+  key=$(printf '%s\n' "$ldflags" "$package" "$gomod"; [[ -n $source ]] && cat "$source"/* || true)
   key=$(sha256sum <<<"$key" | cut -c1-16)
   if [[ -x $output ]] && stamp_ok "$output.stamp" "$key"; then
     log "$name is built, up to date"

@@ -19,6 +19,10 @@ const SMOKE_STDOUT = "worker w1 platforms linux/amd64; test build ok";
 
 /** Every resource the mock engine saw: type, name, inputs, and the provider reference it was sent with. */
 const registered: { type: string; name: string; inputs: Record<string, any>; provider?: string }[] = [];
+/** Every function the program invoked: token, arguments, provider reference. */
+const invoked: { token: string; inputs: Record<string, any>; provider?: string }[] = [];
+/** What the mock registry answers for any tag. */
+const TAG_DIGEST = "sha256:" + "3".repeat(64);
 
 pulumi.runtime.setMocks(
   {
@@ -32,7 +36,10 @@ pulumi.runtime.setMocks(
       if (args.type === COMMAND_TYPE) state.stdout = SMOKE_STDOUT;
       return { id: `${args.name}-id`, state };
     },
-    call: () => ({}),
+    call(args) {
+      invoked.push({ token: args.token, inputs: args.inputs, provider: args.provider });
+      return args.token === "docker:index/getRegistryImage:getRegistryImage" ? { name: args.inputs.name, sha256Digest: TAG_DIGEST } : {};
+    },
   },
   "buildkit",
   "dev",
@@ -69,8 +76,11 @@ const TYPES = {
   network: NETWORK_TYPE,
   volume: VOLUME_TYPE,
   smokeTest: COMMAND_TYPE,
+  cacheGuard: COMMAND_TYPE,
 } as const;
 type Kind = keyof typeof TYPES;
+/** Two commands share a type: the smoke test and the cache guard are told apart by name. */
+const NAME_SUFFIX: Partial<Record<Kind, string>> = { smokeTest: "-smoke-test", cacheGuard: "-cache-owner" };
 
 interface Deployed {
   stack: InstanceType<typeof BuildkitStack>;
@@ -94,13 +104,14 @@ async function deploy(name: string, raw: Record<string, unknown> = {}, engine?: 
   const stack = new BuildkitStack(name, { ...settings, engine } as BuildkitStackArgs, {
     transformations: [
       (args) => {
-        options.set(args.type, args.opts as pulumi.CustomResourceOptions);
+        options.set(args.name, args.opts as pulumi.CustomResourceOptions);
         return undefined;
       },
     ],
   });
   await Promise.all([promiseOf(stack.smokeTestSummary), promiseOf(stack.containerId), promiseOf(stack.buildkitHost)]);
-  const mine = (kind: Kind) => registered.filter((r) => r.type === TYPES[kind] && r.name.startsWith(`${name}-`));
+  const mine = (kind: Kind) =>
+    registered.filter((r) => r.type === TYPES[kind] && r.name.startsWith(`${name}-`) && r.name.endsWith(NAME_SUFFIX[kind] ?? ""));
   const one = (kind: Kind) => {
     const match = mine(kind);
     if (match.length !== 1) throw new Error(`expected one ${kind} for ${name}, saw ${match.length}`);
@@ -112,7 +123,7 @@ async function deploy(name: string, raw: Record<string, unknown> = {}, engine?: 
     inputs: (kind) => one(kind).inputs,
     providerRef: (kind) => one(kind).provider,
     options: (kind) => {
-      const found = options.get(TYPES[kind]);
+      const found = options.get(one(kind).name);
       if (!found) throw new Error(`no ${kind} declared by ${name}`);
       return found;
     },
@@ -141,7 +152,7 @@ describe("the default (privileged) daemon", () => {
     expect(deployed.inputs("image")).toEqual({ name: "moby/buildkit:v0.32.2", keepLocally: true });
   });
 
-  it("runs the container from the image id, so a new image behind a tag is a replacement", () => {
+  it("runs the container from the id of the image the tag gave when pulled (the tag is not followed)", () => {
     expect(deployed.inputs("container").image).toBe(IMAGE_ID);
   });
 
@@ -473,6 +484,103 @@ describe("a production daemon", () => {
         { label: "org.buildkit-stack.allow-privileged", value: "true" },
       ]),
     );
+  });
+});
+
+describe("the cache guard", () => {
+  const { execFileSync } = require("child_process") as typeof import("child_process");
+  const fs = require("fs") as typeof import("fs");
+  const os = require("os") as typeof import("os");
+  const path = require("path") as typeof import("path");
+  let deployed: Deployed;
+  beforeAll(async () => {
+    deployed = await deploy("guarded", { "buildkit:containerName": "bk-guarded", "buildkit:cacheProtected": "true" });
+  });
+
+  /** Runs the guard's script as the command provider does, with a fake docker that lists daemons of `modes` on the volume. */
+  function runGuard(environment: Record<string, string>, previous?: string, modes = ""): { code: number; stdout: string; stderr: string } {
+    const bin = fs.mkdtempSync(path.join(os.tmpdir(), "guard-docker-"));
+    fs.writeFileSync(path.join(bin, "docker"), `#!/bin/sh\nprintf '%s' '${modes}'\n`, { mode: 0o755 });
+    const env = { PATH: `${bin}:${process.env.PATH}`, ...environment, ...(previous !== undefined ? { PULUMI_COMMAND_STDOUT: previous } : {}) };
+    try {
+      const guard = deployed.inputs("cacheGuard");
+      const stdout = execFileSync("/bin/sh", ["-c", guard.create], { env: { ...env, CACHE_GUARD: guard.environment.CACHE_GUARD }, encoding: "utf8", stdio: "pipe" });
+      return { code: 0, stdout: stdout.trim(), stderr: "" };
+    } catch (error) {
+      const failed = error as { status: number; stdout: string; stderr: string };
+      return { code: failed.status, stdout: failed.stdout.trim(), stderr: failed.stderr.trim() };
+    } finally {
+      fs.rmSync(bin, { recursive: true, force: true });
+    }
+  }
+  const rootless = { VOLUME: "buildkit-dev-cache", OWNER: "rootless", ROOTLESS: "true", RETAINED: "false" };
+
+  it("records who owns the cache and whether Pulumi keeps it on delete", () => {
+    const { CACHE_GUARD, ...record } = deployed.inputs("cacheGuard").environment;
+    expect(record).toEqual({ VOLUME: "buildkit-dev-cache", OWNER: "root", ROOTLESS: "false", RETAINED: "true" });
+    expect(CACHE_GUARD).toContain('record="cache $VOLUME owner $OWNER retained $RETAINED"');
+    expect(runGuard({ VOLUME: "v", OWNER: "root", ROOTLESS: "false", RETAINED: "true" })).toEqual({ code: 0, stdout: "cache v owner root retained true", stderr: "" });
+  });
+
+  it("runs before the volume and the network, whose replacements remove the daemon first", () => {
+    expect(deployed.options("volume").dependsOn).toContain(deployed.stack.cacheGuard);
+    expect(deployed.options("network").dependsOn).toContain(deployed.stack.cacheGuard);
+  });
+
+  it("refuses a mode switch of the same volume that the last deploy kept on delete, saying how instead", () => {
+    const refused = runGuard(rootless, "cache buildkit-dev-cache owner root retained true");
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/^refused before anything was touched: buildkit:rootless switches the cache volume buildkit-dev-cache from a root daemon to a rootless one/);
+    expect(refused.stderr).toContain("set buildkit:cacheProtected false (keep buildkit:rootless as deployed) and pulumi up, then switch buildkit:rootless in a second up");
+  });
+
+  it("lets a switch through when the old cache is deleted, or renamed away", () => {
+    expect(runGuard(rootless, "cache buildkit-dev-cache owner root retained false").code).toBe(0);
+    expect(runGuard(rootless, "cache old-cache owner root retained true").code).toBe(0);
+    expect(runGuard({ ...rootless, OWNER: "root", ROOTLESS: "false", RETAINED: "true" }, "cache buildkit-dev-cache owner root retained false").stdout).toBe(
+      "cache buildkit-dev-cache owner root retained true",
+    );
+  });
+
+  it("without a record, refuses a switch away from the mode of the daemons using the volume", () => {
+    expect(runGuard(rootless, undefined, "false\n").stderr).toMatch(/^refused before anything was touched: the cache volume buildkit-dev-cache is used by a daemon with buildkit:rootless false/);
+    expect(runGuard(rootless, undefined, "true\n").code).toBe(0);
+    expect(runGuard(rootless, undefined, "").code).toBe(0);
+  });
+});
+
+describe("following the tag at the engine's mirror (buildkit:tagRegistry)", () => {
+  let deployed: Deployed;
+  beforeAll(async () => {
+    deployed = await deploy("follow", { "buildkit:containerName": "bk-follow", "buildkit:tagRegistry": "http://127.0.0.1:5000" });
+  });
+
+  it("asks the mirror for the tag's current digest with the provider's getRegistryImage, through a provider of its own", () => {
+    const lookups = invoked.filter((i) => i.token === "docker:index/getRegistryImage:getRegistryImage" && i.inputs.name === "127.0.0.1:5000/moby/buildkit:v0.32.2");
+    expect(lookups).toHaveLength(1);
+    const lookupProvider = registered.find((r) => r.type === "pulumi:providers:docker" && r.name === "follow-tag-registry");
+    expect(lookups[0].provider).toMatch(/follow-tag-registry::/);
+    // The provider speaks HTTPS to a registry unless an auth entry gives its http:// address.
+    expect(JSON.parse(lookupProvider!.inputs.registryAuth)).toEqual([{ address: "http://127.0.0.1:5000", authDisabled: true }]);
+  });
+
+  it("pulls the image by that digest and runs the container by it, so preview knows the exact plan", () => {
+    expect(deployed.inputs("image")).toEqual({ name: `moby/buildkit@${TAG_DIGEST}`, keepLocally: true });
+    expect(deployed.inputs("container").image).toBe(`moby/buildkit@${TAG_DIGEST}`);
+    expect(deployed.options("container").dependsOn).toContain(deployed.stack.image);
+  });
+
+  it("leaves the stack's own provider alone: no stack resource goes through the look-up's", () => {
+    for (const kind of ["image", "container", "network", "volume"] as const) expect(deployed.providerRef(kind) ?? "").not.toMatch(/tag-registry/);
+  });
+});
+
+describe("a tag that is not followed", () => {
+  it("invokes nothing and creates no look-up provider", async () => {
+    const before = invoked.length;
+    await deploy("unfollowed", { "buildkit:containerName": "bk-unfollowed" });
+    expect(invoked.slice(before).filter((i) => i.token.includes("getRegistryImage"))).toEqual([]);
+    expect(registered.some((r) => r.name === "unfollowed-tag-registry")).toBe(false);
   });
 });
 

@@ -514,6 +514,10 @@ const ADVERSARIAL: [string, Record<string, unknown>, string[]][] = [
   ["dockerHost", { "buildkit:dockerHost": "ssh://" }, [`buildkit:dockerHost is "ssh://"; expected ${DOCKER_HOST}`]],
   ["dockerHost", { "buildkit:dockerHost": "http://host:2375" }, [`buildkit:dockerHost is "http://host:2375"; expected ${DOCKER_HOST}`]],
   ["dockerHost", { "buildkit:dockerHost": "tcp://host:2376/path" }, [`buildkit:dockerHost is "tcp://host:2376/path"; expected ${DOCKER_HOST}`]],
+  ["tagRegistry", { "buildkit:tagRegistry": "http://127.0.0.1:5000/v2" }, ['buildkit:tagRegistry is "http://127.0.0.1:5000/v2"; expected the registry the engine pulls the image from, host[:port] (http:// for plain HTTP), like http://127.0.0.1:5000 for a local mirror or registry-1.docker.io for Docker Hub ("http://127.0.0.1:5000/v2" is not a host, an optional :port and nothing else)']],
+  ["tagRegistry", { "buildkit:tagRegistry": "127.0.0.1:70000" }, ['buildkit:tagRegistry is "127.0.0.1:70000"; expected the registry the engine pulls the image from, host[:port] (http:// for plain HTTP), like http://127.0.0.1:5000 for a local mirror or registry-1.docker.io for Docker Hub (port 70000 is not from 1 to 65535)']],
+  ["tagRegistry", { "buildkit:tagRegistry": "ftp://mirror" }, ['buildkit:tagRegistry is "ftp://mirror"; expected the registry the engine pulls the image from, host[:port] (http:// for plain HTTP), like http://127.0.0.1:5000 for a local mirror or registry-1.docker.io for Docker Hub ("ftp://mirror" is not a host, an optional :port and nothing else)']],
+  ["tagRegistry", { "buildkit:tagRegistry": true }, ['buildkit:tagRegistry is true; expected the registry the engine pulls the image from, host[:port] (http:// for plain HTTP), like http://127.0.0.1:5000 for a local mirror or registry-1.docker.io for Docker Hub']],
   // Keys spelt with another case are other keys.
   ["an unknown key", { "buildkit:Memory": "1g" }, [`buildkit:Memory is not a setting this program reads; known settings: ${KNOWN}`]],
 ];
@@ -1047,5 +1051,78 @@ describe("buildkit:stopGracePeriod", () => {
   });
   it.each(["2h", "61m", "ten minutes", "1.5m", "-5s", "5d"])("refuses %p, naming the key, the value and the form", (given) => {
     expect(problemsOf({ "buildkit:stopGracePeriod": given })).toEqual([`buildkit:stopGracePeriod is ${JSON.stringify(given)}; expected ${FORM}`]);
+  });
+});
+
+describe("buildkit:tagRegistry", () => {
+  const DIGEST = "sha256:" + "a".repeat(64);
+  const follow = (image: string | undefined, tagRegistry: string) =>
+    parseSettings({ ...(image ? { "buildkit:image": image } : {}), "buildkit:tagRegistry": tagRegistry }, { stack: "dev" }).tagRegistry;
+
+  it("is off by default: the tag is pulled once", () => {
+    expect(parseSettings({}, { stack: "dev" }).tagRegistry).toBeUndefined();
+  });
+
+  it("resolves a Docker Hub image at the engine's plain-HTTP mirror, where the container runs it as repository@digest", () => {
+    expect(follow(undefined, "http://127.0.0.1:5000")).toEqual({
+      host: "127.0.0.1:5000",
+      plainHttp: true,
+      reference: "127.0.0.1:5000/moby/buildkit:v0.32.2",
+      repository: "moby/buildkit",
+    });
+  });
+
+  it("adds library/ to official images and latest to untagged ones, as docker does", () => {
+    expect(follow("busybox", "http://127.0.0.1:5000")).toMatchObject({ reference: "127.0.0.1:5000/library/busybox:latest", repository: "busybox" });
+  });
+
+  it("asks Docker Hub's API host however Docker Hub is named", () => {
+    for (const hub of ["docker.io", "index.docker.io", "registry-1.docker.io"]) {
+      expect(follow("moby/buildkit:v0.32.1", hub)).toEqual({
+        host: "registry-1.docker.io",
+        plainHttp: false,
+        reference: "registry-1.docker.io/moby/buildkit:v0.32.1",
+        repository: "moby/buildkit",
+      });
+    }
+    expect(follow("docker.io/moby/buildkit:v0.32.1", "docker.io")).toMatchObject({ repository: "moby/buildkit" });
+  });
+
+  it("follows an image of a registry of its own at that registry", () => {
+    expect(follow("registry.example.com:5000/team/buildkit:stable", "registry.example.com:5000")).toEqual({
+      host: "registry.example.com:5000",
+      plainHttp: false,
+      reference: "registry.example.com:5000/team/buildkit:stable",
+      repository: "registry.example.com:5000/team/buildkit",
+    });
+  });
+
+  it("refuses a digest, which never points at another image", () => {
+    expect(problemsOf({ "buildkit:image": `moby/buildkit:v0.32.2@${DIGEST}`, "buildkit:tagRegistry": "http://127.0.0.1:5000" })).toEqual([
+      `buildkit:tagRegistry is "http://127.0.0.1:5000" but buildkit:image is "moby/buildkit:v0.32.2@${DIGEST}", pinned by digest: a digest never points at another image. Remove buildkit:tagRegistry, or name a tag to follow`,
+    ]);
+  });
+
+  it("refuses another registry than the one the engine pulls an image with a registry from", () => {
+    expect(problemsOf({ "buildkit:image": "registry.example.com/team/buildkit:stable", "buildkit:tagRegistry": "http://127.0.0.1:5000" })).toEqual([
+      'buildkit:tagRegistry is "http://127.0.0.1:5000" but buildkit:image is "registry.example.com/team/buildkit:stable", which the engine pulls from registry.example.com ' +
+        "(registry mirrors serve Docker Hub images only); set buildkit:tagRegistry to registry.example.com (http://registry.example.com for plain HTTP)",
+    ]);
+  });
+
+  it("is allowed in production with a pinned tag: preview and drift show a moved tag before up rolls to it", () => {
+    const prod = parseSettings(
+      {
+        "buildkit:production": "true",
+        "buildkit:allowPrivileged": "true",
+        "buildkit:memory": "4g",
+        "buildkit:cpus": "2",
+        "buildkit:cacheMaxUsedSpace": "20g",
+        "buildkit:image": "moby/buildkit:v0.32.2",
+        "buildkit:tagRegistry": "http://127.0.0.1:5000",
+      },
+      { stack: "prod" },
+    );
+    expect(prod.tagRegistry?.reference).toBe("127.0.0.1:5000/moby/buildkit:v0.32.2");
   });
 });

@@ -46,6 +46,8 @@ describe("a stack without buildkit:hosts", () => {
         "urn:pulumi:dev::buildkit::buildkit:index:BuildkitStack$docker:index/volume:Volume::buildkit-cache",
         "urn:pulumi:dev::buildkit::buildkit:index:BuildkitStack$docker:index/container:Container::buildkit-daemon",
         "urn:pulumi:dev::buildkit::buildkit:index:BuildkitStack$command:local:Command::buildkit-smoke-test",
+        // Added since: the cache guard, a new resource (created on the next up; nothing above is replaced).
+        "urn:pulumi:dev::buildkit::buildkit:index:BuildkitStack$command:local:Command::buildkit-cache-owner",
       ].sort(),
     );
   });

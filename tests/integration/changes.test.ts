@@ -33,6 +33,7 @@ const RESOURCE_SUFFIX: Record<StackResource, string> = {
   image: "-image",
   daemonContainer: "-daemon",
   smokeTest: "-smoke-test",
+  cacheGuard: "-cache-owner",
 };
 
 /** A replacement shows as several steps (replace, create-replacement, delete-replaced): one op for the table. */
@@ -236,6 +237,11 @@ describe("the change-impact matrix, on a live stack", () => {
     expect(mustRun("docker", ["volume", "inspect", "-f", "{{json .Labels}}", volumeName]).trim()).toBe('{"org.buildkit-stack.managed-by":"pulumi"}');
   });
 
+  it("pulls and runs the image by the digest its tag points at once the tag is followed, keeping the cache", async () => {
+    await apply({ name: "tag followed", keys: ["tagRegistry"], set: { tagRegistry: `http://${process.env.BUILDKIT_STACK_MIRROR ?? "127.0.0.1:5000"}` } });
+    expect(mustRun("docker", ["inspect", "-f", "{{.Config.Image}}", containerName]).trim()).toMatch(/^moby\/buildkit@sha256:[a-f0-9]{64}$/);
+  });
+
   it("changes nothing deployed for cacheProtected and requirePinnedImage, and drops the smoke test when turned off", async () => {
     await apply({
       name: "no daemon change",
@@ -272,12 +278,35 @@ describe("the change-impact matrix, on a live stack", () => {
     expect(mustRun("docker", ["inspect", "-f", "{{.State.Health.Status}}", containerName]).trim()).toBe("healthy");
   });
 
+  it("refuses, before anything is touched, to switch to rootless in the same change that unprotects the cache", async () => {
+    // The engine applies the retain recorded in the old state: the root-owned volume would be kept and
+    // "created" again under the same name, and the rootless daemon would never become healthy.
+    const containerBefore = mustRun("docker", ["inspect", "-f", "{{.Id}}", containerName]).trim();
+    await testStack.stack.setAllConfig({
+      "buildkit:rootless": { value: "true" },
+      "buildkit:allowPrivileged": { value: "false" },
+      "buildkit:cacheProtected": { value: "false" },
+    });
+    await testStack.stack.removeConfig("buildkit:image");
+    let upLog = "";
+    await expect(testStack.stack.up({ onOutput: (line) => (upLog += line) })).rejects.toThrow();
+    const said = upLog.split("\n").filter((l) => /refused/.test(l))[0] ?? upLog;
+    console.log(`rootless switch together with cacheProtected false, up said:\n${said}`);
+    expect(said).toMatch(/refused before anything was touched: buildkit:rootless switches the cache volume \S+ from a root daemon to a rootless one/);
+    expect(said).toContain("set buildkit:cacheProtected false (keep buildkit:rootless as deployed) and pulumi up, then switch buildkit:rootless");
+    expect(mustRun("docker", ["inspect", "-f", "{{.Id}} {{.State.Health.Status}} {{.HostConfig.Privileged}}", containerName]).trim()).toBe(`${containerBefore} healthy true`);
+    expect(markerKept()).toBe(true);
+  });
+
   it("switches to rootless with a fresh cache once the cache is no longer protected, and the daemon is healthy", async () => {
-    // Two steps: a protected cache is also retained on delete, and the engine applies the retain
-    // recorded in the old state, so unprotecting in the same update would keep the root-owned
-    // volume under the same name, and the rootless daemon would never become healthy.
-    await testStack.stack.setAllConfig({ "buildkit:rootless": { value: "false" }, "buildkit:allowPrivileged": { value: "true" }, "buildkit:image": { value: `moby/buildkit:${PREVIOUS}` } });
-    await apply({ name: "unprotected", keys: [], set: { cacheProtected: "false" } });
+    // Two steps, as the refusal above says: unprotect (the guard records it), then switch.
+    await testStack.stack.setAllConfig({
+      "buildkit:rootless": { value: "false" },
+      "buildkit:allowPrivileged": { value: "true" },
+      "buildkit:cacheProtected": { value: "true" },
+      "buildkit:image": { value: `moby/buildkit:${PREVIOUS}` },
+    });
+    await apply({ name: "unprotected", keys: ["cacheProtected"], set: { cacheProtected: "false" } });
     stateDir = "/home/user/.local/share/buildkit";
     await apply({ name: "rootless", keys: ["rootless"], set: { rootless: "true", allowPrivileged: "false", image: undefined } });
     expect(mustRun("docker", ["inspect", "-f", "{{.State.Health.Status}} {{.HostConfig.Privileged}}", containerName]).trim()).toBe("healthy false");

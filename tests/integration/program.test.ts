@@ -26,6 +26,7 @@ async function plannedResources(testStack: TestStack): Promise<{ planned: string
 
 const EXPECTED = [
   "buildkit:index:BuildkitStack::buildkit",
+  "command:local:Command::buildkit-cache-owner",
   "command:local:Command::buildkit-smoke-test",
   "docker:index/container:Container::buildkit-daemon",
   "docker:index/network:Network::buildkit-network",

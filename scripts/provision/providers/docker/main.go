@@ -4,8 +4,8 @@
 // pulumi-docker's provider module, so this is our own thin bridge of the same
 // upstream Terraform provider (kreuzwerker/terraform-provider-docker) through
 // pulumi-terraform-bridge, with the resource tokens and field names that the
-// @pulumi/docker SDK pinned in package.json sends. Only the resources and
-// provider settings the project uses are mapped.
+// @pulumi/docker SDK pinned in package.json sends. Only the resources, data
+// sources and provider settings the project uses are mapped.
 package main
 
 import (
@@ -59,6 +59,11 @@ func providerInfo() tfbridge.ProviderInfo {
 			"docker_network":   resource("Network"),
 			"docker_volume":    resource("Volume"),
 			"docker_tag":       resource("Tag"),
+		},
+		DataSources: map[string]*tfbridge.DataSourceInfo{
+			// What @pulumi/docker's getRegistryImage invokes: a tag's current digest in a
+			// registry (buildkit:tagRegistry), so a new image behind the same tag shows in preview.
+			"docker_registry_image": {Tok: tfbridge.MakeDataSource("docker", "index", "getRegistryImage")},
 		},
 	}
 }
