@@ -74,7 +74,10 @@ export function upPhases(file: string): Phase[] {
   const volume = create("docker:index/volume:Volume");
   const image = create("docker:index/remoteImage:RemoteImage");
   const container = create("docker:index/container:Container");
-  const smoke = spans.find((s) => s.service === "command" && s.name.endsWith("ResourceProvider/Create"));
+  // Two local commands: the cache guard runs first (before the volume), the smoke test last (after the container).
+  const commands = spans.filter((s) => s.service === "command" && s.name.endsWith("ResourceProvider/Create"));
+  const smoke = commands.length > 0 ? commands[commands.length - 1] : undefined;
+  const guard = commands.length > 1 ? commands[0] : undefined;
   const phases: Phase[] = [];
   const add = (phase: string, from: number | undefined, to: number | undefined) => {
     if (from !== undefined && to !== undefined) phases.push({ phase, seconds: (to - from) / 1000 });
@@ -82,6 +85,7 @@ export function upPhases(file: string): Phase[] {
   add("CLI start → node program started (CLI, plan, language host)", total?.start, node?.start);
   add("node started → stack resource registered (SDK load)", node?.start, stackRegistered?.start);
   add("stack registered → first resource registered (program compile + load)", stackRegistered?.end, providerRegistered?.start);
+  add("command:local:Command cache guard (before volume and network)", guard?.start, guard?.end);
   add("docker:Network create (critical path)", network?.start, network?.end);
   add("docker:Volume create (parallel)", volume?.start, volume?.end);
   add("docker:RemoteImage create (parallel)", image?.start, image?.end);
