@@ -7,7 +7,7 @@
 import * as pulumi from "@pulumi/pulumi";
 
 import { parseFleetSettings } from "../../components/fleet-config";
-import { makeCertificates } from "./certificates";
+import { makeCertificates, tlsSettings } from "./certificates";
 
 const PEM = (what: string) => `-----BEGIN ${what}-----\nx\n-----END ${what}-----`;
 
@@ -145,13 +145,7 @@ describe("a fleet whose hosts publish buildkitd's own TCP listener, without smok
   it("hands clients tcp:// endpoints (no Docker API access) and gates the roll on each healthy container", async () => {
     // Config checks the certificates with node:crypto: real ones, covering both hosts' names and addresses.
     const certificates = makeCertificates({ serverSans: ["DNS:buildkitd-a", "DNS:buildkitd-b", "IP:10.0.0.5", "IP:10.0.0.6"] });
-    const tls = {
-      tlsCa: certificates.ca,
-      tlsCert: certificates.cert,
-      tlsKey: certificates.key,
-      tlsClientCert: certificates.clientCert,
-      tlsClientKey: certificates.clientKey,
-    };
+    const tls = tlsSettings(certificates);
     const tcpHosts = parseFleetSettings(
       {
         "buildkit:smokeTest": "false",
@@ -177,13 +171,7 @@ describe("a fleet whose hosts publish buildkitd's own TCP listener, without smok
 
 describe("the fleet as buildx remote-driver nodes", () => {
   const certificates = makeCertificates({ serverSans: ["DNS:buildkitd-amd", "DNS:buildkitd-arm", "IP:127.0.0.1"] });
-  const tls = {
-    tlsCa: certificates.ca,
-    tlsCert: certificates.cert,
-    tlsKey: certificates.key,
-    tlsClientCert: certificates.clientCert,
-    tlsClientKey: certificates.clientKey,
-  };
+  const tls = tlsSettings(certificates);
   const nodesOf = (entries: object[]) => {
     const settings = parseFleetSettings({ "buildkit:smokeTest": "false", "buildkit:hosts": JSON.stringify(entries) }, { stack: "fleet" })!;
     return new BuildkitFleet(`bx${registered.length}`, { hosts: settings }).buildxNodes;

@@ -10,7 +10,7 @@ import { parse as parseToml } from "smol-toml";
 
 import type { BuildkitStackArgs } from "../../components/buildkit-stack";
 import { BuildkitSettings, parseSettings } from "../../components/config";
-import { makeCertificates } from "./certificates";
+import { makeCertificates, tlsSettings } from "./certificates";
 import { COMMAND_TYPE, CONTAINER_TYPE, IMAGE_TYPE, NETWORK_TYPE, VOLUME_TYPE } from "../../components/resource-types";
 
 const IMAGE_ID = "sha256:" + "1".repeat(64);
@@ -63,13 +63,8 @@ const REMOTE_TLS = makeCertificates({ serverSans: ["DNS:bk-tcp", "IP:10.0.0.5"] 
 const LOCAL_TLS = makeCertificates({ serverSans: ["DNS:bk-server-tls", "DNS:bk-rootless-tcp", "IP:127.0.0.1"] });
 // A wildcard listener: config checks the container's name only (clients dial a name of the user's).
 const WILDCARD_TLS = makeCertificates({ serverSans: ["DNS:bk-tcp-wildcard"] });
-const tlsConfig = (set: typeof LOCAL_TLS) => ({
-  "buildkit:tlsCa": set.ca,
-  "buildkit:tlsCert": set.cert,
-  "buildkit:tlsKey": set.key,
-  "buildkit:tlsClientCert": set.clientCert,
-  "buildkit:tlsClientKey": set.clientKey,
-});
+const tlsConfig = (set: typeof LOCAL_TLS) =>
+  Object.fromEntries(Object.entries(tlsSettings(set)).map(([key, value]) => [`buildkit:${key}`, value]));
 const TYPES = {
   container: CONTAINER_TYPE,
   image: IMAGE_TYPE,

@@ -54,3 +54,8 @@ export function makeCertificates(options: CertificateOptions): CertificateSet {
   const read = (file: string) => fs.readFileSync(path.join(dir, file), "utf8");
   return { ca: read("ca.pem"), cert: read("server.pem"), key: read("server.key"), clientCert: read("client.pem"), clientKey: read("client.key"), dir };
 }
+
+/** The set as the five `tls*` settings of a stack or fleet host (without the `buildkit:` prefix). */
+export function tlsSettings(set: CertificateSet): Record<"tlsCa" | "tlsCert" | "tlsKey" | "tlsClientCert" | "tlsClientKey", string> {
+  return { tlsCa: set.ca, tlsCert: set.cert, tlsKey: set.key, tlsClientCert: set.clientCert, tlsClientKey: set.clientKey };
+}

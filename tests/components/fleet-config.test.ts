@@ -10,18 +10,12 @@ import { load as loadYaml } from "js-yaml";
 
 import { ConfigError } from "../../components/config";
 import { FleetHostSettings, parseFleetSettings } from "../../components/fleet-config";
-import { makeCertificates } from "./certificates";
+import { makeCertificates, tlsSettings } from "./certificates";
 
 const PEM = (what: string) => `-----BEGIN ${what}-----\nx\n-----END ${what}-----`;
 // buildkitd's own listener TLS, checked by config with node:crypto: real certificates for both hosts' containers.
 const listenerCertificates = makeCertificates({ serverSans: ["DNS:buildkitd-a", "DNS:buildkitd-b", "IP:127.0.0.1"] });
-const LISTENER_TLS = {
-  tlsCa: listenerCertificates.ca,
-  tlsCert: listenerCertificates.cert,
-  tlsKey: listenerCertificates.key,
-  tlsClientCert: listenerCertificates.clientCert,
-  tlsClientKey: listenerCertificates.clientKey,
-};
+const LISTENER_TLS = tlsSettings(listenerCertificates);
 const TLS = { dockerTlsCa: PEM("CERTIFICATE"), dockerTlsCert: PEM("CERTIFICATE"), dockerTlsKey: PEM("PRIVATE KEY") };
 
 /** Raw config as allConfig() hands it over: structured values arrive as JSON strings. */

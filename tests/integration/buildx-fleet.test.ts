@@ -13,7 +13,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 
-import { buildxDockerConfig, createTestStack, DEPLOY_TIMEOUT_MS, makeCertificates, mustRun, repoRoot, run, TestStack, writeBuildContext } from "./harness";
+import { buildxDockerConfig, createTestStack, DEPLOY_TIMEOUT_MS, makeCertificates, mustRun, repoRoot, run, TestStack, tlsSecretConfig, writeBuildContext } from "./harness";
 
 jest.setTimeout(DEPLOY_TIMEOUT_MS);
 
@@ -83,11 +83,7 @@ describe("a buildx builder over a fleet of two platforms", () => {
     // One server certificate for both daemons: config requires each container's name and the published address.
     const tls = makeCertificates([...HOSTS.map(containerOf), "127.0.0.1"]);
     testStack = await createTestStack("bx-fleet", {
-      tlsCa: { value: tls.ca, secret: true },
-      tlsCert: { value: tls.cert, secret: true },
-      tlsKey: { value: tls.key, secret: true },
-      tlsClientCert: { value: tls.clientCert, secret: true },
-      tlsClientKey: { value: tls.clientKey, secret: true },
+      ...tlsSecretConfig(tls),
     });
     // The host list as the README writes it: structured config, platforms as a per-host override.
     const config: Record<string, { value: string }> = {};

@@ -17,7 +17,7 @@ import { EngineEvent, OpType } from "@pulumi/pulumi/automation";
 
 import { CHANGE_IMPACT, ChangeImpact, PlannedOp, RESOURCES, StackResource } from "../../components/change-impact";
 import { ConfigKey } from "../../components/config";
-import { createTestStack, DEPLOY_TIMEOUT_MS, makeCertificates, mustRun, repoRoot, run, TestStack } from "./harness";
+import { createTestStack, DEPLOY_TIMEOUT_MS, makeCertificates, mustRun, repoRoot, run, TestStack, tlsSecretConfig } from "./harness";
 
 jest.setTimeout(DEPLOY_TIMEOUT_MS);
 
@@ -327,11 +327,7 @@ describe("the change-impact matrix, on a live stack", () => {
       set: {
         tcpPort: "18301",
         tcpAddress: "127.0.0.1",
-        tlsCa: { value: tls.ca, secret: true },
-        tlsCert: { value: tls.cert, secret: true },
-        tlsKey: { value: tls.key, secret: true },
-        tlsClientCert: { value: tls.clientCert, secret: true },
-        tlsClientKey: { value: tls.clientKey, secret: true },
+        ...tlsSecretConfig(tls),
       },
       previewOnly: true,
     });

@@ -9,7 +9,7 @@ import * as fs from "fs";
 import * as path from "path";
 
 import { CONTAINER_TYPE } from "../../components/resource-types";
-import { CommandResult, DEPLOY_TIMEOUT_MS, TestStack, createTestStack, makeCertificates, mustRun, repoRoot, requireEngine, run, waitFor } from "./harness";
+import { CommandResult, createTestStack, DEPLOY_TIMEOUT_MS, makeCertificates, mustRun, repoRoot, requireEngine, run, TestStack, tlsSecretConfig, waitFor } from "./harness";
 
 const ID = "c-drift";
 const TLS_ID = "c-drift-tls";
@@ -315,11 +315,7 @@ describe("an mTLS stack on TCP", () => {
     testStack = await createTestStack(TLS_ID, {
       tcpPort: String(TLS_PORT),
       cacheMaxUsedSpace: "2g",
-      tlsCa: { value: tls.ca, secret: true },
-      tlsCert: { value: tls.cert, secret: true },
-      tlsKey: { value: tls.key, secret: true },
-      tlsClientCert: { value: tls.clientCert, secret: true },
-      tlsClientKey: { value: tls.clientKey, secret: true },
+      ...tlsSecretConfig(tls),
     });
     fs.rmSync(tls.dir, { recursive: true, force: true });
     const result = await testStack.stack.up({ onOutput: () => undefined });

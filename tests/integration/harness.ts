@@ -10,7 +10,7 @@ import * as path from "path";
 import { ConfigMap, LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
 
 import { CommandResult, mustRun, runCommand as run } from "../../cli/command";
-import { CertificateSet, makeCertificates as makeCertificateSet } from "../components/certificates";
+import { CertificateSet, makeCertificates as makeCertificateSet, tlsSettings } from "../components/certificates";
 
 /** The product's own command runner: tests see a command fail exactly as the CLIs do. */
 export { mustRun, run };
@@ -202,6 +202,11 @@ export function cachedSteps(progress: string): number {
  */
 export function makeCertificates(serverNames: string[]): CertificateSet {
   return makeCertificateSet({ serverSans: serverNames.map((n) => (/^[\d.]+$/.test(n) ? `IP:${n}` : `DNS:${n}`)) });
+}
+
+/** The set's five `tls*` keys as secret stack config, for {@link createTestStack}. */
+export function tlsSecretConfig(set: CertificateSet): Record<string, { value: string; secret: boolean }> {
+  return Object.fromEntries(Object.entries(tlsSettings(set)).map(([key, value]) => [key, { value, secret: true }]));
 }
 
 /** docker buildx as provisioned (scripts/provision/buildx.sh), at the version scripts/versions.sh pins. */

@@ -18,6 +18,7 @@ import {
   mustRun,
   run,
   TestStack,
+  tlsSecretConfig,
   waitFor,
   writeBuildContext,
 } from "./harness";
@@ -253,11 +254,7 @@ describe("a daemon on TCP with mTLS", () => {
     tls = makeCertificates(["bk-it-mtls", "127.0.0.1"]);
     testStack = await createTestStack("mtls", {
       tcpPort: String(port),
-      tlsCa: { value: tls.ca, secret: true },
-      tlsCert: { value: tls.cert, secret: true },
-      tlsKey: { value: tls.key, secret: true },
-      tlsClientCert: { value: tls.clientCert, secret: true },
-      tlsClientKey: { value: tls.clientKey, secret: true },
+      ...tlsSecretConfig(tls),
     });
   });
   afterAll(async () => testStack?.cleanup());
