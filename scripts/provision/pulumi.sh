@@ -47,6 +47,8 @@ replace github.com/atotto/clipboard => github.com/tgummerer/clipboard v0.0.0-202
 # is no longer consulted for a directory). So the host's own sources are
 # copied out of the module cache, the stub is deleted, and language-nodejs/
 # run_plugin.go supplies a RunPlugin that runs @pulumi/pulumi/cmd/run-policy-pack.
+# Nor does it see Pulumi.yaml's runtime options, which this CLI sends with each
+# request rather than on the host's command line: language-nodejs/run_options.go.
 nodejs_host="github.com/pulumi/pulumi/sdk/v3@$PULUMI_LANGUAGE_NODEJS_SDK_VERSION"
 prepare_language_nodejs() {
   local dir
@@ -56,6 +58,11 @@ prepare_language_nodejs() {
   # Delete the stub: `func (host *nodeLanguageHost) RunPlugin(` through its closing brace.
   perl -0pi -e 's/\nfunc \(host \*nodeLanguageHost\) RunPlugin\(.*?\n}\n/\n/s' "$1/main.go"
   grep -q 'errors.New("not supported")' "$1/main.go" && die "could not remove the RunPlugin stub from $nodejs_host"
+  # language-nodejs/run_options.go wraps these two: Run with the runtime options the CLI now
+  # sends with each request, locateModule without a node start where node_modules is plain.
+  perl -pi -e 's/^func \(host \*nodeLanguageHost\) Run\(/func (host *nodeLanguageHost) runWithHostOptions(/; s/^func locateModule\(/func locateModuleWithNode(/' "$1/main.go"
+  grep -q '^func (host \*nodeLanguageHost) runWithHostOptions(' "$1/main.go" && grep -q '^func locateModuleWithNode(' "$1/main.go" \
+    || die "could not rename Run and locateModule in $nodejs_host"
   return 0
 }
 PREPARE=prepare_language_nodejs wrapper_build pulumi-language-nodejs "$bin/pulumi-language-nodejs" \

@@ -78,14 +78,17 @@ func (host *nodeLanguageHost) RunPlugin(
 		return fmt.Errorf("RunPlugin: node is not on PATH: %w", err)
 	}
 	// Resolved from the plugin's directory: its own (or an enclosing) node_modules.
-	resolve := exec.Command(nodeBin, "-p", fmt.Sprintf("require.resolve(%q)", entry))
-	resolve.Dir = programDir
-	resolve.Env = req.GetEnv()
-	out, err := resolve.Output()
-	if err != nil {
-		return fmt.Errorf("RunPlugin: cannot find module '%s' from %s; run npm install there: %w", entry, programDir, err)
+	runPath, ok := resolvePlainModule(programDir, entry)
+	if !ok {
+		resolve := exec.Command(nodeBin, "-p", fmt.Sprintf("require.resolve(%q)", entry))
+		resolve.Dir = programDir
+		resolve.Env = req.GetEnv()
+		out, err := resolve.Output()
+		if err != nil {
+			return fmt.Errorf("RunPlugin: cannot find module '%s' from %s; run npm install there: %w", entry, programDir, err)
+		}
+		runPath = strings.TrimSpace(string(out))
 	}
-	runPath := strings.TrimSpace(string(out))
 
 	// exec copies stdout and stderr on two goroutines; a gRPC stream takes one Send at a time.
 	var sending sync.Mutex
