@@ -12,10 +12,10 @@ import * as path from "path";
 import { performance } from "perf_hooks";
 
 import { BuildkitSettings, DEFAULT_IMAGE, parseSettings } from "../components/config";
+import { copyProgram } from "../runtime/program-files";
 
 export const repoRoot = path.resolve(__dirname, "..");
 /** Files that make up the program, as tests/integration/harness.ts copies them. */
-const PROGRAM_FILES = ["Pulumi.yaml", "index.ts", "components", "package.json", "tsconfig.json"];
 /** The stack name inside every private copy; each copy has its own backend, so they never meet. */
 export const STACK = "bench";
 const PASSPHRASE = "bench";
@@ -236,8 +236,7 @@ export class ProgramCopy {
    */
   static async real(id: string, variant: Variant = {}, config: Record<string, string> = {}): Promise<ProgramCopy> {
     const dir = tempDir(id);
-    for (const file of PROGRAM_FILES) fs.cpSync(path.join(repoRoot, file), path.join(dir, file), { recursive: true });
-    fs.symlinkSync(path.join(repoRoot, "node_modules"), path.join(dir, "node_modules"));
+    copyProgram(dir);
     const stackFile = fs.readFileSync(path.join(repoRoot, "Pulumi.dev.yaml"), "utf8").replace(/^encryptionsalt:.*\n/m, "");
     fs.writeFileSync(path.join(dir, `Pulumi.${STACK}.yaml`), stackFile);
 
@@ -283,9 +282,8 @@ export class ProgramCopy {
    */
   static async minimal(id: string): Promise<ProgramCopy> {
     const dir = tempDir(id);
+    copyProgram(dir, ["runtime", "package.json", "tsconfig.json"]);
     for (const file of ["Pulumi.yaml", "index.ts"]) fs.copyFileSync(path.join(repoRoot, "bench/minimal", file), path.join(dir, file));
-    for (const file of ["package.json", "tsconfig.json"]) fs.copyFileSync(path.join(repoRoot, file), path.join(dir, file));
-    fs.symlinkSync(path.join(repoRoot, "node_modules"), path.join(dir, "node_modules"));
     const names = { container: `${NAME_PREFIX}${id}`, network: `${NAME_PREFIX}${id}-none`, volume: `${NAME_PREFIX}${id}-cache` };
     const copy = await ProgramCopy.init(id, dir, {}, names);
     copy.engineCreatedVolume = true;
@@ -300,9 +298,8 @@ export class ProgramCopy {
   /** bench/empty: no resources, same runtime options, tsconfig, backend kind and node_modules. */
   static async empty(id: string, variant: Variant = {}): Promise<ProgramCopy> {
     const dir = tempDir(id);
+    copyProgram(dir, ["runtime", "package.json", "tsconfig.json"]);
     for (const file of ["Pulumi.yaml", "index.ts"]) fs.copyFileSync(path.join(repoRoot, "bench/empty", file), path.join(dir, file));
-    for (const file of ["package.json", "tsconfig.json"]) fs.copyFileSync(path.join(repoRoot, file), path.join(dir, file));
-    fs.symlinkSync(path.join(repoRoot, "node_modules"), path.join(dir, "node_modules"));
     return ProgramCopy.init(id, dir, variant);
   }
 

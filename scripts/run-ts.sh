@@ -9,6 +9,6 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 script=$1; shift
-# As Pulumi.yaml runs the program: sucrase transforms the TypeScript (tsc
-# type-checks in `npm test`), V8's code cache skips recompiling the SDK.
-exec node -r v8-compile-cache -r sucrase/register/ts "$root/$script" "$@"
+# As Pulumi.yaml runs the program: through runtime/preload.js (TypeScript
+# transformed by sucrase and cached, tsc type-checks in `npm test`).
+exec node -r "$root/runtime/preload.js" "$root/$script" "$@"

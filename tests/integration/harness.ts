@@ -10,6 +10,7 @@ import * as path from "path";
 import { ConfigMap, LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
 
 import { CommandResult, mustRun, runCommand as run } from "../../cli/command";
+import { copyProgram } from "../../runtime/program-files";
 import { CertificateSet, makeCertificates as makeCertificateSet, tlsSettings } from "../components/certificates";
 
 /** The product's own command runner: tests see a command fail exactly as the CLIs do. */
@@ -18,7 +19,6 @@ export type { CommandResult } from "../../cli/command";
 
 export const repoRoot = path.resolve(__dirname, "../..");
 /** Files that make up the program; copied so each test has its own stack files. */
-const PROGRAM_FILES = ["Pulumi.yaml", "index.ts", "components", "package.json", "tsconfig.json"];
 
 let announcedEngine: string | undefined;
 
@@ -105,10 +105,7 @@ export async function createTestStack(
 ): Promise<TestStack> {
   requireEngine();
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), `buildkit-${id}-`));
-  for (const file of PROGRAM_FILES) {
-    fs.cpSync(path.join(repoRoot, file), path.join(workDir, file), { recursive: true });
-  }
-  fs.symlinkSync(path.join(repoRoot, "node_modules"), path.join(workDir, "node_modules"));
+  copyProgram(workDir);
   const backendDir = path.join(workDir, ".state");
   fs.mkdirSync(backendDir);
   const backendUrl = `file://${backendDir}`;
