@@ -41,6 +41,7 @@ import {
   shellQuote,
   shortId,
   useDockerHostOf,
+  withStackCheck,
 } from "./stack-inspect";
 
 const USAGE = `usage: npm run doctor [-- --stack NAME] [--cwd DIR]
@@ -105,7 +106,7 @@ async function main(): Promise<number> {
   try {
     stack = await openStack(options.stack, options.cwd, "dev");
     stackName = stack.name;
-    [state, outputs] = await Promise.all([readState(stack), readOutputs(stack)]);
+    [state, outputs] = await withStackCheck(stack, Promise.all([readState(stack), readOutputs(stack)]));
   } catch (error) {
     report.fail(`stack ${stackName}: ${firstLine(error)}`, `deploy it: ${pulumiCommand(options.stack ?? "dev", options.cwd, ["up"])}`);
     return 1;

@@ -62,6 +62,7 @@ import {
   shortId,
   urnName,
   useDockerHostOf,
+  withStackCheck,
 } from "./stack-inspect";
 
 const USAGE = `usage: npm run drift -- --stack NAME [--cwd DIR] [--heal]
@@ -144,9 +145,19 @@ async function main(): Promise<number> {
   if (!options.stack) throw new UsageError(`--stack NAME is required\n${USAGE}`);
   const stack = await openStack(options.stack, options.cwd);
 
-  const state = await readState(stack);
-  if (fleetHostsOf(state)) return fleetMain(stack, state, options.cwd, options.heal);
-  const found = await check(stack, state);
+  // The whole stack's preview starts together with the read of its state, not after it: it is
+  // most of the check's time, and it is the preview the check needs unless the state names a
+  // fleet host that does not answer (then it is stopped, and one without that host runs).
+  const speculative = startPreview(stack);
+  let state: RecordedResource[];
+  try {
+    state = await withStackCheck(stack, readState(stack));
+  } catch (error) {
+    await stopPreview(speculative);
+    throw error;
+  }
+  if (fleetHostsOf(state)) return fleetMain(stack, state, options.cwd, options.heal, speculative);
+  const found = await check(stack, state, speculative);
   if (found.drifts.length === 0) {
     printClean(stack.name, found.state);
     return EXIT_CLEAN;
@@ -166,20 +177,53 @@ async function main(): Promise<number> {
   return EXIT_DRIFT;
 }
 
-/** One drift check: the recorded state (read now unless given), and what differs from it now. */
-async function check(stack: Stack, known?: RecordedResource[]): Promise<{ state: RecordedResource[]; drifts: Drift[] }> {
+/**
+ * One drift check: the recorded state (read now unless given), and what
+ * differs from it now, from `running` (a preview of the whole stack already
+ * started) or a preview started here.
+ */
+async function check(stack: Stack, known?: RecordedResource[], running?: RunningPreview): Promise<{ state: RecordedResource[]; drifts: Drift[] }> {
   const state = known ?? (await readState(stack));
   useDockerHostOf(state);
   const engine = engineStatus();
-  if (!engine.ok) throw new UsageError(`the Docker engine does not answer (${engine.reason}); start it: bash scripts/provision.sh`);
-
-  const events: EngineEvent[] = [];
-  try {
-    await stack.preview({ refresh: true, onEvent: (event) => events.push(event) });
-  } catch (error) {
-    throw new UsageError(`preview --refresh of stack ${stack.name} failed: ${reportedError(events) ?? firstLine(error)}`);
+  if (!engine.ok) {
+    await stopPreview(running);
+    throw new UsageError(`the Docker engine does not answer (${engine.reason}); start it: bash scripts/provision.sh`);
   }
+  const events = await previewed(stack, running ?? startPreview(stack));
   return { state, drifts: analyse(events, state) };
+}
+
+/** A `pulumi preview --refresh` under way, with the events it has sent so far. */
+interface RunningPreview {
+  done: Promise<{ events: EngineEvent[]; error?: unknown }>;
+  controller: AbortController;
+}
+
+function startPreview(stack: Stack, exclude?: string[]): RunningPreview {
+  const controller = new AbortController();
+  const events: EngineEvent[] = [];
+  const done = stack
+    .preview({ refresh: true, ...(exclude ? { exclude } : {}), signal: controller.signal, onEvent: (event) => events.push(event) })
+    .then(
+      () => ({ events }),
+      (error: unknown) => ({ events, error }),
+    );
+  return { done, controller };
+}
+
+/** Stops a preview whose answer is no longer wanted (the CLI is cancelled, as by ^C), and waits for it to end. */
+async function stopPreview(running?: RunningPreview): Promise<void> {
+  if (!running) return;
+  running.controller.abort();
+  await running.done;
+}
+
+/** The events of a preview that must succeed. */
+async function previewed(stack: Stack, running: RunningPreview): Promise<EngineEvent[]> {
+  const { events, error } = await running.done;
+  if (error !== undefined) throw new UsageError(`preview --refresh of stack ${stack.name} failed: ${reportedError(events) ?? firstLine(error)}`);
+  return events;
 }
 
 function reportedError(events: EngineEvent[]): string | undefined {
@@ -221,10 +265,10 @@ export interface FleetFound {
  * then one preview of what the reachable hosts hold, then our own container
  * checks per host against that host's engine.
  */
-async function fleetMain(stack: Stack, state: RecordedResource[], workDir: string, healing: boolean): Promise<number> {
+async function fleetMain(stack: Stack, state: RecordedResource[], workDir: string, healing: boolean, running?: RunningPreview): Promise<number> {
   const opened: HostEngine[] = [];
   try {
-    const found = await checkFleet(stack, state, opened);
+    const found = await checkFleet(stack, state, opened, running);
     printFleet(fleetReport(found, stack.name, workDir));
     if (healing) {
       for (const [name, reason] of found.unreachable) console.log(`heal: host ${name} skipped: unreachable (${reason})`);
@@ -248,7 +292,8 @@ async function fleetMain(stack: Stack, state: RecordedResource[], workDir: strin
   }
 }
 
-async function checkFleet(stack: Stack, state: RecordedResource[], opened: HostEngine[]): Promise<FleetFound> {
+/** `running`: a preview of the whole stack already started, used when every host answers. */
+async function checkFleet(stack: Stack, state: RecordedResource[], opened: HostEngine[], running?: RunningPreview): Promise<FleetFound> {
   const hosts = fleetHostsOf(state) ?? [];
   const engines = new Map<string, HostEngine>();
   for (const host of hosts) {
@@ -263,14 +308,14 @@ async function checkFleet(stack: Stack, state: RecordedResource[], opened: HostE
   });
   const exclude = unreachableExcludes(hosts, new Set(unreachable.keys()));
   const scope = fleetScope(hosts, engines, unreachable.size > 0);
+  if (exclude || (hosts.length > 0 && unreachable.size === hosts.length)) {
+    // A whole-stack preview fails at the first provider that cannot connect.
+    await stopPreview(running);
+    running = undefined;
+  }
   if (hosts.length > 0 && unreachable.size === hosts.length) return { hosts, state, unreachable, drifts: [], scope };
 
-  const events: EngineEvent[] = [];
-  try {
-    await stack.preview({ refresh: true, ...(exclude ? { exclude } : {}), onEvent: (event) => events.push(event) });
-  } catch (error) {
-    throw new UsageError(`preview --refresh of stack ${stack.name} failed: ${reportedError(events) ?? firstLine(error)}`);
-  }
+  const events = await previewed(stack, running ?? startPreview(stack, exclude));
   const checked = exclude ? state.filter((r) => !exclude.includes(r.urn)) : state;
   return { hosts, state, unreachable, drifts: analyse(events, checked, scope), scope };
 }

@@ -50,8 +50,10 @@ export function parseCli(argv: string[], usage: string, allowHeal = false): CliO
  * Opens the stack for reading, without selecting it: the Automation API's
  * select is `pulumi stack select`, which would change the stack a later bare
  * `pulumi up` targets, and every Stack operation passes `--stack NAME` anyway.
- * `listStacks` has already proven the stack exists, so skipping the select
- * (and putting the user's selection back) saves two CLI starts per command.
+ * A stack named by `requested` is not looked up first (`pulumi stack ls`, one
+ * CLI start on every check): the first command on it fails if it does not
+ * exist, and {@link withStackCheck} then says so. Without `requested`, the
+ * selected stack (else `fallback`) is looked up.
  */
 export async function openStack(requested: string | undefined, workDir: string, fallback?: string): Promise<Stack> {
   let workspace: LocalWorkspace;
@@ -60,18 +62,38 @@ export async function openStack(requested: string | undefined, workDir: string, 
   } catch (error) {
     throw new UsageError(`cannot open the Pulumi project in ${workDir}: ${firstLine(error)}`);
   }
-  const known = await workspace.listStacks();
-  const previous = known.find((s) => s.current)?.name;
-  const name = requested ?? previous ?? fallback;
-  if (!name) throw new UsageError(`no stack selected in ${workDir}; pass --stack NAME (stacks: ${known.map((s) => s.name).join(", ") || "none"})`);
-  if (!known.some((s) => s.name === name || s.name.endsWith(`/${name}`))) {
-    throw new UsageError(
-      `stack ${name} does not exist in ${workDir} (backend ${process.env.PULUMI_BACKEND_URL ?? "default"}); ` +
-        `stacks: ${known.map((s) => s.name).join(", ") || "none"}`,
-    );
+  let name = requested;
+  if (name === undefined) {
+    const known = await workspace.listStacks();
+    name = known.find((s) => s.current)?.name ?? fallback;
+    if (!name) throw new UsageError(`no stack selected in ${workDir}; pass --stack NAME (stacks: ${known.map((s) => s.name).join(", ") || "none"})`);
+    const missing = missingStackError(name, workDir, known);
+    if (missing) throw missing;
   }
   workspace.selectStack = async () => undefined;
   return Stack.select(name, workspace);
+}
+
+function missingStackError(name: string, workDir: string, known: { name: string }[]): UsageError | undefined {
+  if (known.some((s) => s.name === name || s.name.endsWith(`/${name}`))) return undefined;
+  return new UsageError(
+    `stack ${name} does not exist in ${workDir} (backend ${process.env.PULUMI_BACKEND_URL ?? "default"}); ` +
+      `stacks: ${known.map((s) => s.name).join(", ") || "none"}`,
+  );
+}
+
+/**
+ * `operation` on `stack`; when it fails because the stack does not exist
+ * (not looked up by {@link openStack}), that is the error, naming the stacks
+ * there are.
+ */
+export async function withStackCheck<T>(stack: Stack, operation: Promise<T>): Promise<T> {
+  try {
+    return await operation;
+  } catch (error) {
+    const known = await stack.workspace.listStacks().catch(() => undefined);
+    throw (known && missingStackError(stack.name, stack.workspace.workDir, known)) || error;
+  }
 }
 
 /** One resource as the last deployment recorded it, secrets decrypted. */
