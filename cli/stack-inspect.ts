@@ -3,6 +3,9 @@
  * disturbing the user's selected stack), its recorded state and outputs, and
  * the engine's view of the same docker objects.
  */
+// First: it starts `pulumi version` while the Automation API below loads.
+import { pulumiCli } from "./pulumi-cli";
+
 import { spawnSync } from "child_process";
 import * as path from "path";
 
@@ -58,7 +61,7 @@ export function parseCli(argv: string[], usage: string, allowHeal = false): CliO
 export async function openStack(requested: string | undefined, workDir: string, fallback?: string): Promise<Stack> {
   let workspace: LocalWorkspace;
   try {
-    workspace = await LocalWorkspace.create({ workDir });
+    workspace = await LocalWorkspace.create({ workDir, pulumiCommand: await pulumiCli() });
   } catch (error) {
     throw new UsageError(`cannot open the Pulumi project in ${workDir}: ${firstLine(error)}`);
   }
