@@ -249,8 +249,8 @@ interface VariantSpec {
 const VARIANTS: VariantSpec[] = [
   // The "before" of that env.sh change: ts-node type-checks the program at every run.
   { key: "typecheck", label: "ts-node type-checking (before env.sh's transpile-only)", variant: { typeCheck: true }, previews: true },
-  // The "before" of Pulumi.yaml's sucrase + V8 code cache: ts-node, transpile-only.
-  { key: "tsnode", label: "ts-node transpile-only (before Pulumi.yaml's sucrase + code cache)", variant: { tsNode: true }, previews: true },
+  // The "before" of runtime/preload.js: ts-node, transpile-only (what the language host ran until it read Pulumi.yaml's options).
+  { key: "tsnode", label: "ts-node transpile-only (how the program ran before runtime/preload.js)", variant: { tsNode: true }, previews: true },
   { key: "precompiled", label: "precompiled by tsc, plain node", variant: { precompiled: true }, previews: true },
   { key: "hc1s", label: "healthcheck interval 1s", variant: { healthcheckInterval: "1s" }, previews: false },
   { key: "nowait", label: "wait: false (smoke test proves readiness)", variant: { noWait: true }, previews: false },

@@ -8,6 +8,9 @@
  * its own engine, each line naming its host; a host whose engine does not
  * answer fails on one line and the others are still checked.
  */
+// First: starts the pulumi calls this CLI makes first while its other modules load.
+import "./early-start";
+
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";

@@ -25,6 +25,9 @@
  * even when the others drift (their drift is printed in full): the check is
  * incomplete, and no `--heal` can start a stopped engine.
  */
+// First: starts the pulumi calls this CLI makes first while its other modules load.
+import "./early-start";
+
 import type { EngineEvent, Stack, StepEventMetadata } from "@pulumi/pulumi/automation";
 
 import { COMMAND_TYPE, CONTAINER_TYPE, IMAGE_TYPE, NETWORK_TYPE, VOLUME_TYPE } from "../components/resource-types";

@@ -3,9 +3,6 @@
  * disturbing the user's selected stack), its recorded state and outputs, and
  * the engine's view of the same docker objects.
  */
-// First: it starts `pulumi version` while the Automation API below loads.
-import { pulumiCli } from "./pulumi-cli";
-
 import { spawnSync } from "child_process";
 import * as path from "path";
 
@@ -14,40 +11,10 @@ import { specialSecretSig, specialSigKey } from "@pulumi/pulumi/runtime/rpc";
 
 import { DOCKER_PROVIDER_TYPE } from "../components/resource-types";
 import { CommandResult, runCommand } from "./command";
+import { repoRoot, UsageError } from "./options";
+import { earlyExport, pulumiCli } from "./pulumi-cli";
 
-export const repoRoot = path.resolve(__dirname, "..");
-
-/** A failure the user can fix: printed as-is, exit code 1, no stack trace. */
-export class UsageError extends Error {}
-
-export interface CliOptions {
-  stack?: string;
-  cwd: string;
-  /** `--heal` (drift only): act on what was found, then check again. */
-  heal: boolean;
-}
-
-/**
- * Parses `--stack NAME [--cwd DIR]` (also `--stack=NAME`), and `--heal` where
- * `allowHeal`; anything else is a usage error.
- */
-export function parseCli(argv: string[], usage: string, allowHeal = false): CliOptions {
-  const options: CliOptions = { cwd: repoRoot, heal: false };
-  for (let i = 0; i < argv.length; i++) {
-    const [flag, inline] = argv[i].includes("=") ? argv[i].split(/=(.*)/s, 2) : [argv[i], undefined];
-    if (flag === "-h" || flag === "--help") throw new UsageError(usage);
-    if (flag === "--heal" && allowHeal && inline === undefined) {
-      options.heal = true;
-      continue;
-    }
-    if (flag !== "--stack" && flag !== "--cwd") throw new UsageError(`unknown argument ${JSON.stringify(argv[i])}\n${usage}`);
-    const value = inline ?? argv[++i];
-    if (!value) throw new UsageError(`${flag} needs a value\n${usage}`);
-    if (flag === "--stack") options.stack = value;
-    else options.cwd = path.resolve(value);
-  }
-  return options;
-}
+export { CliOptions, UsageError, parseCli, repoRoot } from "./options";
 
 /**
  * Opens the stack for reading, without selecting it: the Automation API's
@@ -116,7 +83,7 @@ export interface RecordedResource {
 
 /** Reads the deployment; `exportStack` decrypts secrets, which {@link unwrapSecrets} turns back into values. */
 export async function readState(stack: Stack): Promise<RecordedResource[]> {
-  const exported = await stack.exportStack();
+  const exported = ((await earlyExport(stack.name, stack.workspace.workDir)) ?? (await stack.exportStack())) as { deployment: unknown };
   const resources = ((exported.deployment as { resources?: unknown[] }).resources ?? []) as Record<string, unknown>[];
   return resources.map((r) => ({
     urn: String(r.urn),

@@ -1,8 +1,8 @@
 /**
  * cli/pulumi-cli.ts: the CLIs' PulumiCommand comes from the `pulumi version`
- * started when the module loads, and is what the Automation API would have
- * made itself; a `pulumi` that answers no Pulumi 3 version is left to the
- * Automation API's own check.
+ * started early, and is what the Automation API would have made itself; a
+ * `pulumi` that answers no Pulumi 3 version is left to the Automation API's
+ * own check. The early export is the named stack's, taken once.
  */
 import { execFileSync } from "child_process";
 import * as fs from "fs";
@@ -59,5 +59,41 @@ describe("pulumiCli", () => {
     } finally {
       fs.rmSync(bin, { recursive: true, force: true });
     }
+  });
+});
+
+describe("earlyExport", () => {
+  let dir: string;
+  const saved = { ...process.env };
+  beforeAll(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "pulumi-cli-export-"));
+    fs.writeFileSync(path.join(dir, "Pulumi.yaml"), "name: early\nruntime: nodejs\n");
+    fs.mkdirSync(path.join(dir, "state"));
+    process.env.PULUMI_BACKEND_URL = `file://${dir}/state`;
+    process.env.PULUMI_CONFIG_PASSPHRASE = "unit";
+    execFileSync("pulumi", ["stack", "init", "early"], { cwd: dir, env: process.env });
+  });
+  afterAll(() => {
+    process.env.PULUMI_BACKEND_URL = saved.PULUMI_BACKEND_URL;
+    process.env.PULUMI_CONFIG_PASSPHRASE = saved.PULUMI_CONFIG_PASSPHRASE;
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("is the named stack's deployment as pulumi stack export prints it, handed out once", async () => {
+    const { startPulumiEarly, earlyExport } = await loadWithPath(process.env.PATH ?? "");
+    startPulumiEarly(["--stack", "early", "--cwd", dir]);
+    expect(earlyExport("other", dir)).toBeUndefined();
+    const exported = (await earlyExport("early", dir)) as { version: number; deployment: Record<string, unknown> };
+    expect(exported.version).toBeGreaterThanOrEqual(3);
+    expect(exported.deployment).toBeDefined();
+    expect(earlyExport("early", dir)).toBeUndefined();
+  });
+
+  it("starts no export for a command line the CLI will refuse, and a failed export fails when taken", async () => {
+    const { startPulumiEarly, earlyExport } = await loadWithPath(process.env.PATH ?? "");
+    startPulumiEarly(["--stack", "early", "--bogus"]);
+    expect(earlyExport("early", dir)).toBeUndefined();
+    startPulumiEarly(["--stack", "missing", "--cwd", dir]);
+    await expect(earlyExport("missing", dir)).rejects.toThrow(/pulumi stack export --stack missing exited \d+: .*missing/);
   });
 });
