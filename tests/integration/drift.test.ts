@@ -6,6 +6,7 @@
  * One stack per describe: each test leaves it healthy for the next.
  */
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
 
 import { CONTAINER_TYPE } from "../../components/resource-types";
@@ -129,6 +130,30 @@ describe("a plain stack (docker-container://)", () => {
     const healValue = drift("--heal=yes");
     expectExit(healValue, 1);
     expect(healValue.stderr).toMatch(/unknown argument "--heal=yes"/);
+  });
+
+  it("asks the pulumi CLI for its version and the state first (started with the process), then previews; never lists stacks", () => {
+    // A pulumi on PATH that logs each call before running the real one.
+    const shim = fs.mkdtempSync(path.join(os.tmpdir(), "drift-pulumi-shim-"));
+    const log = path.join(shim, "calls.log");
+    try {
+      const real = mustRun("bash", ["-c", "command -v pulumi"], { env: testStack.env }).trim();
+      fs.writeFileSync(path.join(shim, "pulumi"), `#!/bin/sh\necho "$1 $2" >> ${JSON.stringify(log)}\nexec ${JSON.stringify(real)} "$@"\n`, { mode: 0o755 });
+      // node directly: scripts/run-ts.sh would put the provisioned pulumi first on PATH again.
+      const traced = run("node", ["-r", "./runtime/preload.js", "cli/drift.ts", "--stack", ID, "--cwd", testStack.workDir], {
+        env: { ...testStack.env, PATH: `${shim}:${testStack.env.PATH}` },
+        cwd: repoRoot,
+      });
+      expect(expectExit(traced, 0)).toMatch(/no drift/);
+      const calls = fs.readFileSync(log, "utf8").trim().split("\n").map((line) => line.split(" ")[0] === "stack" ? line : line.split(" ")[0]);
+      // Both started before the Automation API had loaded, in either order; the preview after them.
+      expect(calls.slice(0, 2).sort()).toEqual(["stack export", "version"]);
+      expect(calls[2]).toBe("preview");
+      expect(calls.filter((call) => call === "stack export")).toHaveLength(1);
+      expect(calls).not.toContain("stack ls");
+    } finally {
+      fs.rmSync(shim, { recursive: true, force: true });
+    }
   });
 
   it("container removed: drift says it will be re-created, without touching the state; --heal re-creates it", async () => {
