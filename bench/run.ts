@@ -206,7 +206,8 @@ async function partP1(runs: number, engine: string, traced: boolean): Promise<vo
   const storeNote = inStore.every(Boolean)
     ? `${CURRENT_IMAGE} was already in the engine's local image store in every run${pulledFirst ? " (pulled through the mirror, untimed, before the first run)" : ""} and in the mirror; the docker provider's RemoteImage keeps it locally after destroy`
     : `${CURRENT_IMAGE} in the local store before each run: ${inStore.join(", ")}`;
-  const compileMode = process.env.PULUMI_NODEJS_TRANSPILE_ONLY === "true" ? "transpile-only (PULUMI_NODEJS_TRANSPILE_ONLY=true from scripts/env.sh), program and floor alike" : "ts-node type-checks, program and floor alike";
+  // How node starts both programs: what their Pulumi.yaml nodeargs name (tests/runtime/preload.test.ts keeps them equal).
+  const compileMode = "started through runtime/preload.js (Pulumi.yaml nodeargs), program and floor alike";
   add("P1", `${engine}: pulumi up, our program, from nothing`, "s", oursS, { note: `dev stack config (memory 1g, cpus 1, mirror, smoke test on); \`pulumi up --yes --skip-preview\`; ${compileMode}; ${storeNote}; destroyed between runs (untimed)` });
   add("P1", `${engine}: pulumi up, empty program (floor)`, "s", floorS);
   add("P1", `${engine}: raw: docker run + buildctl poll (bench/raw-deploy.sh)`, "s", rawS);

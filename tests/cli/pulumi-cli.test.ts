@@ -71,7 +71,7 @@ describe("earlyExport", () => {
     fs.mkdirSync(path.join(dir, "state"));
     process.env.PULUMI_BACKEND_URL = `file://${dir}/state`;
     process.env.PULUMI_CONFIG_PASSPHRASE = "unit";
-    execFileSync("pulumi", ["stack", "init", "early"], { cwd: dir, env: process.env });
+    execFileSync("pulumi", ["stack", "init", "early"], { cwd: dir, env: process.env, stdio: "pipe" });
   });
   afterAll(() => {
     process.env.PULUMI_BACKEND_URL = saved.PULUMI_BACKEND_URL;
