@@ -132,25 +132,46 @@ describe("a plain stack (docker-container://)", () => {
     expect(healValue.stderr).toMatch(/unknown argument "--heal=yes"/);
   });
 
-  it("asks the pulumi CLI for its version and the state first (started with the process), then previews; never lists stacks", () => {
-    // A pulumi on PATH that logs each call before running the real one.
+  it("asks the pulumi CLI for its version and the state first (started with the process), previews without waiting for the state, never lists stacks", () => {
+    // A pulumi on PATH that logs each call's start and end around the real one, and holds the state
+    // export until a preview has started (a bounded poll, 30 s at most): a drift that waited for the
+    // state before previewing would log the export's end before the preview's start.
     const shim = fs.mkdtempSync(path.join(os.tmpdir(), "drift-pulumi-shim-"));
     const log = path.join(shim, "calls.log");
     try {
       const real = mustRun("bash", ["-c", "command -v pulumi"], { env: testStack.env }).trim();
-      fs.writeFileSync(path.join(shim, "pulumi"), `#!/bin/sh\necho "$1 $2" >> ${JSON.stringify(log)}\nexec ${JSON.stringify(real)} "$@"\n`, { mode: 0o755 });
+      const script = [
+        "#!/bin/sh",
+        `log=${JSON.stringify(log)}`,
+        'echo "start $1 $2" >> "$log"',
+        'if [ "$1 $2" = "stack export" ]; then',
+        "  i=0",
+        "  while [ $i -lt 300 ] && ! grep -q '^start preview' \"$log\"; do sleep 0.1; i=$((i + 1)); done",
+        "fi",
+        `${JSON.stringify(real)} "$@"`,
+        "rc=$?",
+        'echo "end $1 $2" >> "$log"',
+        "exit $rc",
+        "",
+      ].join("\n");
+      fs.writeFileSync(path.join(shim, "pulumi"), script, { mode: 0o755 });
       // node directly: scripts/run-ts.sh would put the provisioned pulumi first on PATH again.
       const traced = run("node", ["-r", "./runtime/preload.js", "cli/drift.ts", "--stack", ID, "--cwd", testStack.workDir], {
         env: { ...testStack.env, PATH: `${shim}:${testStack.env.PATH}` },
         cwd: repoRoot,
       });
       expect(expectExit(traced, 0)).toMatch(/no drift/);
-      const calls = fs.readFileSync(log, "utf8").trim().split("\n").map((line) => line.split(" ")[0] === "stack" ? line : line.split(" ")[0]);
+      const events = fs.readFileSync(log, "utf8").trim().split("\n").map((line) => {
+        const [edge, command, sub] = line.split(" ");
+        return `${edge} ${command === "stack" ? `stack ${sub}` : command}`;
+      });
+      const starts = events.filter((e) => e.startsWith("start ")).map((e) => e.slice("start ".length));
       // Both started before the Automation API had loaded, in either order; the preview after them.
-      expect(calls.slice(0, 2).sort()).toEqual(["stack export", "version"]);
-      expect(calls[2]).toBe("preview");
-      expect(calls.filter((call) => call === "stack export")).toHaveLength(1);
-      expect(calls).not.toContain("stack ls");
+      expect(starts.slice(0, 2).sort()).toEqual(["stack export", "version"]);
+      expect(starts[2]).toBe("preview");
+      expect(events.indexOf("start preview")).toBeLessThan(events.indexOf("end stack export"));
+      expect(starts.filter((call) => call === "stack export")).toHaveLength(1);
+      expect(starts).not.toContain("stack ls");
     } finally {
       fs.rmSync(shim, { recursive: true, force: true });
     }
