@@ -137,12 +137,7 @@ stop_engine() {
 }
 
 start_sshd() {
-  if ! [[ -x /usr/sbin/sshd ]]; then
-    [[ $EUID -eq 0 ]] || die "Debian's openssh-server is missing and we are not root to install it"
-    log "installing Debian's openssh-server"
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server) >"$state/apt.log" 2>&1 \
-      || die "apt-get install openssh-server failed (see $state/apt.log)"
-  fi
+  [[ -x /usr/sbin/sshd ]] || install_debian_packages openssh-server
   local dir=$state/sshd client=$state/ssh-client
   mkdir -p "$dir" "$client/bin"
   [[ -f $dir/host_key ]] || ssh-keygen -q -t ed25519 -N "" -f "$dir/host_key"

@@ -26,6 +26,25 @@ wait_until() {
   done
 }
 
+# install_debian_packages PACKAGE...: install those of the Debian packages not
+# installed yet. A fresh machine has none of our build and run dependencies
+# and may have no package lists, so a failed install runs `apt-get update`
+# once and tries again. Needs root; says which packages otherwise.
+install_debian_packages() {
+  local missing=() package
+  for package in "$@"; do
+    dpkg-query -W -f '${Status}' "$package" 2>/dev/null | grep -q ' installed$' || missing+=("$package")
+  done
+  ((${#missing[@]})) || return 0
+  [[ $EUID -eq 0 ]] || die "Debian's ${missing[*]} not installed and we are not root to install: apt-get install -y ${missing[*]}"
+  local apt_log="$BUILDKIT_STACK_CACHE/apt.log"
+  mkdir -p "$BUILDKIT_STACK_CACHE"
+  log "installing Debian's ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >>"$apt_log" 2>&1 \
+    || { apt-get update -qq >>"$apt_log" 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >>"$apt_log" 2>&1; } \
+    || die "apt-get install ${missing[*]} failed (see $apt_log)"
+}
+
 # A stamp file records that a cached artefact was built from exactly these
 # inputs; a changed key means rebuild just that piece.
 stamp_ok() { [[ -f "$1" && "$(cat "$1")" == "$2" ]]; }

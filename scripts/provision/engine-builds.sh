@@ -52,8 +52,7 @@ build() {
 static_tags='netgo osusergo static_build'
 
 runc_build() {
-  command -v pkg-config >/dev/null && pkg-config --exists libseccomp \
-    || die "runc needs libseccomp-dev: apt-get install -y libseccomp-dev"
+  install_debian_packages pkg-config libseccomp-dev
   GOBIN="$1" CGO_ENABLED=1 go install -trimpath -tags 'seccomp urfave_cli_no_docs' \
     "github.com/opencontainers/runc@$RUNC_VERSION"
 }

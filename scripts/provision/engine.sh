@@ -15,12 +15,7 @@ fi
 [[ $EUID -eq 0 ]] || die "no Docker engine answers and we are not root: start one, or run this as root to install Debian's docker.io"
 [[ -f /etc/debian_version ]] || die "no Docker engine answers and this is not Debian: start a Docker engine, then re-run"
 
-if ! command -v dockerd >/dev/null 2>&1; then
-  log "installing Debian's docker.io"
-  apt-get update -qq >"$engine_dir/apt.log" 2>&1 || die "apt-get update failed (see $engine_dir/apt.log)"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >>"$engine_dir/apt.log" 2>&1 \
-    || die "apt-get install docker.io failed (see $engine_dir/apt.log)"
-fi
+command -v dockerd >/dev/null 2>&1 || install_debian_packages docker.io
 
 # Privileged containers ask for every capability; if this host's bounding set
 # lacks some, plain runc refuses them. Detect that from the kernel's own view.

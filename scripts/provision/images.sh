@@ -47,8 +47,7 @@ rootfs_packages="runc,uidmap,libcap2-bin,ca-certificates"
 rootfs_tar="$images_dir/rootfs-${IMAGE_DEBIAN_SUITE}.tar"
 rootfs() {
   if ! stamp_ok "$rootfs_tar.stamp" "$IMAGE_DEBIAN_SUITE $rootfs_packages"; then
-    command -v debootstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null \
-      || die "debootstrap is missing and could not be installed"
+    command -v debootstrap >/dev/null || install_debian_packages debootstrap
     local mirror target="$images_dir/rootfs.tmp"
     mirror=$(grep -hoE 'https?://[^ ]*debian/?$' /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null | head -n1 || true)
     mirror=${mirror:-http://deb.debian.org/debian}
@@ -122,7 +121,7 @@ busybox_image() {
     return 0
   fi
   if [[ -z $key ]]; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null || die "could not install busybox-static"
+    install_debian_packages busybox-static
     key="$(dpkg-query -W -f '${Version}' busybox-static)"
   fi
   log "building library/busybox:latest from Debian's busybox-static $key"

@@ -17,16 +17,6 @@ mkdir -p "$registry_dir/storage"
 
 answers_on() { curl -fs -o /dev/null --max-time 2 "http://$1:${REGISTRY_PORT}/v2/"; }
 
-install_debian_package() {
-  local command=$1 package=$2
-  command -v "$command" >/dev/null 2>&1 && return 0
-  [[ $EUID -eq 0 ]] || die "$package is not installed and we are not root to install it (apt-get install $package)"
-  log "installing Debian's $package"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >"$registry_dir/apt.log" 2>&1 \
-    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >"$registry_dir/apt.log" 2>&1; } \
-    || die "apt-get install $package failed (see $registry_dir/apt.log)"
-}
-
 if answers_on 127.0.0.1; then
   log "registry already answers on 127.0.0.1:${REGISTRY_PORT}"
   # An older provision.sh listened on all interfaces with delete on. It is not
@@ -36,7 +26,7 @@ if answers_on 127.0.0.1; then
       "To replace it: stop that docker-registry process, then re-run this step."
   fi
 else
-  install_debian_package docker-registry docker-registry
+  command -v docker-registry >/dev/null || install_debian_packages docker-registry
   cat >"$registry_dir/config.yml" <<YAML
 version: 0.1
 log:
@@ -68,7 +58,7 @@ for gateway in "${gateways[@]}"; do
     log "containers reach it at $gateway:${REGISTRY_PORT}"
     continue
   fi
-  install_debian_package socat socat
+  command -v socat >/dev/null || install_debian_packages socat
   log "forwarding $gateway:${REGISTRY_PORT} (for containers) to 127.0.0.1:${REGISTRY_PORT}"
   setsid nohup socat "TCP-LISTEN:${REGISTRY_PORT},bind=${gateway},fork,reuseaddr" "TCP:127.0.0.1:${REGISTRY_PORT}" \
     >"$registry_dir/forward-$gateway.log" 2>&1 </dev/null &

@@ -24,8 +24,5 @@ ln -sfn "$out/actionlint" "$BUILDKIT_STACK_CACHE/bin/actionlint"
 if command -v shellcheck >/dev/null; then
   log "shellcheck is installed"
 else
-  log "installing shellcheck (Debian)"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null 2>&1 \
-    || { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null; } \
-    || die "could not install shellcheck (apt-get install shellcheck)"
+  install_debian_packages shellcheck
 fi
