@@ -186,3 +186,80 @@ describe("scripts/provision/buildx.sh: docker buildx from the Go module proxy, b
     expect(fs.readlinkSync(path.join(cache, "peers/docker-config/cli-plugins/docker-buildx"))).toBe(path.join(cache, "tools", `buildx-${BUILDX_VERSION}`, "docker-buildx"));
   });
 });
+
+describe("install_debian_packages: what a fresh machine lacks, from Debian, once", () => {
+  /** Fake dpkg-query (knows INSTALLED) and apt-get (logs its calls; install fails until `update` ran when STALE). */
+  function fakeApt(installed: string[], stale: boolean): { dir: string; calls: () => string[] } {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fake-apt-"));
+    const calls = path.join(dir, "calls");
+    fs.writeFileSync(
+      path.join(dir, "dpkg-query"),
+      `#!/bin/sh\nfor p in ${installed.join(" ")}; do [ "$p" = "$4" ] && { printf 'install ok installed'; exit 0; }; done\nexit 1\n`,
+      { mode: 0o755 },
+    );
+    fs.writeFileSync(
+      path.join(dir, "apt-get"),
+      [
+        "#!/bin/sh",
+        `echo "apt-get $*" >> "${calls}"`,
+        `case "$*" in *update*) touch "${dir}/updated"; exit 0 ;; esac`,
+        stale ? `[ -f "${dir}/updated" ] || exit 100` : "",
+        "exit 0",
+        "",
+      ].join("\n"),
+      { mode: 0o755 },
+    );
+    return { dir, calls: () => (fs.existsSync(calls) ? fs.readFileSync(calls, "utf8").trim().split("\n") : []) };
+  }
+
+  function install(apt: { dir: string }, ...packages: string[]) {
+    const cache = fs.mkdtempSync(path.join(os.tmpdir(), "apt-cache-"));
+    try {
+      return bash('STEP=t; source scripts/lib.sh && install_debian_packages "$@"', packages, {
+        PATH: `${apt.dir}:${process.env.PATH}`,
+        BUILDKIT_STACK_CACHE: cache,
+      });
+    } finally {
+      fs.rmSync(cache, { recursive: true, force: true });
+    }
+  }
+
+  it("installs only the missing packages, in one apt-get call, and says which", () => {
+    const apt = fakeApt(["pkg-config"], false);
+    try {
+      const result = install(apt, "pkg-config", "libseccomp-dev");
+      expect(result.code).toBe(0);
+      expect(result.stderr).toContain("installing Debian's libseccomp-dev");
+      expect(apt.calls()).toEqual(["apt-get install -y -qq libseccomp-dev"]);
+    } finally {
+      fs.rmSync(apt.dir, { recursive: true, force: true });
+    }
+  });
+
+  it("does nothing when everything is installed", () => {
+    const apt = fakeApt(["pkg-config", "libseccomp-dev"], false);
+    try {
+      expect(install(apt, "pkg-config", "libseccomp-dev").code).toBe(0);
+      expect(apt.calls()).toEqual([]);
+    } finally {
+      fs.rmSync(apt.dir, { recursive: true, force: true });
+    }
+  });
+
+  it("fetches the package lists once when a fresh machine has none, then installs", () => {
+    const apt = fakeApt([], true);
+    try {
+      const result = install(apt, "libseccomp-dev");
+      expect(result.code).toBe(0);
+      expect(apt.calls()).toEqual(["apt-get install -y -qq libseccomp-dev", "apt-get update -qq", "apt-get install -y -qq libseccomp-dev"]);
+    } finally {
+      fs.rmSync(apt.dir, { recursive: true, force: true });
+    }
+  });
+
+  it("runc's build step installs its cgo dependencies through it", () => {
+    expect(fs.readFileSync(path.join(root, "scripts/provision/engine-builds.sh"), "utf8")).toMatch(
+      /runc_build\(\) \{\n\s+install_debian_packages pkg-config libseccomp-dev\n/,
+    );
+  });
+});
