@@ -22,6 +22,7 @@ import * as fs from "fs";
 import * as path from "path";
 
 import type { BuildxNode } from "../components/buildkit-fleet";
+import { parseFlags } from "./options";
 import { readStackOutput, shellQuote, UsageError } from "./route";
 
 const USAGE = "usage: npm run buildx -- --tls-dir DIR [--stack NAME | --from FILE] [--name BUILDER]";
@@ -153,21 +154,8 @@ export function writeNodeFiles(nodes: BuildxNode[], tlsDir: string): void {
 }
 
 function main(argv: string[]): void {
-  let stack: string | undefined;
-  let from: string | undefined;
-  let tlsDir: string | undefined;
-  let builder = DEFAULT_BUILDER;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg === "-h" || arg === "--help") throw new UsageError(USAGE);
-    if (!["--stack", "--from", "--tls-dir", "--name"].includes(arg)) throw new UsageError(`unknown argument ${arg}\n${USAGE}`);
-    const value = argv[++i];
-    if (!value) throw new UsageError(`${arg} needs a value\n${USAGE}`);
-    if (arg === "--stack") stack = value;
-    else if (arg === "--from") from = value;
-    else if (arg === "--tls-dir") tlsDir = value;
-    else builder = value;
-  }
+  const { flags } = parseFlags(argv, USAGE, { stack: "string", from: "string", "tls-dir": "string", name: "string" });
+  const { stack, from, "tls-dir": tlsDir, name: builder = DEFAULT_BUILDER } = flags;
   if (!tlsDir) throw new UsageError(`--tls-dir is required: where the client certificates go (buildx reads them from files)\n${USAGE}`);
   if (stack && from) throw new UsageError(`--stack and --from are alternatives\n${USAGE}`);
   if (!BUILDX_NAME.test(builder)) throw new UsageError(`--name ${JSON.stringify(builder)} is not a buildx builder name: a lower-case letter, then letters, digits, '.', '_' or '-'`);

@@ -24,11 +24,13 @@ import * as path from "path";
 import HashRing = require("hashring");
 
 import type { FleetEndpoint } from "../components/buildkit-fleet";
+import { parseFlags, UsageError } from "./options";
+
+/** A failure the user can fix (cli/options.ts): route and buildx print it as-is and exit 2. */
+export { UsageError };
 
 const USAGE = "usage: npm run route -- <repo>:<context> [--stack NAME | --from FILE] [--all]";
 
-/** A failure the user can fix: printed as-is, exit code 2. */
-export class UsageError extends Error {}
 
 /** The fleet's hosts in preference order for `key`: the first is where it builds. */
 export function routeKey(endpoints: FleetEndpoint[], key: string): FleetEndpoint[] {
@@ -88,23 +90,10 @@ function readFromStack(stack: string | undefined): FleetEndpoint[] {
 }
 
 function main(argv: string[]): void {
-  let key: string | undefined;
-  let stack: string | undefined;
-  let from: string | undefined;
-  let all = false;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg === "-h" || arg === "--help") throw new UsageError(USAGE);
-    else if (arg === "--all") all = true;
-    else if (arg === "--stack" || arg === "--from") {
-      const value = argv[++i];
-      if (!value) throw new UsageError(`${arg} needs a value\n${USAGE}`);
-      if (arg === "--stack") stack = value;
-      else from = value;
-    } else if (arg.startsWith("-")) throw new UsageError(`unknown flag ${arg}\n${USAGE}`);
-    else if (key === undefined) key = arg;
-    else throw new UsageError(`one key only; got ${JSON.stringify(key)} and ${JSON.stringify(arg)}\n${USAGE}`);
-  }
+  const { flags, positionals } = parseFlags(argv, USAGE, { all: "boolean", stack: "string", from: "string" }, true);
+  const { all, stack, from } = flags;
+  if (positionals.length > 1) throw new UsageError(`one key only; got ${positionals.map((p) => JSON.stringify(p)).join(" and ")}\n${USAGE}`);
+  const key = positionals[0];
   if (!key || !key.includes(":")) throw new UsageError(`expected a key like <repo>:<context path>, got ${JSON.stringify(key ?? "")}\n${USAGE}`);
   if (stack && from) throw new UsageError(`--stack and --from are alternatives\n${USAGE}`);
 
