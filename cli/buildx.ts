@@ -22,8 +22,8 @@ import * as fs from "fs";
 import * as path from "path";
 
 import type { BuildxNode } from "../components/buildkit-fleet";
-import { parseFlags } from "./options";
-import { readStackOutput, shellQuote, UsageError } from "./route";
+import { parseFlags, UsageError } from "./options";
+import { readStackOutput, shellQuote } from "./route";
 
 const USAGE = "usage: npm run buildx -- --tls-dir DIR [--stack NAME | --from FILE] [--name BUILDER]";
 export const DEFAULT_BUILDER = "buildkit-fleet";

@@ -60,6 +60,10 @@ export function parseFlags<T extends FlagTypes>(
   return { flags: flags as FlagValues<T>, positionals: given };
 }
 
+/** The stack CLIs' flags: drift adds `--heal`. */
+const STACK_FLAGS = { stack: "string", cwd: "string" } as const;
+const STACK_FLAGS_WITH_HEAL = { ...STACK_FLAGS, heal: "boolean" } as const;
+
 /**
  * Parses `--stack NAME [--cwd DIR]` (also `--stack=NAME`), and `--heal` where
  * `allowHeal`; anything else is a usage error.
@@ -72,6 +76,3 @@ export function parseCli(argv: string[], usage: string, allowHeal = false): CliO
     heal: "heal" in flags,
   };
 }
-
-const STACK_FLAGS = { stack: "string", cwd: "string" } as const;
-const STACK_FLAGS_WITH_HEAL = { ...STACK_FLAGS, heal: "boolean" } as const;

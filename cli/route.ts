@@ -26,11 +26,7 @@ import HashRing = require("hashring");
 import type { FleetEndpoint } from "../components/buildkit-fleet";
 import { parseFlags, UsageError } from "./options";
 
-/** A failure the user can fix (cli/options.ts): route and buildx print it as-is and exit 2. */
-export { UsageError };
-
 const USAGE = "usage: npm run route -- <repo>:<context> [--stack NAME | --from FILE] [--all]";
-
 
 /** The fleet's hosts in preference order for `key`: the first is where it builds. */
 export function routeKey(endpoints: FleetEndpoint[], key: string): FleetEndpoint[] {

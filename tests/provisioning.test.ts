@@ -257,9 +257,30 @@ describe("install_debian_packages: what a fresh machine lacks, from Debian, once
     }
   });
 
-  it("runc's build step installs its cgo dependencies through it", () => {
-    expect(fs.readFileSync(path.join(root, "scripts/provision/engine-builds.sh"), "utf8")).toMatch(
-      /runc_build\(\) \{\n\s+install_debian_packages pkg-config libseccomp-dev\n/,
+  it("runc's build step installs its cgo dependencies before it compiles", () => {
+    // engine-builds.sh on a machine without them: a go that records `go install` and answers its version,
+    // and nothing built yet. Only the order of the first calls matters; later steps fail on the fake go.
+    const apt = fakeApt([], false);
+    const cache = fs.mkdtempSync(path.join(os.tmpdir(), "engine-builds-cache-"));
+    fs.writeFileSync(
+      path.join(apt.dir, "go"),
+      `#!/bin/sh
+case "$1 $2" in "env GOVERSION") echo go1.26.6 ;; install*) echo "go $*" >> "${apt.dir}/calls" ;; *) exit 1 ;; esac\n`,
+      { mode: 0o755 },
     );
+    // The release Docker 29 is stamped as, remembered as a warm machine has it: no module download.
+    const versions = fs.readFileSync(path.join(root, "scripts/versions.sh"), "utf8");
+    const docker29Module = /^DOCKER29_MODULE_VERSION="([^"]+)"/m.exec(versions)![1];
+    fs.mkdirSync(path.join(cache, "engines"));
+    fs.writeFileSync(path.join(cache, "engines", `docker29-release-${docker29Module}`), "29.8.0\n");
+    try {
+      bash("bash scripts/provision/engine-builds.sh", [], { PATH: `${apt.dir}:${process.env.PATH}`, BUILDKIT_STACK_CACHE: cache });
+      const calls = apt.calls();
+      expect(calls[0]).toBe("apt-get install -y -qq pkg-config libseccomp-dev");
+      expect(calls[1]).toMatch(/^go install .*-tags seccomp .*github\.com\/opencontainers\/runc@/);
+    } finally {
+      fs.rmSync(apt.dir, { recursive: true, force: true });
+      fs.rmSync(cache, { recursive: true, force: true });
+    }
   });
 });
