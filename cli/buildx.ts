@@ -21,7 +21,7 @@
 import * as fs from "fs";
 import * as path from "path";
 
-import type { BuildxNode } from "../components/buildkit-fleet";
+import type { BuildxNode } from "../components/docker/buildkit-fleet";
 import { parseFlags, UsageError } from "./options";
 import { readStackOutput, shellQuote } from "./route";
 

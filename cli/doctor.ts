@@ -17,8 +17,8 @@ import * as path from "path";
 
 import type { Stack } from "@pulumi/pulumi/automation";
 
-import { BuildkitSettings, parseSettings } from "../components/config";
-import { FleetHostSettings, parseFleetSettings } from "../components/fleet-config";
+import { DockerSettings, parseDockerSettings } from "../components/docker/config";
+import { FleetHostSettings, parseFleetSettings } from "../components/docker/fleet-config";
 import { CONTAINER_TYPE } from "../components/resource-types";
 import { runCommand } from "./command";
 import { FleetHost, endpointOf, fleetHostsOf, openHostEngine, probeEngine } from "./fleet-inspect";
@@ -93,7 +93,7 @@ interface DaemonTarget {
   /** Environment of the docker and buildctl calls: the daemon's engine. */
   env: NodeJS.ProcessEnv;
   /** The daemon's validated settings (for buildctl's client certificate and the GC ceiling); throws on bad config. */
-  settings(): Promise<BuildkitSettings>;
+  settings(): Promise<DockerSettings>;
   /** Where the "not deployed" failure points: the stack, or a fleet host of it. */
   owner: string;
 }
@@ -138,7 +138,7 @@ async function main(): Promise<number> {
     settings: async () => {
       const config = await stack.getAllConfig();
       const raw = Object.fromEntries(Object.entries(config).map(([key, entry]) => [key, entry.value]));
-      return parseSettings(raw, { stack: stack.name.slice(stack.name.lastIndexOf("/") + 1) });
+      return parseDockerSettings(raw, { stack: stack.name.slice(stack.name.lastIndexOf("/") + 1) });
     },
     owner: `stack ${stackName}`,
   });
@@ -312,7 +312,7 @@ async function checkDaemonHost(report: Report, target: DaemonTarget): Promise<bo
 /** buildctl's connection flags for the stack's BUILDKIT_HOST, the stack's settings, and the temporary files to remove. */
 interface BuildctlClient {
   args: string[];
-  settings?: BuildkitSettings;
+  settings?: DockerSettings;
   cleanup(): void;
 }
 
@@ -323,7 +323,7 @@ interface BuildctlClient {
  */
 async function buildctlClient(target: DaemonTarget, buildkitHost: string, report: Report): Promise<BuildctlClient | undefined> {
   const none = { args: ["--addr", buildkitHost], cleanup: () => undefined };
-  let settings: BuildkitSettings;
+  let settings: DockerSettings;
   try {
     settings = await target.settings();
   } catch (error) {

@@ -614,7 +614,7 @@ function plannedAction(drift: Drift): string | undefined {
 }
 
 function describe(drift: Drift): string {
-  // Two commands: the smoke test and the cache guard (components/buildkit-stack.ts).
+  // Two commands: the smoke test and the cache guard (components/docker/buildkit-stack.ts).
   const kind = drift.type === COMMAND_TYPE && drift.urn.endsWith("-cache-owner") ? "cache guard" : (KIND[drift.type] ?? drift.type);
   const what = [...drift.changes];
   let action = plannedAction(drift);

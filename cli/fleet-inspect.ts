@@ -15,7 +15,7 @@ import * as path from "path";
 import { DOCKER_PROVIDER_TYPE } from "../components/resource-types";
 import { RecordedResource, firstLine, shellQuote, urnName } from "./stack-inspect";
 
-/** The component type `BuildkitFleet` registers (components/buildkit-fleet.ts). */
+/** The component type `BuildkitFleet` registers (components/docker/buildkit-fleet.ts). */
 export const FLEET_TYPE = "buildkit:index:BuildkitFleet";
 /** A fleet's provider for host H is `<fleet>-H-docker`: the host's name sits between. */
 const PROVIDER_SUFFIX = "-docker";

@@ -23,7 +23,7 @@ import * as path from "path";
 
 import HashRing = require("hashring");
 
-import type { FleetEndpoint } from "../components/buildkit-fleet";
+import type { FleetEndpoint } from "../components/docker/buildkit-fleet";
 import { parseFlags, UsageError } from "./options";
 
 const USAGE = "usage: npm run route -- <repo>:<context> [--stack NAME | --from FILE] [--all]";

@@ -5,7 +5,8 @@ import { Policies, PolicyResource, ReportViolation, StackValidationArgs, validat
 import * as docker from "@pulumi/docker";
 
 // The rules the stack's config enforces, shared so that a reviewer's policy and the program agree.
-import { isPinned, LABEL_PREFIX } from "../components/config";
+import { LABEL_PREFIX } from "../components/core/config-keys";
+import { isPinned } from "../components/core/image-reference";
 import { CONTAINER_TYPE as CONTAINER, IMAGE_TYPE as REMOTE_IMAGE, VOLUME_TYPE as VOLUME } from "../components/resource-types";
 
 type Labels = { label: string; value: string }[] | undefined;

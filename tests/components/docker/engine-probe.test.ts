@@ -6,8 +6,8 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 
-import { parseSettings } from "../../components/config";
-import { apiAtLeast, engineApiVersion, START_INTERVAL_MIN_API } from "../../components/engine";
+import { parseDockerSettings } from "../../../components/docker/config";
+import { apiAtLeast, engineApiVersion, START_INTERVAL_MIN_API } from "../../../components/docker/engine-probe";
 
 const containers: Record<string, any>[] = [];
 pulumi.runtime.setMocks(
@@ -25,9 +25,9 @@ pulumi.runtime.setMocks(
   false,
 );
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const { BuildkitStack, daemonHealthcheck } = require("../../components/buildkit-stack") as typeof import("../../components/buildkit-stack");
+const { BuildkitStack, daemonHealthcheck } = require("../../../components/docker/buildkit-stack") as typeof import("../../../components/docker/buildkit-stack");
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const { DockerEngine } = require("../../components/docker-engine") as typeof import("../../components/docker-engine");
+const { DockerEngine } = require("../../../components/docker/docker-engine") as typeof import("../../../components/docker/docker-engine");
 
 describe("apiAtLeast", () => {
   it.each([
@@ -77,7 +77,7 @@ describe("the component's container healthcheck", () => {
   beforeEach(() => containers.splice(0));
 
   async function healthcheckFor(engineApiVersion: string | undefined): Promise<Record<string, unknown>> {
-    const settings = parseSettings({}, { stack: "dev" });
+    const settings = parseDockerSettings({}, { stack: "dev" });
     const engine = new DockerEngine(`hc-${engineApiVersion ?? "unknown"}-docker`, { apiVersion: engineApiVersion });
     new BuildkitStack(`hc-${engineApiVersion ?? "unknown"}`, { ...settings, engine });
     await new Promise((resolve) => setImmediate(resolve));
