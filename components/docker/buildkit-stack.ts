@@ -15,6 +15,7 @@ import { cacheGuardEnvironment, cacheGuardScript, cacheOwner } from "./cache-gua
 import { DockerSettings, providerCpus } from "./config";
 import { dockerCliEnvironment, DockerEngine, forEngine } from "./docker-engine";
 import { apiAtLeast, START_INTERVAL_MIN_API } from "./engine-probe";
+import { childName, STACK_TYPE } from "../resource-types";
 
 /**
  * Arguments of {@link BuildkitStack}: validated settings (see `config.ts`) plus
@@ -59,7 +60,7 @@ export class BuildkitStack extends pulumi.ComponentResource {
   public readonly smokeTestSummary: pulumi.Output<string>;
 
   constructor(name: string, args: BuildkitStackArgs, opts: pulumi.ComponentResourceOptions = {}) {
-    super("buildkit:index:BuildkitStack", name, {}, opts);
+    super(STACK_TYPE, name, {}, opts);
     const mode = modeOf(args);
     if (args.engine && args.dockerHost !== undefined && args.dockerHost !== args.engine.host) {
       throw new Error(
@@ -67,7 +68,7 @@ export class BuildkitStack extends pulumi.ComponentResource {
           "build the engine from the same value (new DockerEngine(name, { host: settings.dockerHost })) or leave engine unset",
       );
     }
-    const engine = args.engine ?? new DockerEngine(`${name}-docker`, { host: args.dockerHost }, { parent: this });
+    const engine = args.engine ?? new DockerEngine(childName(name, "engine"), { host: args.dockerHost }, { parent: this });
     const child: pulumi.CustomResourceOptions = { parent: this, provider: engine.provider };
     // Docker cannot relabel a volume or a network: any label change replaces them, and a
     // replaced volume is a lost cache. So their labels never depend on config, and labels
@@ -79,7 +80,7 @@ export class BuildkitStack extends pulumi.ComponentResource {
     // old daemon still runs. Docker would hand the kept volume back to the new daemon, which
     // cannot use a cache of the other mode: an outage.
     this.cacheGuard = new command.local.Command(
-      `${name}-cache-owner`,
+      childName(name, "cacheGuard"),
       {
         // The command provider prints the command it ran before its error: one short line, so
         // the refusal the script writes is what the user reads. The script itself is in the environment.
@@ -99,7 +100,7 @@ export class BuildkitStack extends pulumi.ComponentResource {
     // cache, Pulumi refuses at this resource, before any other step (a pulled image, a
     // stopped daemon) has happened.
     this.cacheVolume = new docker.Volume(
-      `${name}-cache`,
+      childName(name, "cacheVolume"),
       { name: args.cacheVolumeName, labels: toLabelList(ownershipLabels()) },
       {
         ...stableLabels,
@@ -120,7 +121,7 @@ export class BuildkitStack extends pulumi.ComponentResource {
     // points at now, so a new image behind the same tag is a replacement in preview and drift.
     const pinnedImage = args.tagRegistry ? imageAtCurrentDigest(name, args.tagRegistry, args.image, engine.host, this) : undefined;
     this.image = new docker.RemoteImage(
-      `${name}-image`,
+      childName(name, "image"),
       // Kept locally: deleting the stack must not pull the rug from other users of the image.
       { name: pinnedImage ?? args.image, keepLocally: true },
       // After the cache: the engine sees the image only once the volume's step is settled.
@@ -128,7 +129,7 @@ export class BuildkitStack extends pulumi.ComponentResource {
     );
 
     this.network = new docker.Network(
-      `${name}-network`,
+      childName(name, "network"),
       { name: args.networkName, driver: "bridge", labels: toLabelList(ownershipLabels()) },
       // Named, so a replacement must remove the old one first (and that removes the daemon: after the guard).
       { ...stableLabels, deleteBeforeReplace: true, dependsOn: [this.cacheGuard] },
@@ -187,7 +188,7 @@ export class BuildkitStack extends pulumi.ComponentResource {
         destroyGraceSeconds: args.stopGraceSeconds,
     };
     this.daemonContainer = new docker.Container(
-      `${name}-daemon`,
+      childName(name, "daemon"),
       containerArgs,
       {
         ...child,
@@ -209,7 +210,7 @@ export class BuildkitStack extends pulumi.ComponentResource {
 
     if (args.smokeTest) {
       this.smokeTest = new command.local.Command(
-        `${name}-smoke-test`,
+        childName(name, "smokeTest"),
         {
           create: forEngine(engine, smokeTestScript(smokeTestRunner(args), smokeTestEndpoint(args, args.containerName))),
           environment: smokeTestEnvironment(args, engine, this.image.imageId, this.network.name),
@@ -259,7 +260,7 @@ function imageAtCurrentDigest(
   const key = full("tagRegistry");
   const given = `${registry.plainHttp ? "http://" : ""}${registry.host}`;
   const lookup = new docker.Provider(
-    `${name}-tag-registry`,
+    childName(name, "tagRegistry"),
     {
       host: dockerHost,
       // No credentials: auth disabled is the provider's way to say "anonymous, at this address".
