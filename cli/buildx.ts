@@ -76,7 +76,7 @@ export function checkNodes(nodes: BuildxNode[]): void {
     throw new UsageError(
       `${unreachable.map((n) => `host ${JSON.stringify(n.name)} (${n.buildkitHost})`).join(", ")} ${unreachable.length === 1 ? "publishes" : "publish"} no TCP listener; ` +
         "buildx's remote driver dials each node by address and cannot reach a docker-container:// daemon on another engine. " +
-        "Give every host buildkit:tcpPort, a tcpAddress its clients reach and the TLS keys (see the README, Scale out), then `pulumi up`",
+        "Give every host buildkit:tcpPort, a tcpAddress its clients reach and the TLS keys (see docs/scale-out.md), then `pulumi up`",
     );
   }
 }

@@ -16,7 +16,7 @@ PULUMI_LANGUAGE_NODEJS_SDK_VERSION="v3.68.0"
 
 # The module proxy here serves neither pulumi-docker's nor pulumi-command's
 # provider module, so both providers are built from our own sources under
-# scripts/provision/providers (see the README). The docker one bridges the same
+# scripts/provision/providers (see docs/development.md). The docker one bridges the same
 # upstream Terraform provider pulumi-docker 5.0.0 bridges, at the newest
 # revision the proxy serves, with Pulumi's fork of terraform-plugin-sdk.
 PULUMI_DOCKER_BRIDGE_VERSION="v3.120.0"

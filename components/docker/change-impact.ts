@@ -2,7 +2,7 @@
  * What changing each `buildkit:*` key does to a deployed stack: the operation
  * `pulumi preview` plans for every resource, whether the build cache survives,
  * and why. One row per key of {@link DOCKER_KEYS} (a unit test fails when a key
- * has none). The README's "What each change does" table is rendered from these
+ * has none). The "What each change does" table of docs/operating.md is rendered from these
  * rows, and tests/integration/changes.test.ts applies them to a live stack and
  * compares what the engine plans and does with them.
  */
@@ -339,7 +339,7 @@ const COLUMN_TITLES: Record<StackResource, string> = {
   cacheGuard: "cache guard",
 };
 
-/** The README's "What each change does" table, rendered from {@link CHANGE_IMPACT}. */
+/** docs/operating.md's "What each change does" table, rendered from {@link CHANGE_IMPACT}. */
 export function renderChangeImpactTable(): string {
   const header = ["key", "change", ...RESOURCES.map((r) => COLUMN_TITLES[r]), "cache kept", "proven", "why"];
   const rows = Object.entries(CHANGE_IMPACT).map(([key, row]) => [

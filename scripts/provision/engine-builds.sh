@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Step: the binaries of the current Docker engines (issue 10), built from Go
-# modules the way the README describes, because our machines reach only
+# modules the way docs/development.md describes, because our machines reach only
 # package registries:
 #   docker28   dockerd + docker-proxy 28.5.2 (github.com/docker/docker, a
 #              +incompatible module: built through a wrapper module)

@@ -1,6 +1,6 @@
 /**
  * The change-impact table is complete and published: one row per config key,
- * and the README's "What each change does" section is exactly its rendering.
+ * and docs/operating.md's "What each change does" section is exactly its rendering.
  */
 import * as fs from "fs";
 import * as path from "path";
@@ -8,7 +8,7 @@ import * as path from "path";
 import { CHANGE_IMPACT, RESOURCES, renderChangeImpactTable } from "../../../components/docker/change-impact";
 import { DOCKER_KEYS } from "../../../components/docker/config";
 
-const README = fs.readFileSync(path.join(__dirname, "../../../README.md"), "utf8");
+const PAGE = fs.readFileSync(path.join(__dirname, "../../../docs/operating.md"), "utf8");
 const START = "<!-- change-impact:start (rendered from components/docker/change-impact.ts) -->";
 const END = "<!-- change-impact:end -->";
 
@@ -32,11 +32,11 @@ describe("the change-impact table", () => {
     }
   });
 
-  it("is what the README publishes under \"What each change does\"", () => {
-    const start = README.indexOf(START);
-    const end = README.indexOf(END);
+  it("is what docs/operating.md publishes under \"What each change does\"", () => {
+    const start = PAGE.indexOf(START);
+    const end = PAGE.indexOf(END);
     expect(start).toBeGreaterThan(-1);
     expect(end).toBeGreaterThan(start);
-    expect(README.slice(start + START.length, end).trim()).toBe(renderChangeImpactTable());
+    expect(PAGE.slice(start + START.length, end).trim()).toBe(renderChangeImpactTable());
   });
 });
