@@ -479,5 +479,3 @@ export function memoryStat(dir: string, key: string): number {
   const match = new RegExp(`^${key} (\\d+)$`, "m").exec(fs.readFileSync(path.join(dir, "memory.stat"), "utf8"));
   return match ? Number(match[1]) : NaN;
 }
-
-export const MIB = 1024 * 1024;

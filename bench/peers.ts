@@ -19,6 +19,7 @@ import * as path from "path";
 
 import { renderBuildkitdToml } from "../components/core/buildkitd-toml";
 import { DEFAULT_IMAGE } from "../components/core/buildkitd";
+import { MIB } from "../components/core/units";
 import { NAME_PREFIX, ProgramCopy, devSettings, exec, log, mustExec, onCleanup, removeDockerObjects, repoRoot, tail, tempDir } from "./lib";
 import { Series, Target, summarize } from "./report";
 import { Phase, upPhases } from "./trace";
@@ -155,7 +156,7 @@ function terraformVariables(name: string, startInterval: string): Record<string,
   return {
     name,
     image: settings.image,
-    memory_mb: Math.floor(settings.memoryBytes! / (1024 * 1024)),
+    memory_mb: Math.floor(settings.memoryBytes! / MIB),
     cpus: Number(settings.cpus).toFixed(1),
     buildkitd_toml: renderBuildkitdToml(settings),
     extra_hosts: settings.extraHosts.map((entry) => ({ host: entry.slice(0, entry.indexOf(":")), ip: entry.slice(entry.indexOf(":") + 1) })),

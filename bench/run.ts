@@ -30,8 +30,8 @@ import * as path from "path";
 
 import { renderBuildkitdToml } from "../components/core/buildkitd-toml";
 import { DEFAULT_IMAGE } from "../components/core/buildkitd";
+import { MIB } from "../components/core/units";
 import {
-  MIB,
   NAME_PREFIX,
   ProgramCopy,
   Result,

@@ -6,6 +6,7 @@
  */
 import { spawnSync } from "child_process";
 
+import { MIB } from "../components/core/units";
 import { CommandResult, runCommand } from "./command";
 import type { RecordedResource } from "./stack-state";
 
@@ -66,7 +67,7 @@ export function describeLimits(info: ContainerInfo): string {
 }
 
 export function formatMib(bytes: number): string {
-  return `${Math.round(bytes / (1024 * 1024))} MiB`;
+  return `${Math.round(bytes / MIB)} MiB`;
 }
 
 export function shortId(id: string | undefined): string {

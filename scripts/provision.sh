@@ -1,16 +1,51 @@
 #!/usr/bin/env bash
-# One idempotent entry point for everything the deploy and the integration
-# tests need on this machine: a Docker engine, the local registry mirror, the
-# BuildKit and test images in it, the Pulumi toolchain, and npm packages.
-# Cached under $BUILDKIT_STACK_CACHE (default ~/.cache/buildkit-stack), keyed
-# by the versions in scripts/versions.sh and package.json.
+# One idempotent entry point for everything deploys and tests need on this
+# machine, cached under $BUILDKIT_STACK_CACHE (default ~/.cache/buildkit-stack)
+# and keyed by the versions in scripts/versions.sh and package.json.
+#
+#   bash scripts/provision.sh up    what `npm run up` needs for the dev stack: Docker 29 (the dev
+#                                   engine; Debian's 20.10 builds the images), the registry mirror
+#                                   with the current BuildKit image, the Dockerfile frontend and a
+#                                   busybox base, the Pulumi CLI and providers
+#   bash scripts/provision.sh       everything `npm test` and the bench need besides: Docker 28, the
+#                                   previous and rootless BuildKit images, buildx, the linters
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 STEP=provision
+
+# provision_plan PROFILE: the steps, in order, one per line: the script under
+# scripts/provision, then the environment it runs with.
+provision_plan() {
+  local engines images
+  case $1 in
+    up) engines=29 images=dev ;;
+    all) engines=29,28 images=all ;;
+    *) die "unknown profile '$1': expected up (the dev stack) or nothing (everything)" ;;
+  esac
+  echo "engine.sh"
+  # Before the registry: containers on the Docker 28/29 engines reach it on these bridges' gateways.
+  echo "engine-bridges.sh"
+  echo "registry.sh"
+  echo "images.sh BUILDKIT_STACK_IMAGES=$images"
+  echo "pulumi.sh"
+  echo "engines.sh BUILDKIT_STACK_ENGINES=$engines"
+  if [[ $1 == all ]]; then
+    echo "tools.sh"
+    # docker buildx, for the multi-node builder test (and the bench).
+    echo "buildx.sh"
+  fi
+  # The bench's other peer (the Terraform provider) is built by `npm run bench`
+  # (scripts/provision/peers.sh), not here: no test needs it.
+}
+
+# Sourced (by tests) for its functions only.
+[[ ${BASH_SOURCE[0]} == "$0" ]] || return 0
+
+profile=${1:-all}
 # Provisioning manages this machine's engines, each by its own socket: an
 # exported DOCKER_HOST (scripts/env.sh sets one) must not redirect the checks.
 unset DOCKER_HOST
 started=$SECONDS
-steps="$BUILDKIT_STACK_ROOT/scripts/provision"
+plan=$(provision_plan "$profile")
 
 if [[ ! -d $BUILDKIT_STACK_ROOT/node_modules/@pulumi/pulumi ]] || [[ $BUILDKIT_STACK_ROOT/package-lock.json -nt $BUILDKIT_STACK_ROOT/node_modules/.package-lock.json ]]; then
   log "installing npm packages (npm ci)"
@@ -19,21 +54,8 @@ else
   log "npm packages are installed"
 fi
 
-bash "$steps/engine.sh"
-# Before the registry: containers on the Docker 28/29 engines reach it on
-# these bridges' gateways.
-bash "$steps/engine-bridges.sh"
-bash "$steps/registry.sh"
-# The images step compiles Go while the toolchain step does too; on two cores
-# running them one after the other is as fast and keeps the logs readable.
-bash "$steps/images.sh"
-bash "$steps/pulumi.sh"
-bash "$steps/tools.sh"
-# Docker 28 and 29 beside 20.10; 29 is the default engine (scripts/env.sh).
-bash "$steps/engines.sh"
-# docker buildx, for the multi-node builder test (and the bench).
-bash "$steps/buildx.sh"
-# The bench's other peer (the Terraform provider) is built by `npm run bench`
-# (scripts/provision/peers.sh), not here: no test needs it, and it costs a
-# long Go build on a cold machine.
-log "done in $((SECONDS - started))s; environment: source scripts/env.sh"
+while read -r script settings; do
+  # shellcheck disable=SC2086 # settings are NAME=VALUE words for env
+  env ${settings:-} bash "$BUILDKIT_STACK_ROOT/scripts/provision/$script"
+done <<<"$plan"
+log "done ($profile) in $((SECONDS - started))s; environment: source scripts/env.sh"

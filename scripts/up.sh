@@ -8,7 +8,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 STEP=up
 stack=${1:-dev}
-bash "$BUILDKIT_STACK_ROOT/scripts/provision.sh"
+bash "$BUILDKIT_STACK_ROOT/scripts/provision.sh" up
 # shellcheck source=scripts/env.sh
 source "$BUILDKIT_STACK_ROOT/scripts/env.sh"
 cd "$BUILDKIT_STACK_ROOT"

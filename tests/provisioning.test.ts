@@ -187,6 +187,43 @@ describe("scripts/provision/buildx.sh: docker buildx from the Go module proxy, b
   });
 });
 
+describe("what each command provisions", () => {
+  /** provision.sh run in a copy of the scripts whose steps only record that they ran, and with which selection. */
+  function stepsRun(profile: string[]): string[] {
+    const copy = fs.mkdtempSync(path.join(os.tmpdir(), "provision-plan-"));
+    try {
+      fs.mkdirSync(path.join(copy, "scripts", "provision"), { recursive: true });
+      for (const file of ["provision.sh", "lib.sh", "versions.sh"]) fs.copyFileSync(path.join(root, "scripts", file), path.join(copy, "scripts", file));
+      fs.copyFileSync(path.join(root, "package.json"), path.join(copy, "package.json"));
+      fs.symlinkSync(path.join(root, "node_modules"), path.join(copy, "node_modules"));
+      const ran = path.join(copy, "ran");
+      for (const name of fs.readdirSync(path.join(root, "scripts/provision")).filter((f) => f.endsWith(".sh"))) {
+        fs.writeFileSync(path.join(copy, "scripts/provision", name), `echo "${name} \${BUILDKIT_STACK_ENGINES:-} \${BUILDKIT_STACK_IMAGES:-}" >> "${ran}"\n`);
+      }
+      const result = bash(`bash "${copy}/scripts/provision.sh" "$@"`, profile, { BUILDKIT_STACK_CACHE: path.join(copy, "cache") });
+      expect(result.code).toBe(0);
+      return fs.readFileSync(ran, "utf8").trim().split("\n").map((line) => line.trim());
+    } finally {
+      fs.rmSync(copy, { recursive: true, force: true });
+    }
+  }
+
+  it("npm run up: the dev stack's engine (Docker 29), its images, the mirror and Pulumi, nothing for the tests", () => {
+    expect(stepsRun(["up"])).toEqual(["engine.sh", "engine-bridges.sh", "registry.sh", "images.sh  dev", "pulumi.sh", "engines.sh 29"]);
+    expect(fs.readFileSync(path.join(root, "scripts/up.sh"), "utf8")).toMatch(/^bash "\$BUILDKIT_STACK_ROOT\/scripts\/provision.sh" up$/m);
+  });
+
+  it("npm test: every engine and image, the linters and buildx", () => {
+    expect(stepsRun([])).toEqual(["engine.sh", "engine-bridges.sh", "registry.sh", "images.sh  all", "pulumi.sh", "engines.sh 29,28", "tools.sh", "buildx.sh"]);
+  });
+
+  it("refuses a profile it does not know, before any step", () => {
+    const result = bash('source scripts/provision.sh && provision_plan "$@"', ["everything"]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain("unknown profile 'everything': expected up (the dev stack) or nothing (everything)");
+  });
+});
+
 describe("install_debian_packages: what a fresh machine lacks, from Debian, once", () => {
   /** Fake dpkg-query (knows INSTALLED) and apt-get (logs its calls; install fails until `update` ran when STALE). */
   function fakeApt(installed: string[], stale: boolean): { dir: string; calls: () => string[] } {

@@ -13,6 +13,8 @@
 # only checks stamps. Cold build times go to engines/build-times.tsv.
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 STEP=engine-builds
+# Which engines to build: 29 (the default engine: its containerd and runc too), 28, or both.
+engines=",${BUILDKIT_STACK_ENGINES:-29,28},"
 
 engines_dir="$BUILDKIT_STACK_CACHE/engines"
 mkdir -p "$engines_dir"
@@ -114,15 +116,18 @@ docker29_build() {
     "$DOCKER29_MODULE/cmd/docker-proxy@$DOCKER29_MODULE_VERSION"
 }
 
-# Docker 29's pieces first: it is the default engine.
-build "runc-$RUNC_VERSION" "runc $RUNC_VERSION seccomp" runc_build
-build "containerd-$CONTAINERD_VERSION" "containerd $CONTAINERD_VERSION static no_btrfs" containerd_build
-build "docker-$DOCKER29_VERSION" "$DOCKER29_MODULE $DOCKER29_MODULE_VERSION as $DOCKER29_VERSION" docker29_build
-build "docker-$DOCKER28_VERSION" "$DOCKER28_MODULE $DOCKER28_MODULE_VERSION" docker28_build
-
 # Stable names for engines.sh: engines/current/{docker28,docker29,containerd,runc}.
 mkdir -p "$engines_dir/current"
-ln -sfn "../docker-$DOCKER28_VERSION" "$engines_dir/current/docker28"
-ln -sfn "../docker-$DOCKER29_VERSION" "$engines_dir/current/docker29"
-ln -sfn "../containerd-$CONTAINERD_VERSION" "$engines_dir/current/containerd"
-ln -sfn "../runc-$RUNC_VERSION" "$engines_dir/current/runc"
+# Docker 29's pieces first: it is the default engine.
+if [[ $engines == *,29,* ]]; then
+  build "runc-$RUNC_VERSION" "runc $RUNC_VERSION seccomp" runc_build
+  build "containerd-$CONTAINERD_VERSION" "containerd $CONTAINERD_VERSION static no_btrfs" containerd_build
+  build "docker-$DOCKER29_VERSION" "$DOCKER29_MODULE $DOCKER29_MODULE_VERSION as $DOCKER29_VERSION" docker29_build
+  ln -sfn "../docker-$DOCKER29_VERSION" "$engines_dir/current/docker29"
+  ln -sfn "../containerd-$CONTAINERD_VERSION" "$engines_dir/current/containerd"
+  ln -sfn "../runc-$RUNC_VERSION" "$engines_dir/current/runc"
+fi
+if [[ $engines == *,28,* ]]; then
+  build "docker-$DOCKER28_VERSION" "$DOCKER28_MODULE $DOCKER28_MODULE_VERSION" docker28_build
+  ln -sfn "../docker-$DOCKER28_VERSION" "$engines_dir/current/docker28"
+fi

@@ -90,5 +90,8 @@ JSON
   log "docker $running is up on $socket (API $(DOCKER_HOST="unix://$socket" docker version --format '{{.Server.APIVersion}}'))"
 }
 
-start_engine 28 "$current/docker28" "$current/docker28" "$DOCKER28_BRIDGE" "$DOCKER28_ADDRESS_POOL"
-start_engine 29 "$current/docker29" "$current/docker29:$current/containerd:$current/runc" "$DOCKER29_BRIDGE" "$DOCKER29_ADDRESS_POOL"
+# BUILDKIT_STACK_ENGINES: which of them (29,28 by default; `provision.sh up` asks for 29 alone).
+engines=",${BUILDKIT_STACK_ENGINES:-29,28},"
+[[ $engines == *,28,* ]] && start_engine 28 "$current/docker28" "$current/docker28" "$DOCKER28_BRIDGE" "$DOCKER28_ADDRESS_POOL"
+[[ $engines == *,29,* ]] && start_engine 29 "$current/docker29" "$current/docker29:$current/containerd:$current/runc" "$DOCKER29_BRIDGE" "$DOCKER29_ADDRESS_POOL"
+exit 0

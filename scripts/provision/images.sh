@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Step: the BuildKit images (current, previous, rootless) and a busybox base
-# for test builds, built from the Go module proxy and Debian packages and
-# pushed to the local registry mirror under their Docker Hub names.
+# Step: the BuildKit images and a busybox base, built from the Go module proxy
+# and Debian packages and pushed to the local registry mirror under their
+# Docker Hub names. BUILDKIT_STACK_IMAGES says which:
+#   dev  what a deployed daemon and its users need: moby/buildkit at the current
+#        release (and latest), docker/dockerfile:1 (the frontend a Dockerfile's
+#        `# syntax=docker/dockerfile:1` line asks for) and busybox
+#   all  (default) those, and for the tests: the previous release and rootless
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 STEP=images
 require_local_engine
@@ -41,6 +45,14 @@ buildkit_binaries() {
   go_binaries "$images_dir/bin/buildkit-$version" "github.com/moby/buildkit@$version" \
     "-s -w -X github.com/moby/buildkit/version.Version=$version -X github.com/moby/buildkit/version.Package=github.com/moby/buildkit" \
     github.com/moby/buildkit/cmd/buildkitd github.com/moby/buildkit/cmd/buildctl
+}
+
+# The Dockerfile frontend as BuildKit's own Go module builds it at its release
+# (docker/dockerfile is released from this package): one static binary.
+frontend_binary() {
+  local version=$1
+  go_binaries "$images_dir/bin/dockerfile-frontend-$version" "github.com/moby/buildkit@$version" "-s -w" \
+    github.com/moby/buildkit/frontend/dockerfile/cmd/dockerfile-frontend
 }
 
 rootfs_packages="runc,uidmap,libcap2-bin,ca-certificates"
@@ -140,19 +152,29 @@ busybox_image() {
 # Sourced (by tests) for its functions only.
 [[ ${BASH_SOURCE[0]} == "$0" ]] || return 0
 
+profile=${BUILDKIT_STACK_IMAGES:-all}
+[[ $profile == dev || $profile == all ]] || die "BUILDKIT_STACK_IMAGES is '$profile'; expected dev or all"
+
 buildkit_binaries "$BUILDKIT_VERSION" &
-buildkit_binaries "$BUILDKIT_PREVIOUS_VERSION" &
-go_binaries "$images_dir/bin/rootlesskit-$ROOTLESSKIT_VERSION" "$ROOTLESSKIT_MODULE@$ROOTLESSKIT_VERSION" "-s -w" \
-  "$ROOTLESSKIT_MODULE/cmd/rootlesskit" &
+frontend_binary "$BUILDKIT_VERSION" &
+if [[ $profile == all ]]; then
+  buildkit_binaries "$BUILDKIT_PREVIOUS_VERSION" &
+  go_binaries "$images_dir/bin/rootlesskit-$ROOTLESSKIT_VERSION" "$ROOTLESSKIT_MODULE@$ROOTLESSKIT_VERSION" "-s -w" \
+    "$ROOTLESSKIT_MODULE/cmd/rootlesskit" &
+fi
 rootfs &
 for job in $(jobs -p); do wait "$job" || die "a build step failed (messages above)"; done
 busybox_image
 
 current="$images_dir/bin/buildkit-$BUILDKIT_VERSION"
 image moby/buildkit "$BUILDKIT_VERSION" Dockerfile.buildkit "$BUILDKIT_VERSION" "$current" -- latest
-image moby/buildkit "$BUILDKIT_PREVIOUS_VERSION" Dockerfile.buildkit "$BUILDKIT_PREVIOUS_VERSION" "$images_dir/bin/buildkit-$BUILDKIT_PREVIOUS_VERSION"
-image moby/buildkit "$BUILDKIT_VERSION-rootless" Dockerfile.rootless "$BUILDKIT_VERSION" "$current" \
-  "$images_dir/bin/rootlesskit-$ROOTLESSKIT_VERSION" -- rootless
+# docker/dockerfile:1 is the stable channel's newest 1.x; ours is the frontend of the BuildKit we run.
+image docker/dockerfile 1 Dockerfile.frontend "$BUILDKIT_VERSION" "$images_dir/bin/dockerfile-frontend-$BUILDKIT_VERSION"
+if [[ $profile == all ]]; then
+  image moby/buildkit "$BUILDKIT_PREVIOUS_VERSION" Dockerfile.buildkit "$BUILDKIT_PREVIOUS_VERSION" "$images_dir/bin/buildkit-$BUILDKIT_PREVIOUS_VERSION"
+  image moby/buildkit "$BUILDKIT_VERSION-rootless" Dockerfile.rootless "$BUILDKIT_VERSION" "$current" \
+    "$images_dir/bin/rootlesskit-$ROOTLESSKIT_VERSION" -- rootless
+fi
 
 # The same buildctl on the host, for clients and tests (BUILDKIT_HOST=docker-container://NAME).
 mkdir -p "$BUILDKIT_STACK_CACHE/bin"
