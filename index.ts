@@ -22,7 +22,7 @@ function orExit<T>(load: () => T): T {
 function singleHost(): BuildkitStack {
   const settings = orExit(loadDockerSettings);
   // The engine's API version decides the healthcheck's fields (components/docker/engine-probe.ts).
-  const engine = new DockerEngine("docker-host", { host: settings.dockerHost, apiVersion: engineApiVersion(settings.dockerHost) });
+  const engine = new DockerEngine("docker-host", { host: settings.dockerHost, tls: settings.dockerTls, apiVersion: engineApiVersion(settings.dockerHost, settings.dockerTls) });
   return new BuildkitStack("buildkit", { ...settings, engine });
 }
 

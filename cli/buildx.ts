@@ -23,7 +23,7 @@ import * as path from "path";
 
 import type { BuildxNode } from "../components/docker/buildkit-fleet";
 import { parseFlags, UsageError } from "./options";
-import { keptPrivateFiles } from "./private-files";
+import { keptPrivateFiles } from "../components/private-files";
 import { readStackOutput } from "./pulumi-cli";
 import { shellQuote } from "./shell";
 

@@ -15,7 +15,7 @@ import {
   shortId,
 } from "./docker-inspect";
 import { firstLine } from "./options";
-import { temporaryPrivateFiles } from "./private-files";
+import { temporaryPrivateFiles } from "../components/private-files";
 import { pulumiCommand, shellQuote } from "./shell";
 import type { RecordedResource } from "./stack-state";
 import type { DockerSettings } from "../components/docker/config";

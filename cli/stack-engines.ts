@@ -10,7 +10,7 @@
  */
 import { EngineProbe, probeEngine } from "../components/docker/engine-probe";
 import { childName, DOCKER_PROVIDER_TYPE, FLEET_TYPE, hostOfFleetStack, STACK_TYPE } from "../components/resource-types";
-import { temporaryPrivateFiles } from "./private-files";
+import { temporaryPrivateFiles } from "../components/private-files";
 import { shellQuote } from "./shell";
 import { RecordedResource, urnName } from "./stack-state";
 

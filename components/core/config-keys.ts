@@ -167,7 +167,16 @@ export interface KeyReading<T extends KeyTable> {
 export function readKeys<T extends KeyTable>(
   raw: Record<string, unknown>,
   keys: T,
-  options: { skip?: string[]; elsewhere?: (key: string) => string | undefined } = {},
+  options: {
+    skip?: string[];
+    elsewhere?: (key: string) => string | undefined;
+    /**
+     * Whether a key (full name) is stored as a Pulumi secret. Given (the
+     * program passes what the Pulumi runtime knows), key material stored in
+     * plain text is refused: it would sit in the stack file and in git.
+     */
+    isSecret?: (key: string) => boolean;
+  } = {},
 ): KeyReading<T> {
   const names = Object.keys(keys);
   const values: Record<string, unknown> = {};
@@ -180,6 +189,13 @@ export function readKeys<T extends KeyTable>(
     const spec = Object.prototype.hasOwnProperty.call(keys, key) ? keys[key] : undefined;
     if (!spec) {
       problems.push(options.elsewhere?.(key) ?? `${full(key)} is not a setting this program reads; known settings: ${names.join(", ")}`);
+      continue;
+    }
+    if (spec.secret && options.isSecret && !options.isSecret(full(key))) {
+      problems.push(
+        `${full(key)} is key material stored in plain text in the stack file (and so in git); ` +
+          `store it as a secret: pulumi config set --secret ${full(key)} < file.pem, then check the plain value is gone from Pulumi.<stack>.yaml`,
+      );
       continue;
     }
     const result = spec.schema.safeParse(value);

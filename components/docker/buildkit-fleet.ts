@@ -79,10 +79,10 @@ export class BuildkitFleet extends pulumi.ComponentResource {
 
     let previousGate: pulumi.Resource | undefined;
     for (const host of args.hosts) {
-      const { settings, dockerTls } = host;
+      const { settings } = host;
       const engine = new DockerEngine(
         childName(fleetHostStackName(name, host.name), "engine"),
-        { host: settings.dockerHost, tls: dockerTls },
+        { host: settings.dockerHost, tls: settings.dockerTls },
         // The roll: everything on this host goes through this provider, so
         // nothing here is read, replaced or created before the previous host
         // has proven it builds again.

@@ -305,6 +305,27 @@ export const CHANGE_IMPACT: Record<DockerKey, ChangeImpact> = {
     proof: "previewed",
     why: "the provider does not treat a new host as a replacement: nothing is planned but the DOCKER_HOST of the smoke test and the cache guard, while the state still describes objects on the old engine. Moving engines is a new stack (destroy here, deploy there), not a key change. Previewed with the same engine under another spelling, never applied",
   },
+  dockerTlsCa: {
+    change: "new Docker TLS material (all three)",
+    ops: { smokeTest: "update", cacheGuard: "update" },
+    cacheKept: true,
+    proof: "reasoned",
+    why: "only how the engine is reached changes: the provider's client files and the local steps' DOCKER_CERT_PATH; nothing on the engine is touched. Needs a tcp:// engine with --tlsverify, which the matrix does not run (the fleet test does)",
+  },
+  dockerTlsCert: {
+    change: "new Docker TLS material (all three)",
+    ops: { smokeTest: "update", cacheGuard: "update" },
+    cacheKept: true,
+    proof: "reasoned",
+    why: "as for dockerTlsCa",
+  },
+  dockerTlsKey: {
+    change: "new Docker TLS material (all three)",
+    ops: { smokeTest: "update", cacheGuard: "update" },
+    cacheKept: true,
+    proof: "reasoned",
+    why: "as for dockerTlsCa",
+  },
   requirePinnedImage: {
     change: "false → true",
     ops: {},

@@ -18,11 +18,13 @@ import { TCP_PORT } from "../core/buildkitd";
 import {
   ConfigError,
   full,
+  KeyReading,
   KeySpec,
   KeyTable,
   KeyValues,
   LABEL_PREFIX,
   list,
+  pem,
   readKeys,
   refuse,
   show,
@@ -59,6 +61,16 @@ export const FLEET_HOSTS_KEY = "hosts";
 
 export type RestartPolicy = "no" | "always" | "unless-stopped" | "on-failure";
 
+/** PEM material the Docker client presents to a `tcp://` engine started with `--tlsverify`. */
+export interface DockerTlsMaterial {
+  /** CA that signed the engine's certificate (docker's `ca.pem`). */
+  ca: string;
+  /** Client certificate (docker's `cert.pem`). */
+  cert: string;
+  /** Client private key (docker's `key.pem`). */
+  key: string;
+}
+
 /** Validated settings of a daemon on one Docker host: the core's, plus the host's own. */
 export interface DockerSettings extends DaemonSettings {
   containerName: string;
@@ -75,6 +87,8 @@ export interface DockerSettings extends DaemonSettings {
   /** Host address the TCP listener is published on. */
   tcpAddress: string;
   dockerHost?: string;
+  /** Docker TLS client material for a `tcp://` dockerHost (required there). */
+  dockerTls?: DockerTlsMaterial;
 }
 
 // Docker requires two characters at least for container and volume names.
@@ -204,19 +218,60 @@ const KEYS = {
     }),
     form: "a Docker endpoint like unix:///var/run/docker.sock, ssh://user@host or tcp://host:2376",
   } as KeySpec<string>,
+  dockerTlsCa: pem("CA certificate of the Docker engine (docker's ca.pem)"),
+  dockerTlsCert: pem("Docker client certificate (docker's cert.pem)"),
+  dockerTlsKey: pem("Docker client private key (docker's key.pem)"),
   requirePinnedImage: DAEMON_KEYS.requirePinnedImage,
   stopGracePeriod: DAEMON_KEYS.stopGracePeriod,
   tagRegistry: DAEMON_KEYS.tagRegistry,
 } satisfies KeyTable;
+
+const DOCKER_TLS_KEYS = ["dockerTlsCa", "dockerTlsCert", "dockerTlsKey"] as const;
+
+/**
+ * A `tcp://` engine is reached with TLS only: a plaintext Docker API is root
+ * on that host for anyone on the path. The three PEMs go together, and only
+ * with a `tcp://` endpoint.
+ */
+function dockerTlsProblems(reading: KeyReading<typeof KEYS>): string[] {
+  const dockerHost = reading.values.dockerHost;
+  if (reading.refused("dockerHost")) return [];
+  const given = DOCKER_TLS_KEYS.filter(reading.given);
+  const tcp = dockerHost?.startsWith("tcp://") ?? false;
+  if (given.length > 0 && given.length < DOCKER_TLS_KEYS.length) {
+    const missing = DOCKER_TLS_KEYS.filter((key) => !given.includes(key));
+    return [`${given.map(full).join(", ")} set but ${missing.map(full).join(", ")} not; set all three Docker TLS files (CA, client certificate, client key) or none`];
+  }
+  if (given.length > 0 && !tcp) {
+    return [
+      `${full("dockerTlsCa")}, ${full("dockerTlsCert")} and ${full("dockerTlsKey")} are set but ${full("dockerHost")} is ` +
+        `${dockerHost === undefined ? "the local engine" : show(dockerHost)}; Docker TLS material applies only to a tcp:// engine`,
+    ];
+  }
+  if (tcp && given.length === 0) {
+    return [
+      `${full("dockerHost")} is ${show(dockerHost)} but no Docker TLS material is set; a plaintext Docker API is root on that host for anyone who reaches the port. ` +
+        `Set ${full("dockerTlsCa")}, ${full("dockerTlsCert")} and ${full("dockerTlsKey")} (secrets), or reach the host over ssh://`,
+    ];
+  }
+  return [];
+}
 
 export type DockerKey = keyof typeof KEYS;
 export const DOCKER_KEYS = Object.keys(KEYS) as DockerKey[];
 /** Keys whose values are key material: never echoed, stored as Pulumi secrets. */
 export const SECRET_KEYS = DOCKER_KEYS.filter((k) => (KEYS as KeyTable)[k].secret);
 
-/** What the program is deploying into: used only for per-stack default names. */
+/** What the program is deploying into. */
 export interface StackContext {
+  /** The stack's name: per-stack default names. */
   stack: string;
+  /**
+   * Whether a key (full name) is stored as a Pulumi secret; the program passes
+   * the runtime's answer, so key material in plain text is refused. Unset:
+   * not checked (raw config from elsewhere: tests, the doctor reading config).
+   */
+  isSecret?: (key: string) => boolean;
 }
 
 /**
@@ -225,7 +280,7 @@ export interface StackContext {
  * {@link ConfigError} listing every problem.
  */
 export function parseDockerSettings(raw: Record<string, unknown>, context: StackContext): DockerSettings {
-  const reading = readKeys(raw, KEYS, { skip: [FLEET_HOSTS_KEY] });
+  const reading = readKeys(raw, KEYS, { skip: [FLEET_HOSTS_KEY], isSecret: context.isSecret });
   const values: KeyValues<typeof KEYS> = reading.values;
   const basis = daemonBasis(reading);
   const containerName = values.containerName ?? "buildkitd";
@@ -260,6 +315,7 @@ export function parseDockerSettings(raw: Record<string, unknown>, context: Stack
   problems.push(...productionProblems(basis, problems));
   problems.push(...tagRegistryProblems(basis));
   problems.push(...pinnedImageProblems(basis));
+  problems.push(...dockerTlsProblems(reading));
   if (problems.length > 0) throw new ConfigError(problems);
 
   return {
@@ -276,11 +332,27 @@ export function parseDockerSettings(raw: Record<string, unknown>, context: Stack
     extraHosts: values.extraHosts ?? [],
     tcpAddress,
     dockerHost: values.dockerHost,
+    dockerTls:
+      values.dockerTlsCa && values.dockerTlsCert && values.dockerTlsKey ? { ca: values.dockerTlsCa, cert: values.dockerTlsCert, key: values.dockerTlsKey } : undefined,
   };
 }
 
 /** docker ignores a smaller shm size; the container takes it in whole MiB. */
 const shmFloor = { key: "shmSize", min: MIB, why: "docker ignores a smaller shm size", wholeMib: "shm size" };
+
+/**
+ * The Pulumi runtime's answer to "is this key a secret": the language host
+ * hands the program the secret keys' names (PULUMI_CONFIG_SECRET_KEYS), read
+ * by the SDK's isConfigSecret. Without it key material in plain text could not
+ * be refused, so its absence is an error, not a skipped check.
+ */
+export function configSecretness(): (key: string) => boolean {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const runtimeConfig = require("@pulumi/pulumi/runtime/config") as { isConfigSecret?: (key: string) => boolean };
+  const isConfigSecret = runtimeConfig.isConfigSecret;
+  if (typeof isConfigSecret !== "function") throw new Error("@pulumi/pulumi no longer has runtime/config isConfigSecret: cannot tell secret config from plain");
+  return (key) => isConfigSecret(key);
+}
 
 /**
  * Reads and validates this stack's `buildkit:*` configuration from the Pulumi
@@ -290,5 +362,5 @@ export function loadDockerSettings(): DockerSettings {
   // Imported lazily so parseDockerSettings stays usable (and testable) without a Pulumi engine.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const pulumi = require("@pulumi/pulumi") as typeof import("@pulumi/pulumi");
-  return parseDockerSettings(pulumi.runtime.allConfig(), { stack: pulumi.getStack() });
+  return parseDockerSettings(pulumi.runtime.allConfig(), { stack: pulumi.getStack(), isSecret: configSecretness() });
 }

@@ -7,7 +7,7 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 
-import type { DockerTlsMaterial } from "./fleet-config";
+import type { DockerTlsMaterial } from "./config";
 
 /** Arguments of {@link DockerEngine}. */
 export interface DockerEngineArgs {

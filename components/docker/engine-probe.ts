@@ -6,6 +6,9 @@
  */
 import { execFile } from "child_process";
 
+import { temporaryPrivateFiles } from "../private-files";
+import type { DockerTlsMaterial } from "./config";
+
 /** Docker's default socket: where the docker provider goes when neither `host` nor DOCKER_HOST is set. */
 export const DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock";
 
@@ -81,9 +84,12 @@ export function dockerHostEnv(dockerHost?: string): NodeJS.ProcessEnv {
  * answers: the deploy would fail anyway, and guessing would flip the
  * healthcheck (a replacement) later.
  */
-export async function engineApiVersion(dockerHost?: string): Promise<string> {
+export async function engineApiVersion(dockerHost?: string, tls?: DockerTlsMaterial): Promise<string> {
   const env = dockerHostEnv(dockerHost);
-  const probe = await probeEngine(env, 60_000);
+  // A --tlsverify engine: the client files where the docker CLI reads them, for this question only.
+  const files = tls ? temporaryPrivateFiles("buildkit-engine-tls", { "ca.pem": tls.ca, "cert.pem": tls.cert, "key.pem": tls.key }) : undefined;
+  if (files) Object.assign(env, { DOCKER_CERT_PATH: files.dir, DOCKER_TLS_VERIFY: "1" });
+  const probe = await probeEngine(env, 60_000).finally(() => files?.remove());
   if (probe.ok) return probe.apiVersion;
   throw new Error(
     `Could not ask the Docker engine at ${env.DOCKER_HOST} for its API version (docker version: ${probe.reason}). ` +

@@ -11,17 +11,7 @@
 import { z } from "zod";
 
 import { CONFIG_NAMESPACE, ConfigError } from "../core/config-keys";
-import { DockerSettings, FLEET_HOSTS_KEY, parseDockerSettings, StackContext } from "./config";
-
-/** PEM material the Docker client presents to a `tcp://` engine started with `--tlsverify`. */
-export interface DockerTlsMaterial {
-  /** CA that signed the engine's certificate (docker's `ca.pem`). */
-  ca: string;
-  /** Client certificate (docker's `cert.pem`). */
-  cert: string;
-  /** Client private key (docker's `key.pem`). */
-  key: string;
-}
+import { configSecretness, DockerSettings, FLEET_HOSTS_KEY, parseDockerSettings, StackContext } from "./config";
 
 /** One host of the fleet, validated. */
 export interface FleetHostSettings {
@@ -29,17 +19,15 @@ export interface FleetHostSettings {
   name: string;
   /** The daemon on this host: base configuration with the host's overrides, parsed by parseDockerSettings. */
   settings: DockerSettings;
-  /** Docker TLS client material, for a `tcp://` engine. */
-  dockerTls?: DockerTlsMaterial;
 }
 
 const HOST_NAME_PATTERN = /^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$/;
 const HOST_NAME_FORM = "1 to 32 lowercase letters, digits or '-', starting and ending with a letter or digit";
 
-/** Fields of a host entry that are about reaching the host, not settings of its daemon. */
-const DOCKER_TLS_FIELDS = { dockerTlsCa: "ca", dockerTlsCert: "cert", dockerTlsKey: "key" } as const;
-type DockerTlsField = keyof typeof DOCKER_TLS_FIELDS;
-const HOST_FIELDS = ["name", ...Object.keys(DOCKER_TLS_FIELDS)];
+/** Fields of a host entry that are not settings of its daemon. */
+const HOST_FIELDS = ["name"];
+/** Settings that belong to one host's engine and may not be given for the whole fleet. */
+const PER_HOST_KEYS = ["dockerTlsCa", "dockerTlsCert", "dockerTlsKey"];
 
 const hostListSchema = z.array(z.record(z.string(), z.unknown()));
 
@@ -64,6 +52,14 @@ export function parseFleetSettings(raw: Record<string, unknown>, context: StackC
   }
 
   const base = Object.fromEntries(Object.entries(raw).filter(([key]) => key !== hostsKey && key !== FLEET_HOSTS_KEY));
+  const fleetWide = PER_HOST_KEYS.filter((key) => base[`${CONFIG_NAMESPACE}:${key}`] !== undefined || base[key] !== undefined);
+  if (fleetWide.length > 0) {
+    throw new ConfigError([
+      `${fleetWide.map((key) => `${CONFIG_NAMESPACE}:${key}`).join(", ")} set for the whole fleet; each host's engine has its own Docker TLS files: ` +
+        `set them on the host, like ${hostsKey}[0].dockerTlsCa (as secrets)`,
+    ]);
+  }
+
   const problemsByText = new Map<string, string[]>();
   const report = (host: string, problem: string) => problemsByText.set(problem, [...(problemsByText.get(problem) ?? []), host]);
   const hosts: FleetHostSettings[] = [];
@@ -87,18 +83,20 @@ export function parseFleetSettings(raw: Record<string, unknown>, context: StackC
     if (`${hostsKey}` in overrides) report(label, `${where} sets ${hostsKey}; hosts cannot be nested`);
     delete overrides[hostsKey];
 
+    // A host's overrides are part of buildkit:hosts: secret exactly when that whole key is.
+    const isSecret = context.isSecret;
+    const hostContext: StackContext = isSecret ? { ...context, isSecret: (key) => (key in overrides ? isSecret(hostsKey) : isSecret(key)) } : context;
     let settings: DockerSettings | undefined;
     try {
       // Names derived from the host go in before parsing, so every rule (a TLS certificate's names, shared objects)
       // judges the names this host will really use.
-      settings = parseDockerSettings(withHostNames({ ...base, ...overrides }, label, context), context);
+      settings = parseDockerSettings(withHostNames({ ...base, ...overrides }, label, context), hostContext);
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
       for (const problem of error.problems) report(label, problem);
     }
-    const dockerTls = parseDockerTls(entry, where, settings?.dockerHost ?? stringOrUndefined(overrides[`${CONFIG_NAMESPACE}:dockerHost`] ?? base[`${CONFIG_NAMESPACE}:dockerHost`]), (p) => report(label, p));
     if (settings && HOST_NAME_PATTERN.test(label)) {
-      hosts.push({ name: label, settings, dockerTls });
+      hosts.push({ name: label, settings });
     }
   });
 
@@ -118,41 +116,6 @@ function safeJson(text: string): unknown {
   } catch {
     return text;
   }
-}
-
-function stringOrUndefined(value: unknown): string | undefined {
-  return typeof value === "string" ? value : undefined;
-}
-
-/**
- * A `tcp://` engine is reached with TLS only: plaintext Docker API access is
- * root on that host for anyone on the path. The three PEMs go together, and
- * only with a `tcp://` endpoint.
- */
-function parseDockerTls(entry: Record<string, unknown>, where: string, dockerHost: string | undefined, report: (problem: string) => void): DockerTlsMaterial | undefined {
-  const fields = Object.keys(DOCKER_TLS_FIELDS) as DockerTlsField[];
-  const given = fields.filter((field) => entry[field] !== undefined);
-  for (const field of given) {
-    const value = entry[field];
-    if (typeof value !== "string" || !value.includes("-----BEGIN ")) {
-      report(`${where}.${field} is [secret]; expected a PEM-encoded ${field === "dockerTlsKey" ? "private key" : "certificate"}, set with \`pulumi config set --secret --path '${where}.${field}'\``);
-    }
-  }
-  const tcp = dockerHost?.startsWith("tcp://") ?? false;
-  if (given.length > 0 && given.length < fields.length) {
-    const missing = fields.filter((field) => !given.includes(field));
-    report(`${given.map((f) => `${where}.${f}`).join(", ")} set but ${missing.map((f) => `${where}.${f}`).join(", ")} not; set all three Docker TLS files (CA, client certificate, client key) or none`);
-  } else if (given.length > 0 && !tcp) {
-    report(`${where} has Docker TLS material but its dockerHost is ${dockerHost === undefined ? "the local engine" : JSON.stringify(dockerHost)}; TLS material applies only to a tcp:// engine`);
-  }
-  if (tcp && given.length === 0) {
-    report(
-      `${where}: dockerHost is ${JSON.stringify(dockerHost)} but no Docker TLS material is set; a plaintext Docker API is root on that host for anyone who reaches the port. ` +
-        `Set ${where}.dockerTlsCa, .dockerTlsCert and .dockerTlsKey (secrets), or reach the host over ssh://`,
-    );
-  }
-  if (given.length !== fields.length || given.some((f) => typeof entry[f] !== "string")) return undefined;
-  return { ca: entry.dockerTlsCa as string, cert: entry.dockerTlsCert as string, key: entry.dockerTlsKey as string };
 }
 
 /**
@@ -211,5 +174,5 @@ export function loadFleetSettings(): FleetHostSettings[] | undefined {
   // Imported lazily so parseFleetSettings stays usable (and testable) without a Pulumi engine.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const pulumi = require("@pulumi/pulumi") as typeof import("@pulumi/pulumi");
-  return parseFleetSettings(pulumi.runtime.allConfig(), { stack: pulumi.getStack() });
+  return parseFleetSettings(pulumi.runtime.allConfig(), { stack: pulumi.getStack(), isSecret: configSecretness() });
 }

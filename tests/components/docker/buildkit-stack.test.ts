@@ -677,11 +677,11 @@ describe("the container's name and smallest memory limit", () => {
   });
 });
 
-describe("a remote Docker host without TLS", () => {
+describe("a remote Docker host over ssh", () => {
   let deployed: Deployed;
   beforeAll(async () => {
     // No engine given: the component builds its own from dockerHost, provider and smoke test alike.
-    deployed = await deploy("remote-plain", { "buildkit:containerName": "bk-remote", "buildkit:dockerHost": "tcp://build-host:2376" });
+    deployed = await deploy("remote-plain", { "buildkit:containerName": "bk-remote", "buildkit:dockerHost": "ssh://deploy@build-host" });
   });
 
   it("points the smoke test's docker CLI at that host, with no certificates", () => {
@@ -692,14 +692,14 @@ describe("a remote Docker host without TLS", () => {
       IMAGE: IMAGE_ID,
       NETWORK: "buildkit-dev",
       ATTEMPTS: "60",
-      DOCKER_HOST: "tcp://build-host:2376",
+      DOCKER_HOST: "ssh://deploy@build-host",
     });
     expect(smokeTest.create).toContain('docker exec -i "$CONTAINER" sh');
   });
 
   it("sends every Docker resource through a provider of its own for the same host", () => {
     const provider = registered.find((r) => r.type === "pulumi:providers:docker" && r.name === "remote-plain-docker");
-    expect(provider?.inputs.host).toBe("tcp://build-host:2376");
+    expect(provider?.inputs.host).toBe("ssh://deploy@build-host");
     for (const kind of ["image", "network", "volume", "container"] as const) {
       expect(deployed.providerRef(kind)).toMatch(/\$pulumi:providers:docker::remote-plain-docker::remote-plain-docker-id$/);
     }

@@ -504,6 +504,20 @@ const ADVERSARIAL: [string, Record<string, unknown>, string[]][] = [
   ["dockerHost", { "buildkit:dockerHost": "tcp://host:99999" }, [`buildkit:dockerHost is "tcp://host:99999"; expected ${DOCKER_HOST}`]],
   ["dockerHost", { "buildkit:dockerHost": "unix://relative.sock" }, [`buildkit:dockerHost is "unix://relative.sock"; expected ${DOCKER_HOST}`]],
   ["dockerHost", { "buildkit:dockerHost": "ssh://" }, [`buildkit:dockerHost is "ssh://"; expected ${DOCKER_HOST}`]],
+  // A plaintext Docker API is root on that host for anyone on the path: tcp:// only with TLS, for one host as for a fleet.
+  ["dockerHost", { "buildkit:dockerHost": "tcp://build-host:2376" }, [
+    'buildkit:dockerHost is "tcp://build-host:2376" but no Docker TLS material is set; a plaintext Docker API is root on that host for anyone who reaches the port. ' +
+      "Set buildkit:dockerTlsCa, buildkit:dockerTlsCert and buildkit:dockerTlsKey (secrets), or reach the host over ssh://",
+  ]],
+  ["dockerTlsCa", { "buildkit:dockerHost": "tcp://h:2376", "buildkit:dockerTlsCa": "ca", "buildkit:dockerTlsCert": PEM("CERTIFICATE"), "buildkit:dockerTlsKey": PEM("PRIVATE KEY") }, [
+    "buildkit:dockerTlsCa is [secret]; expected a PEM-encoded CA certificate of the Docker engine (docker's ca.pem), set with `pulumi config set --secret`",
+  ]],
+  ["dockerTlsCert", { "buildkit:dockerHost": "tcp://h:2376", "buildkit:dockerTlsCert": PEM("CERTIFICATE") }, [
+    "buildkit:dockerTlsCert set but buildkit:dockerTlsCa, buildkit:dockerTlsKey not; set all three Docker TLS files (CA, client certificate, client key) or none",
+  ]],
+  ["dockerTlsKey", { "buildkit:dockerHost": "ssh://u@h", "buildkit:dockerTlsCa": PEM("CERTIFICATE"), "buildkit:dockerTlsCert": PEM("CERTIFICATE"), "buildkit:dockerTlsKey": PEM("PRIVATE KEY") }, [
+    'buildkit:dockerTlsCa, buildkit:dockerTlsCert and buildkit:dockerTlsKey are set but buildkit:dockerHost is "ssh://u@h"; Docker TLS material applies only to a tcp:// engine',
+  ]],
   ["dockerHost", { "buildkit:dockerHost": "http://host:2375" }, [`buildkit:dockerHost is "http://host:2375"; expected ${DOCKER_HOST}`]],
   ["dockerHost", { "buildkit:dockerHost": "tcp://host:2376/path" }, [`buildkit:dockerHost is "tcp://host:2376/path"; expected ${DOCKER_HOST}`]],
   ["tagRegistry", { "buildkit:tagRegistry": "http://127.0.0.1:5000/v2" }, ['buildkit:tagRegistry is "http://127.0.0.1:5000/v2"; expected the registry the engine pulls the image from, host[:port] (http:// for plain HTTP), like http://127.0.0.1:5000 for a local mirror or registry-1.docker.io for Docker Hub ("http://127.0.0.1:5000/v2" is not a host, an optional :port and nothing else)']],
@@ -513,6 +527,48 @@ const ADVERSARIAL: [string, Record<string, unknown>, string[]][] = [
   // Keys spelt with another case are other keys.
   ["an unknown key", { "buildkit:Memory": "1g" }, [`buildkit:Memory is not a setting this program reads; known settings: ${KNOWN}`]],
 ];
+
+describe("key material only as Pulumi secrets", () => {
+  const keyMaterial = {
+    "buildkit:tcpPort": "1234",
+    "buildkit:tlsCa": PEM("CERTIFICATE"),
+    "buildkit:tlsCert": PEM("CERTIFICATE"),
+    "buildkit:tlsKey": PEM("PRIVATE KEY"),
+    "buildkit:tlsClientCert": PEM("CERTIFICATE"),
+    "buildkit:tlsClientKey": PEM("PRIVATE KEY"),
+  };
+  const storedAs = (secret: string[]) => ({ stack: "dev", isSecret: (key: string) => secret.includes(key) });
+
+  it("refuses every PEM key stored in plain text, naming it and the command, never the value", () => {
+    let problems: string[] = [];
+    try {
+      parseDockerSettings(keyMaterial, storedAs(["buildkit:tlsCa"]));
+    } catch (error) {
+      problems = (error as ConfigError).problems;
+    }
+    expect(problems.slice(0, 4)).toEqual(
+      ["tlsCert", "tlsKey", "tlsClientCert", "tlsClientKey"].map(
+        (key) =>
+          `buildkit:${key} is key material stored in plain text in the stack file (and so in git); ` +
+          `store it as a secret: pulumi config set --secret buildkit:${key} < file.pem, then check the plain value is gone from Pulumi.<stack>.yaml`,
+      ),
+    );
+    expect(problems.join("\n")).not.toContain("-----BEGIN");
+  });
+
+  it("reads them when they are secrets (what the Pulumi runtime reports), and checks nothing when not asked", () => {
+    const problemsOf = (context: { stack: string; isSecret?: (key: string) => boolean }) => {
+      try {
+        parseDockerSettings(keyMaterial, context);
+        return [];
+      } catch (error) {
+        return (error as ConfigError).problems.filter((p) => p.includes("plain text"));
+      }
+    };
+    expect(problemsOf(storedAs(Object.keys(keyMaterial)))).toEqual([]);
+    expect(problemsOf({ stack: "dev" })).toEqual([]);
+  });
+});
 
 describe("adversarial values, key by key", () => {
   it("covers at least 60 values", () => {

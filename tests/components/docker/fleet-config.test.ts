@@ -9,6 +9,7 @@ import * as path from "path";
 import { load as loadYaml } from "js-yaml";
 
 import { ConfigError } from "../../../components/core/config-keys";
+import type { StackContext } from "../../../components/docker/config";
 import { FleetHostSettings, parseFleetSettings } from "../../../components/docker/fleet-config";
 import { makeCertificates, tlsSettings } from "../certificates";
 
@@ -23,10 +24,10 @@ function raw(hosts: unknown, base: Record<string, unknown> = {}): Record<string,
   return { ...base, "buildkit:hosts": JSON.stringify(hosts) };
 }
 
-function problemsOf(config: Record<string, unknown>): string[] {
+function problemsOf(config: Record<string, unknown>, context: Partial<StackContext> = {}): string[] {
   let fleet: FleetHostSettings[] | undefined;
   try {
-    fleet = parseFleetSettings(config, { stack: "fleet" });
+    fleet = parseFleetSettings(config, { stack: "fleet", ...context });
   } catch (error) {
     expect(error).toBeInstanceOf(ConfigError);
     return (error as ConfigError).problems;
@@ -78,9 +79,9 @@ describe("a fleet", () => {
   });
 
   it("carries a tcp:// host's Docker TLS material, and none for the others", () => {
-    expect(fleet[2].dockerTls).toEqual({ ca: TLS.dockerTlsCa, cert: TLS.dockerTlsCert, key: TLS.dockerTlsKey });
-    expect(fleet[0].dockerTls).toBeUndefined();
-    expect(fleet[1].dockerTls).toBeUndefined();
+    expect(fleet[2].settings.dockerTls).toEqual({ ca: TLS.dockerTlsCa, cert: TLS.dockerTlsCert, key: TLS.dockerTlsKey });
+    expect(fleet[0].settings.dockerTls).toBeUndefined();
+    expect(fleet[1].settings.dockerTls).toBeUndefined();
   });
 
   it("accepts the host list as structured config, not only as a JSON string", () => {
@@ -105,10 +106,10 @@ describe("a fleet's problems, each naming its host", () => {
     ["a missing name", [{ dockerHost: "ssh://x@y" }], ['host "#0": buildkit:hosts[0].name is undefined; expected 1 to 32 lowercase letters']],
     ["a name docker cannot use", [{ name: "Build_1" }], ['host "Build_1": buildkit:hosts[0].name is "Build_1"; expected 1 to 32 lowercase']],
     ["a duplicate name", [{ name: "a" }, { name: "a" }], ['host "a": buildkit:hosts[1].name "a" is used by an earlier host']],
-    ["a tcp:// host without TLS", [{ name: "a", dockerHost: "tcp://b:2376" }], ['host "a": buildkit:hosts[0]: dockerHost is "tcp://b:2376" but no Docker TLS material is set']],
-    ["partial TLS material", [{ name: "a", dockerHost: "tcp://b:2376", dockerTlsCa: PEM("C") }], ['host "a": buildkit:hosts[0].dockerTlsCa set but buildkit:hosts[0].dockerTlsCert, buildkit:hosts[0].dockerTlsKey not']],
-    ["TLS material that is not PEM", [{ name: "a", dockerHost: "tcp://b:2376", ...TLS, dockerTlsKey: "secret" }], ['host "a": buildkit:hosts[0].dockerTlsKey is [secret]; expected a PEM-encoded private key']],
-    ["TLS material for an ssh:// host", [{ name: "a", dockerHost: "ssh://u@b", ...TLS }], ['host "a": buildkit:hosts[0] has Docker TLS material but its dockerHost is "ssh://u@b"']],
+    ["a tcp:// host without TLS", [{ name: "a", dockerHost: "tcp://b:2376" }], ['host "a": buildkit:dockerHost is "tcp://b:2376" but no Docker TLS material is set']],
+    ["partial TLS material", [{ name: "a", dockerHost: "tcp://b:2376", dockerTlsCa: PEM("C") }], ['host "a": buildkit:dockerTlsCa set but buildkit:dockerTlsCert, buildkit:dockerTlsKey not']],
+    ["TLS material that is not PEM", [{ name: "a", dockerHost: "tcp://b:2376", ...TLS, dockerTlsKey: "secret" }], ['host "a": buildkit:dockerTlsKey is [secret]; expected a PEM-encoded Docker client private key']],
+    ["TLS material for an ssh:// host", [{ name: "a", dockerHost: "ssh://u@b", ...TLS }], ['host "a": buildkit:dockerTlsCa, buildkit:dockerTlsCert and buildkit:dockerTlsKey are set but buildkit:dockerHost is "ssh://u@b"']],
     ["two hosts claiming one container on one engine", [{ name: "a", containerName: "bk" }, { name: "b", containerName: "bk" }], ['host "b": its container "bk" on the local engine is already host "a"\'s']],
     ["two hosts claiming one port on one engine", [{ name: "a", tcpPort: 1234, ...LISTENER_TLS }, { name: "b", tcpPort: 1234, ...LISTENER_TLS }], ['host "b": its TCP port "127.0.0.1:1234" on the local engine is already host "a"\'s']],
     ["a platform misspelt on one host", [{ name: "a" }, { name: "arm", platforms: ["linux/aarch64"] }], ['host "arm": buildkit:platforms is ["linux/aarch64"]; expected a list of platforms like ["linux/arm64"]']],
@@ -116,6 +117,23 @@ describe("a fleet's problems, each naming its host", () => {
   ])("refuses %s", (_what, hosts, expected) => {
     const problems = problemsOf(raw(hosts));
     for (const text of expected) expect(problems).toContainEqual(expect.stringContaining(text));
+  });
+
+  it("refuses Docker TLS files for the whole fleet: each host's engine has its own", () => {
+    expect(problemsOf({ "buildkit:dockerTlsCa": PEM("C"), "buildkit:hosts": JSON.stringify([{ name: "a" }]) })).toEqual([
+      "buildkit:dockerTlsCa set for the whole fleet; each host's engine has its own Docker TLS files: set them on the host, like buildkit:hosts[0].dockerTlsCa (as secrets)",
+    ]);
+  });
+
+  it("takes a host's key material as secret exactly when buildkit:hosts is one", () => {
+    const config = raw([{ name: "a", dockerHost: "tcp://b:2376", ...TLS }]);
+    const plain = problemsOf(config, { isSecret: () => false });
+    expect(plain).toContainEqual(expect.stringContaining('host "a": buildkit:dockerTlsKey is key material stored in plain text'));
+    expect(parseFleetSettings(config, { stack: "fleet", isSecret: (key) => key === "buildkit:hosts" })![0].settings.dockerTls).toEqual({
+      ca: TLS.dockerTlsCa,
+      cert: TLS.dockerTlsCert,
+      key: TLS.dockerTlsKey,
+    });
   });
 
   it("refuses an empty list or one that is not a list, saying how to go back to one host", () => {

@@ -9,9 +9,9 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 
-import { keptPrivateFiles, temporaryPrivateFiles } from "../../cli/private-files";
+import { keptPrivateFiles, temporaryPrivateFiles } from "../../components/private-files";
 
-const MODULE = path.resolve(__dirname, "../../cli/private-files.ts");
+const MODULE = path.resolve(__dirname, "../../components/private-files.ts");
 const PRELOAD = path.resolve(__dirname, "../../runtime/preload.js");
 
 /**

@@ -1,5 +1,5 @@
 /**
- * Key material the CLIs hand to other programs as files (docker's
+ * Key material the program and the CLIs hand to other programs as files (docker's
  * DOCKER_CERT_PATH, buildctl's --tlscert, buildx's --driver-opt), one way: a
  * directory only the user can enter (0700), files only the user can read
  * (0600, also when they existed before), and temporary ones removed when the
