@@ -6,7 +6,7 @@ import { BuildkitFleet } from "./components/docker/buildkit-fleet";
 import { BuildkitStack } from "./components/docker/buildkit-stack";
 import { loadDockerSettings } from "./components/docker/config";
 import { DockerEngine } from "./components/docker/docker-engine";
-import { engineApiVersion } from "./components/docker/engine-probe";
+import { activeContextHost, engineApiVersion } from "./components/docker/engine-probe";
 import { loadFleetSettings } from "./components/docker/fleet-config";
 
 function orExit<T>(load: () => T): T {
@@ -22,13 +22,16 @@ function orExit<T>(load: () => T): T {
 function singleHost(): BuildkitStack {
   const settings = orExit(loadDockerSettings);
   // The engine's API version decides the healthcheck's fields (components/docker/engine-probe.ts).
-  const engine = new DockerEngine("docker-host", { host: settings.dockerHost, tls: settings.dockerTls, apiVersion: engineApiVersion(settings.dockerHost, settings.dockerTls) });
+  // With neither buildkit:dockerHost nor DOCKER_HOST, the provider would take the default socket while the
+  // docker CLI of the smoke test follows an active docker context: name the context's engine for both.
+  const host = settings.dockerHost ?? activeContextHost();
+  const engine = new DockerEngine("docker-host", { host, tls: settings.dockerTls, apiVersion: engineApiVersion(host, settings.dockerTls), askEngine: true });
   return new BuildkitStack("buildkit", { ...settings, engine });
 }
 
 // Without buildkit:hosts the program declares exactly what it always has (same names, same URNs).
 const fleetHosts = orExit(loadFleetSettings);
-const fleet = fleetHosts ? new BuildkitFleet("buildkit", { hosts: fleetHosts }) : undefined;
+const fleet = fleetHosts ? new BuildkitFleet("buildkit", { hosts: fleetHosts, askEngines: true }) : undefined;
 const buildkit = fleetHosts ? undefined : singleHost();
 
 /**

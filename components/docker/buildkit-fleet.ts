@@ -1,8 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 
 import { BuildkitStack } from "./buildkit-stack";
-import { DockerEngine } from "./docker-engine";
-import type { FleetHostSettings } from "./fleet-config";
+import { DockerEngine, engineFacts } from "./docker-engine";
+import { endpointIdentity, FleetHostSettings, sharedObjectProblems } from "./fleet-config";
 import { childName, FLEET_TYPE, fleetHostStackName } from "../resource-types";
 
 /** Arguments of {@link BuildkitFleet}. */
@@ -13,6 +13,12 @@ export interface BuildkitFleetArgs {
    * passed, so a change that replaces daemons takes one host out at a time.
    */
   hosts: FleetHostSettings[];
+  /**
+   * Ask each host's engine, before anything is declared on it, what only it
+   * can judge, and who it is: two hosts that reach one engine by different
+   * spellings are on one engine. The program sets it; tests under mocks do not.
+   */
+  askEngines?: boolean;
 }
 
 /** How a client reaches one host's daemon: what the routing command hands out. */
@@ -57,6 +63,29 @@ export interface BuildxNode {
 }
 
 /**
+ * Resolves when no two hosts that reach one engine (by the engine's own ID,
+ * however its endpoint is spelt) claim one container, network, cache volume
+ * or port; rejects, having logged which, otherwise. A host whose engine does
+ * not answer is judged by its endpoint as written: its own stack fails on it,
+ * and the others must still be checked (drift leaves it out).
+ */
+async function enginesTellApart(fleet: pulumi.Resource, hosts: FleetHostSettings[]): Promise<void> {
+  const facts = await Promise.all(hosts.map(({ settings }) => engineFacts(settings.dockerHost, settings.dockerTls).catch(() => undefined)));
+  const identities = new Map(hosts.map((host, index) => [host.name, facts[index]]));
+  const problems = sharedObjectProblems(hosts, (host) => {
+    const id = identities.get(host.name)?.id;
+    const endpoint = endpointIdentity(host);
+    return id ? { key: id, description: `${endpoint.description} (engine ${id}, by docker info)` } : endpoint;
+  });
+  if (problems.length === 0) return;
+  const message =
+    `Refused before anything was created: two hosts reach one engine (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n` +
+    problems.map((p) => `  - host ${JSON.stringify(p.host)}: ${p.text}`).join("\n");
+  pulumi.log.error(message, fleet);
+  throw new pulumi.RunError(message);
+}
+
+/**
  * A BuildKit fleet: one {@link BuildkitStack} per host, each through a Docker
  * provider of its own (`ssh://`, `tcp://` with TLS, or the local engine), every
  * name derived from the fleet's name and the host's. Changes roll host by host:
@@ -78,18 +107,20 @@ export class BuildkitFleet extends pulumi.ComponentResource {
     super(FLEET_TYPE, name, {}, opts);
 
     let previousGate: pulumi.Resource | undefined;
+    let apart: Promise<void> | undefined;
     for (const host of args.hosts) {
       const { settings } = host;
       const engine = new DockerEngine(
         childName(fleetHostStackName(name, host.name), "engine"),
-        { host: settings.dockerHost, tls: settings.dockerTls },
+        { host: settings.dockerHost, tls: settings.dockerTls, askEngine: args.askEngines },
         // The roll: everything on this host goes through this provider, so
         // nothing here is read, replaced or created before the previous host
         // has proven it builds again.
         { parent: this, dependsOn: previousGate ? [previousGate] : [] },
       );
-      const stack = new BuildkitStack(fleetHostStackName(name, host.name), { ...settings, engine }, { parent: this });
       this.engines.push(engine);
+      apart ??= args.askEngines ? enginesTellApart(this, args.hosts) : undefined;
+      const stack = new BuildkitStack(fleetHostStackName(name, host.name), { ...settings, engine, ready: apart }, { parent: this });
       this.stacks.push(stack);
       // Without a smoke test, a healthy container (`wait: true`) is the best proof there is.
       previousGate = stack.smokeTest ?? stack.daemonContainer;

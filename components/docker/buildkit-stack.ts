@@ -13,7 +13,7 @@ import { SMOKE_TEST_ATTEMPTS, smokeTestEndpoint, smokeTestScript } from "../core
 import { MIB } from "../core/units";
 import { cacheGuardEnvironment, cacheGuardScript, cacheOwner } from "./cache-guard";
 import { DockerSettings, providerCpus } from "./config";
-import { dockerCliEnvironment, DockerEngine, forEngine } from "./docker-engine";
+import { dockerCliEnvironment, DockerEngine, enginePreflight, forEngine } from "./docker-engine";
 import { apiAtLeast, START_INTERVAL_MIN_API } from "./engine-probe";
 import { childName, STACK_TYPE } from "../resource-types";
 
@@ -32,6 +32,11 @@ export interface BuildkitStackArgs extends DockerSettings {
    * to the engine's host.
    */
   engine?: DockerEngine;
+  /**
+   * Nothing is declared on the engine before this resolves; a rejection stops
+   * the stack with nothing created (a fleet: the hosts' engines were told apart).
+   */
+  ready?: Promise<unknown>;
 }
 
 /**
@@ -75,6 +80,13 @@ export class BuildkitStack extends pulumi.ComponentResource {
     // written by earlier versions (user labels, the container's name) are left as they are.
     const stableLabels = { ...child, ignoreChanges: ["labels"] };
 
+    // Following the tag: the image is pulled, and the container run, by the digest the tag
+    // points at now, so a new image behind the same tag is a replacement in preview and drift.
+    const pinnedImage = args.tagRegistry ? imageAtCurrentDigest(name, args.tagRegistry, args.image, engine.host, this) : undefined;
+    // Nothing is declared on the engine until it has judged what only it can (CPUs, ports, names),
+    // the followed tag has resolved, and whatever the caller waits for (a fleet: the engines' identities).
+    const ready = readyToDeclare(this, args, engine, pinnedImage);
+
     // Before everything: a mode switch whose old cache Pulumi would keep under the same name
     // (retained on delete: protected in the last deploy) is refused here, at `up`, while the
     // old daemon still runs. Docker would hand the kept volume back to the new daemon, which
@@ -92,8 +104,8 @@ export class BuildkitStack extends pulumi.ComponentResource {
         },
       },
       // It talks to the stack's Docker host, so it waits for what that host's provider waits for
-      // (in a fleet, the previous host's proof).
-      { parent: this, dependsOn: [engine.provider] },
+      // (in a fleet, the previous host's proof), and for the checks above.
+      { parent: this, dependsOn: ready.apply(() => [engine.provider]) },
     );
 
     // Then the volume, and everything waits for it: when a change would replace a protected
@@ -117,9 +129,6 @@ export class BuildkitStack extends pulumi.ComponentResource {
       },
     );
 
-    // Following the tag: the image is pulled, and the container run, by the digest the tag
-    // points at now, so a new image behind the same tag is a replacement in preview and drift.
-    const pinnedImage = args.tagRegistry ? imageAtCurrentDigest(name, args.tagRegistry, args.image, engine.host, this) : undefined;
     this.image = new docker.RemoteImage(
       childName(name, "image"),
       // Kept locally: deleting the stack must not pull the rug from other users of the image.
@@ -239,6 +248,23 @@ export class BuildkitStack extends pulumi.ComponentResource {
       smokeTestSummary: this.smokeTestSummary,
     });
   }
+}
+
+/**
+ * Resolves when everything the stack must know before touching the engine is
+ * known and acceptable; rejects, having logged the reason against the stack,
+ * when the engine refuses the settings (or the tag or the caller's gate fails).
+ */
+function readyToDeclare(stack: BuildkitStack, args: BuildkitStackArgs, engine: DockerEngine, pinnedImage?: pulumi.Output<string>): pulumi.Output<void> {
+  const checked = enginePreflight(engine, args).then((problems) => {
+    if (problems.length === 0) return;
+    const message =
+      `Refused before anything was created on the engine (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n` +
+      problems.map((p) => `  - ${p}`).join("\n");
+    pulumi.log.error(message, stack);
+    throw new pulumi.RunError(message);
+  });
+  return pulumi.all([checked, pinnedImage, args.ready]).apply(() => undefined);
 }
 
 /**

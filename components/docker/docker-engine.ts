@@ -7,7 +7,9 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 
-import type { DockerTlsMaterial } from "./config";
+import type { DockerSettings, DockerTlsMaterial } from "./config";
+import { dockerInspector, EngineFacts, enginePreflightProblems } from "./engine-preflight";
+import { DEFAULT_DOCKER_HOST, isLocalEndpoint, withEngineEnv } from "./engine-probe";
 
 /** Arguments of {@link DockerEngine}. */
 export interface DockerEngineArgs {
@@ -20,11 +22,17 @@ export interface DockerEngineArgs {
   /** Client TLS material for a `tcp://` engine started with `--tlsverify`. */
   tls?: DockerTlsMaterial;
   /**
-   * The engine's API version (`engineApiVersion` in engine.ts asks it). From
-   * 1.44 the daemon's healthcheck probes every second while it starts; unset
-   * means an older engine's healthcheck form (no start interval).
+   * The engine's API version (`engineApiVersion` in engine-probe.ts asks it).
+   * From 1.44 the daemon's healthcheck probes every second while it starts;
+   * unset means an older engine's healthcheck form (no start interval).
    */
   apiVersion?: pulumi.Input<string>;
+  /**
+   * Ask the engine, before anything is declared on it, what only it can judge
+   * (engine-preflight.ts): CPUs, swap accounting, ports, addresses, names
+   * another program holds. The program sets it; tests under mocks do not.
+   */
+  askEngine?: boolean;
 }
 
 /** One Docker engine: its provider, and the same endpoint for the docker CLI. */
@@ -37,11 +45,19 @@ export class DockerEngine {
   public readonly tls?: DockerTlsMaterial;
   /** The engine's API version, when it was asked. */
   public readonly apiVersion?: pulumi.Input<string>;
+  /** Whether the engine is asked what only it can judge before anything is declared on it. */
+  public readonly askEngine: boolean;
+
+  /** What `docker info` says about the engine, asked once per program (rejects when it does not answer). */
+  facts(): Promise<EngineFacts> {
+    return engineFacts(this.host, this.tls);
+  }
 
   constructor(name: string, args: DockerEngineArgs = {}, opts: pulumi.CustomResourceOptions = {}) {
     this.host = args.host;
     this.tls = args.tls;
     this.apiVersion = args.apiVersion;
+    this.askEngine = args.askEngine ?? false;
     this.provider = new docker.Provider(
       name,
       {
@@ -53,6 +69,34 @@ export class DockerEngine {
       opts,
     );
   }
+}
+
+const asked = new Map<string, Promise<EngineFacts>>();
+
+/**
+ * What `docker info` says about the engine at `host` (with `tls`), asked once
+ * per program however many stacks, rules and fleet checks want it.
+ */
+export function engineFacts(host: string | undefined, tls: DockerTlsMaterial | undefined): Promise<EngineFacts> {
+  const key = JSON.stringify([host ?? null, tls ?? null]);
+  let facts = asked.get(key);
+  if (!facts) {
+    facts = withEngineEnv(host, tls, (env) => dockerInspector(env, false).facts());
+    asked.set(key, facts);
+  }
+  return facts;
+}
+
+/**
+ * The problems of `settings` on this engine that only the engine can judge
+ * (engine-preflight.ts); none when the engine is not to be asked.
+ */
+export function enginePreflight(engine: DockerEngine, settings: DockerSettings): Promise<string[]> {
+  if (!engine.askEngine) return Promise.resolve([]);
+  return withEngineEnv(engine.host, engine.tls, (env) => {
+    const inspector = { ...dockerInspector(env, isLocalEndpoint(engine.host)), facts: () => engine.facts() };
+    return enginePreflightProblems(settings, inspector, env.DOCKER_HOST ?? DEFAULT_DOCKER_HOST);
+  });
 }
 
 /**

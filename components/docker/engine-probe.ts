@@ -4,7 +4,7 @@
  * to say which Docker they run, and an engine that does not answer costs at
  * most the bound and says why.
  */
-import { execFile } from "child_process";
+import { execFile, spawnSync } from "child_process";
 
 import { temporaryPrivateFiles } from "../private-files";
 import type { DockerTlsMaterial } from "./config";
@@ -77,6 +77,42 @@ export function dockerHostEnv(dockerHost?: string): NodeJS.ProcessEnv {
 }
 
 /**
+ * Runs `use` with the docker CLI's environment for an engine: its DOCKER_HOST
+ * and, for a `--tlsverify` engine, the client files where the CLI reads them
+ * (private, removed afterwards and if the process ends first).
+ */
+export async function withEngineEnv<T>(dockerHost: string | undefined, tls: DockerTlsMaterial | undefined, use: (env: NodeJS.ProcessEnv) => Promise<T>): Promise<T> {
+  const env = dockerHostEnv(dockerHost);
+  const files = tls ? temporaryPrivateFiles("buildkit-engine-tls", { "ca.pem": tls.ca, "cert.pem": tls.cert, "key.pem": tls.key }) : undefined;
+  if (files) Object.assign(env, { DOCKER_CERT_PATH: files.dir, DOCKER_TLS_VERIFY: "1" });
+  try {
+    return await use(env);
+  } finally {
+    files?.remove();
+  }
+}
+
+/**
+ * The engine a command goes to when neither buildkit:dockerHost nor
+ * DOCKER_HOST names one: the docker provider takes the default socket, but the
+ * docker CLI (the smoke test, the cache guard) follows an active docker
+ * context. Returns the context's endpoint when one other than the default is
+ * in use, so both can be pointed at the same engine; undefined otherwise.
+ */
+export function activeContextHost(): string | undefined {
+  if (process.env.DOCKER_HOST) return undefined;
+  const result = spawnSync("docker", ["context", "inspect", "--format", "{{.Name}} {{.Endpoints.docker.Host}}"], { encoding: "utf8", timeout: 10_000 });
+  const [name, host] = (result.stdout ?? "").trim().split(" ");
+  return result.status === 0 && name && name !== "default" && host ? host : undefined;
+}
+
+/** Whether an endpoint is an engine on this machine (its ports bind here). */
+export function isLocalEndpoint(host: string | undefined): boolean {
+  const endpoint = host ?? process.env.DOCKER_HOST ?? DEFAULT_DOCKER_HOST;
+  return /^unix:\/\//.test(endpoint) || /^tcp:\/\/(127\.0\.0\.1|localhost|\[::1\]):/.test(endpoint);
+}
+
+/**
  * The API version of the engine at `dockerHost` (or, as the docker provider
  * does, DOCKER_HOST, else the default socket). This is the engine's newest
  * API; the provider's client negotiates down to it, so both keep the start
@@ -85,14 +121,10 @@ export function dockerHostEnv(dockerHost?: string): NodeJS.ProcessEnv {
  * healthcheck (a replacement) later.
  */
 export async function engineApiVersion(dockerHost?: string, tls?: DockerTlsMaterial): Promise<string> {
-  const env = dockerHostEnv(dockerHost);
-  // A --tlsverify engine: the client files where the docker CLI reads them, for this question only.
-  const files = tls ? temporaryPrivateFiles("buildkit-engine-tls", { "ca.pem": tls.ca, "cert.pem": tls.cert, "key.pem": tls.key }) : undefined;
-  if (files) Object.assign(env, { DOCKER_CERT_PATH: files.dir, DOCKER_TLS_VERIFY: "1" });
-  const probe = await probeEngine(env, 60_000).finally(() => files?.remove());
+  const { probe, host } = await withEngineEnv(dockerHost, tls, async (env) => ({ probe: await probeEngine(env, 60_000), host: env.DOCKER_HOST }));
   if (probe.ok) return probe.apiVersion;
   throw new Error(
-    `Could not ask the Docker engine at ${env.DOCKER_HOST} for its API version (docker version: ${probe.reason}). ` +
+    `Could not ask the Docker engine at ${host} for its API version (docker version: ${probe.reason}). ` +
       "Start the engine (bash scripts/provision.sh on a machine of ours), or point buildkit:dockerHost or DOCKER_HOST at one.",
   );
 }

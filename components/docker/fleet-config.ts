@@ -12,6 +12,7 @@ import { z } from "zod";
 
 import { CONFIG_NAMESPACE, ConfigError } from "../core/config-keys";
 import { configSecretness, DockerSettings, FLEET_HOSTS_KEY, parseDockerSettings, StackContext } from "./config";
+import { bindingsCollide } from "./engine-preflight";
 
 /** One host of the fleet, validated. */
 export interface FleetHostSettings {
@@ -136,30 +137,59 @@ function withHostNames(merged: Record<string, unknown>, host: string, context: S
   return named;
 }
 
+/** How the fleet's rules tell engines apart: by what each host's engine is. */
+export interface EngineIdentity {
+  /** Equal for two hosts exactly when they reach the same engine. */
+  key: string;
+  /** How a message names it. */
+  description: string;
+}
+
+/** Before any engine is asked: hosts whose dockerHost is spelt alike are on one engine. */
+export function endpointIdentity(host: FleetHostSettings): EngineIdentity {
+  const endpoint = host.settings.dockerHost ?? "the local engine";
+  return { key: endpoint, description: endpoint };
+}
+
 /**
  * Two hosts on one engine must not claim the same container, network, cache
  * volume or published port: two daemons must never share a state directory,
- * and the second would replace the first's objects.
+ * and the second would replace the first's objects. Ports collide by what
+ * they bind: `0.0.0.0:P` (or `::`) takes P on every address of the host. The
+ * program asks each engine its identity (docker info ID) and applies this rule
+ * again with it, so two spellings of one engine are one engine.
  */
-function sharedObjectProblems(hosts: FleetHostSettings[]): { host: string; text: string }[] {
+export function sharedObjectProblems(
+  hosts: FleetHostSettings[],
+  identityOf: (host: FleetHostSettings) => EngineIdentity = endpointIdentity,
+): { host: string; text: string }[] {
   const problems: { host: string; text: string }[] = [];
-  const claimed = new Map<string, string>();
+  const claims: { host: string; engine: EngineIdentity; what: string; value: string; port?: number; address?: string }[] = [];
   for (const host of hosts) {
-    const engine = host.settings.dockerHost ?? "the local engine";
-    const claims: [string, string | undefined][] = [
-      ["container", host.settings.containerName],
-      ["network", host.settings.networkName],
-      ["cache volume", host.settings.cacheVolumeName],
-      ["TCP port", host.settings.tcpPort !== undefined ? `${host.settings.tcpAddress}:${host.settings.tcpPort}` : undefined],
+    const engine = identityOf(host);
+    const { settings } = host;
+    const own = [
+      { what: "container", value: settings.containerName },
+      { what: "network", value: settings.networkName },
+      { what: "cache volume", value: settings.cacheVolumeName },
+      ...(settings.tcpPort !== undefined
+        ? [{ what: "TCP port", value: `${settings.tcpAddress}:${settings.tcpPort}`, port: settings.tcpPort, address: settings.tcpAddress }]
+        : []),
     ];
-    for (const [what, value] of claims) {
-      if (value === undefined) continue;
-      const key = `${engine}\u0000${what}\u0000${value}`;
-      const owner = claimed.get(key);
+    for (const claim of own) {
+      const owner = claims.find(
+        (c) =>
+          c.engine.key === engine.key &&
+          c.what === claim.what &&
+          (claim.port === undefined ? c.value === claim.value : c.port === claim.port && bindingsCollide(c.address!, claim.address!)),
+      );
       if (owner) {
-        problems.push({ host: host.name, text: `its ${what} ${JSON.stringify(value)} on ${engine} is already host ${JSON.stringify(owner)}'s; give one of them another name` });
+        problems.push({
+          host: host.name,
+          text: `its ${claim.what} ${JSON.stringify(claim.value)} on ${engine.description} is already host ${JSON.stringify(owner.host)}'s; give one of them another name`,
+        });
       } else {
-        claimed.set(key, host.name);
+        claims.push({ host: host.name, engine, ...claim });
       }
     }
   }
