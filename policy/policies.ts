@@ -48,8 +48,9 @@ export function stackOfUrn(urn: string): string {
 /**
  * The production stacks the pack was configured with. A pack run without its
  * configuration cannot tell prod from dev, so it refuses rather than judging
- * every stack as development (the CLI does not enforce `required` when no
- * configuration is passed at all).
+ * every stack as development. Pulumi 3.276 already refuses to start the pack
+ * without it (the schema's `required`); this holds wherever the schema is not
+ * checked first (an older CLI, a malformed list).
  */
 function productionStacks(config: ProductionConfig, reportViolation: ReportViolation): string[] | undefined {
   const stacks = config.productionStacks;
