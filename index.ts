@@ -1,12 +1,13 @@
 // Stack configuration → BuildkitStack (one host) or BuildkitFleet (buildkit:hosts) → stack outputs.
 import * as pulumi from "@pulumi/pulumi";
 
-import { BuildkitFleet } from "./components/buildkit-fleet";
-import { BuildkitStack } from "./components/buildkit-stack";
-import { ConfigError, loadSettings } from "./components/config";
-import { DockerEngine } from "./components/docker-engine";
-import { engineApiVersion } from "./components/engine";
-import { loadFleetSettings } from "./components/fleet-config";
+import { ConfigError } from "./components/core/config-keys";
+import { BuildkitFleet } from "./components/docker/buildkit-fleet";
+import { BuildkitStack } from "./components/docker/buildkit-stack";
+import { loadDockerSettings } from "./components/docker/config";
+import { DockerEngine } from "./components/docker/docker-engine";
+import { engineApiVersion } from "./components/docker/engine-probe";
+import { loadFleetSettings } from "./components/docker/fleet-config";
 
 function orExit<T>(load: () => T): T {
   try {
@@ -19,8 +20,8 @@ function orExit<T>(load: () => T): T {
 }
 
 function singleHost(): BuildkitStack {
-  const settings = orExit(loadSettings);
-  // The engine's API version decides the healthcheck's fields (components/engine.ts).
+  const settings = orExit(loadDockerSettings);
+  // The engine's API version decides the healthcheck's fields (components/docker/engine-probe.ts).
   const engine = new DockerEngine("docker-host", { host: settings.dockerHost, apiVersion: engineApiVersion(settings.dockerHost) });
   return new BuildkitStack("buildkit", { ...settings, engine });
 }

@@ -11,7 +11,8 @@ import * as os from "os";
 import * as path from "path";
 import { performance } from "perf_hooks";
 
-import { BuildkitSettings, DEFAULT_IMAGE, parseSettings } from "../components/config";
+import { DEFAULT_IMAGE } from "../components/core/buildkitd";
+import { DockerSettings, parseDockerSettings } from "../components/docker/config";
 import { copyProgram } from "../runtime/program-files";
 
 export const repoRoot = path.resolve(__dirname, "..");
@@ -163,9 +164,9 @@ export async function inspect(name: string, format: string): Promise<string> {
  * registry mirror as containers see it), parsed by the program's own rules:
  * what the raw daemon and the Terraform peer are given so they match ours.
  */
-export function devSettings(extra: Record<string, unknown> = {}): BuildkitSettings {
+export function devSettings(extra: Record<string, unknown> = {}): DockerSettings {
   const mirror = process.env.BUILDKIT_STACK_CONTAINER_MIRROR ?? "host.docker.internal:5000";
-  return parseSettings(
+  return parseDockerSettings(
     {
       "buildkit:memory": "1g",
       "buildkit:cpus": "1",
@@ -198,7 +199,7 @@ export interface Variant {
   typeCheck?: boolean;
   /** Compiled by tsc ahead of time; Pulumi.yaml runs bin/index.js with plain node. */
   precompiled?: boolean;
-  /** The container healthcheck's interval instead of components/buildkit-stack.ts's 5s. */
+  /** The container healthcheck's interval instead of components/docker/buildkit-stack.ts's 5s. */
   healthcheckInterval?: string;
   /** `wait: false` on the container instead of `wait: true`: the smoke test alone proves readiness. */
   noWait?: boolean;
@@ -241,17 +242,17 @@ export class ProgramCopy {
     fs.writeFileSync(path.join(dir, `Pulumi.${STACK}.yaml`), stackFile);
 
     if (variant.healthcheckInterval) {
-      const file = path.join(dir, "components/buildkit-stack.ts");
+      const file = path.join(dir, "components/docker/buildkit-stack.ts");
       const source = fs.readFileSync(file, "utf8");
       const patched = source.replace(/interval: "5s",/, `interval: "${variant.healthcheckInterval}",`);
-      if (patched === source) throw new Error("variant: healthcheck interval 5s not found in components/buildkit-stack.ts");
+      if (patched === source) throw new Error("variant: healthcheck interval 5s not found in components/docker/buildkit-stack.ts");
       fs.writeFileSync(file, patched);
     }
     if (variant.noWait) {
-      const file = path.join(dir, "components/buildkit-stack.ts");
+      const file = path.join(dir, "components/docker/buildkit-stack.ts");
       const source = fs.readFileSync(file, "utf8");
       const patched = source.replace(/wait: true,/, "wait: false,");
-      if (patched === source) throw new Error("variant: `wait: true` not found in components/buildkit-stack.ts");
+      if (patched === source) throw new Error("variant: `wait: true` not found in components/docker/buildkit-stack.ts");
       fs.writeFileSync(file, patched);
     }
     let compileSeconds: number | undefined;

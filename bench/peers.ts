@@ -17,8 +17,8 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 
-import { renderBuildkitdToml } from "../components/buildkit-stack";
-import { DEFAULT_IMAGE } from "../components/config";
+import { renderBuildkitdToml } from "../components/core/buildkitd-toml";
+import { DEFAULT_IMAGE } from "../components/core/buildkitd";
 import { NAME_PREFIX, ProgramCopy, devSettings, exec, log, mustExec, onCleanup, removeDockerObjects, repoRoot, tail, tempDir } from "./lib";
 import { Series, Target, summarize } from "./report";
 import { Phase, upPhases } from "./trace";
@@ -172,7 +172,7 @@ function terraformVariables(name: string, startInterval: string): Record<string,
  * component sets `startInterval` and the engine (Docker 25+) honours it.
  */
 function componentStartInterval(engineMajor: number): string {
-  const source = fs.readFileSync(path.join(repoRoot, "components/buildkit-stack.ts"), "utf8");
+  const source = fs.readFileSync(path.join(repoRoot, "components/docker/buildkit-stack.ts"), "utf8");
   const match = /startInterval:[^"\n]*"(\d+(?:ms|s))"/.exec(source);
   return match && engineMajor >= 25 ? match[1] : "0s";
 }

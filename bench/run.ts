@@ -28,8 +28,8 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 
-import { renderBuildkitdToml } from "../components/buildkit-stack";
-import { DEFAULT_IMAGE } from "../components/config";
+import { renderBuildkitdToml } from "../components/core/buildkitd-toml";
+import { DEFAULT_IMAGE } from "../components/core/buildkitd";
 import {
   MIB,
   NAME_PREFIX,

@@ -21,9 +21,11 @@
 import * as fs from "fs";
 import * as path from "path";
 
-import type { BuildxNode } from "../components/buildkit-fleet";
+import type { BuildxNode } from "../components/docker/buildkit-fleet";
 import { parseFlags, UsageError } from "./options";
-import { readStackOutput, shellQuote } from "./route";
+import { keptPrivateFiles } from "./private-files";
+import { readStackOutput } from "./pulumi-cli";
+import { shellQuote } from "./shell";
 
 const USAGE = "usage: npm run buildx -- --tls-dir DIR [--stack NAME | --from FILE] [--name BUILDER]";
 export const DEFAULT_BUILDER = "buildkit-fleet";
@@ -139,17 +141,19 @@ export function platformNotes(nodes: BuildxNode[], builder: string): string[] {
   return notes;
 }
 
-/** Writes each node's CA, client certificate and key; the directory and the key readable by the user only. */
+/**
+ * Writes each node's CA, client certificate and key under `tlsDir/<host>/`:
+ * the directory and the files the user's alone; a host name that is not one
+ * plain path segment is refused before anything is written.
+ */
 export function writeNodeFiles(nodes: BuildxNode[], tlsDir: string): void {
   checkNodes(nodes);
   for (const node of nodes) {
-    const files = nodeFiles(tlsDir, node.name);
-    fs.mkdirSync(path.dirname(files.ca), { recursive: true, mode: 0o700 });
-    fs.writeFileSync(files.ca, node.tls!.ca);
-    fs.writeFileSync(files.cert, node.tls!.cert);
-    fs.writeFileSync(files.key, node.tls!.key, { mode: 0o600 });
-    // An existing key file keeps its mode on write: make sure.
-    fs.chmodSync(files.key, 0o600);
+    try {
+      keptPrivateFiles(tlsDir, node.name, { "ca.pem": node.tls!.ca, "cert.pem": node.tls!.cert, "key.pem": node.tls!.key });
+    } catch (error) {
+      throw new UsageError(`host ${JSON.stringify(node.name)}: ${(error as Error).message}`);
+    }
   }
 }
 

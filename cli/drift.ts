@@ -28,45 +28,31 @@
 // First: starts the pulumi calls this CLI makes first while its other modules load.
 import "./early-start";
 
-import type { EngineEvent, Stack, StepEventMetadata } from "@pulumi/pulumi/automation";
+import type { EngineEvent, Stack } from "@pulumi/pulumi/automation";
 
-import { COMMAND_TYPE, CONTAINER_TYPE, IMAGE_TYPE, NETWORK_TYPE, VOLUME_TYPE } from "../components/resource-types";
+import { CONTAINER_TYPE } from "../components/resource-types";
+import { docker, shortId } from "./docker-inspect";
 import {
-  FleetHost,
-  HostEngine,
-  dockerCommandFor,
-  endpointOf,
-  fleetHostsOf,
-  hostOfUrn,
-  openHostEngine,
-  probeEngine,
-  unreachableExcludes,
-  unreachableLine,
-} from "./fleet-inspect";
-import {
-  ContainerInfo,
-  RecordedResource,
-  UsageError,
-  containerOwnership,
-  describeLimits,
-  docker,
-  engineEnv,
-  engineStatus,
-  firstLine,
-  inspectContainer,
-  invisibleDrift,
-  openStack,
-  parseCli,
-  pulumiCommand,
-  readState,
-  recordedName,
-  runMain,
-  shellQuote,
-  shortId,
-  urnName,
-  useDockerHostOf,
-  withStackCheck,
-} from "./stack-inspect";
+  Drift,
+  EXIT_CLEAN,
+  EXIT_DRIFT,
+  EXIT_ERROR,
+  FleetFound,
+  Scope,
+  analyse,
+  describe,
+  fixes,
+  fleetExitCode,
+  fleetReport,
+  fleetScope,
+  healPlan,
+  needsUp,
+  singleHostScope,
+} from "./drift-report";
+import { UsageError, firstLine, parseCli, runMain } from "./options";
+import { shellQuote } from "./shell";
+import { OpenEngine, openEngine, probeEngines, stackEngines, unreachableExcludes } from "./stack-engines";
+import { RecordedResource, openStack, readState, withStackCheck } from "./stack-state";
 
 const USAGE = `usage: npm run drift -- --stack NAME [--cwd DIR] [--heal]
   Refreshes in memory (state is not written), previews, and reports what changed out of band.
@@ -75,73 +61,6 @@ const USAGE = `usage: npm run drift -- --stack NAME [--cwd DIR] [--heal]
   A fleet: every host is checked; an unreachable host is named and skipped, the others still checked.
   exit codes: 0 no drift (--heal: clean afterwards), 2 drift (--heal: drift left), 1 error
   (a fleet with an unreachable host: 1, after printing what the other hosts show)`;
-
-const EXIT_CLEAN = 0;
-const EXIT_DRIFT = 2;
-const EXIT_ERROR = 1;
-
-const KIND: Record<string, string> = {
-  [CONTAINER_TYPE]: "container",
-  [NETWORK_TYPE]: "network",
-  [VOLUME_TYPE]: "volume",
-  [IMAGE_TYPE]: "image",
-  [COMMAND_TYPE]: "smoke test",
-};
-
-/** What one resource looks like after refresh and what `up` will do about it. */
-export interface Drift {
-  urn: string;
-  type: string;
-  name: string;
-  /** What changed out of band, as refresh (or our own checks) saw it. */
-  changes: string[];
-  /** The planned step (create, update, replace, delete); undefined when `up` leaves it alone. */
-  op?: string;
-  /** Properties behind the planned step: what differs, or what forces the replacement. */
-  keys: Set<string>;
-  /** Replaced only because something it uses is replaced: no difference of its own. */
-  dependent?: boolean;
-  /** A container under the planned name that the stack did not create. */
-  foreign?: ContainerInfo;
-  /** Changes only a forced replacement heals. */
-  needsReplace?: boolean;
-  /** Frozen with `docker pause`: `docker unpause` heals it; pulumi cannot see it. */
-  paused?: boolean;
-  /** An image the program now names differently: a new digest behind a followed tag, or a new buildkit:image. */
-  plannedImage?: string;
-}
-
-const DELETED = "deleted out of band";
-const PAUSED = "paused out of band (docker pause: frozen, answers no client; the provider sees it running)";
-
-/**
- * Where a resource's docker calls go and how lines about it read: the stack's
- * one engine, or (on a fleet) the engine of the host the resource is on.
- */
-export interface Scope {
-  envOf(urn: string): NodeJS.ProcessEnv;
-  /** Put before a line about the resource: "" for a single host, "host NAME: " on a fleet. */
-  labelOf(urn: string): string;
-  /** A docker command line for the resource's engine, as a user pastes it. */
-  dockerLine(urn: string, args: string[]): string;
-  /** The fleet host a resource is on; undefined for a single host (or outside every host). */
-  hostOf(urn: string): string | undefined;
-  /** A fleet host is unreachable: no pulumi run may touch it (see {@link healPlan}). */
-  partial: boolean;
-}
-
-const SINGLE_HOST: Scope = {
-  envOf: () => engineEnv(),
-  labelOf: () => "",
-  dockerLine: (_urn, args) => `docker ${args.map(shellQuote).join(" ")}`,
-  hostOf: () => undefined,
-  partial: false,
-};
-
-/** Steps that describe a change; the others repeat them (replacement halves) or are no-ops. */
-const PLANNED_OPS = new Set(["create", "update", "replace", "delete", "import"]);
-/** A replacement's reasons are on its halves: `replace` carries the diff, `create-replacement` what forced it. */
-const KEYED_OPS = new Set(["update", "replace", "create-replacement"]);
 
 async function main(): Promise<number> {
   const options = parseCli(process.argv.slice(2), USAGE, true);
@@ -159,42 +78,59 @@ async function main(): Promise<number> {
     await stopPreview(speculative);
     throw error;
   }
-  if (fleetHostsOf(state)) return fleetMain(stack, state, options.cwd, options.heal, speculative);
-  const found = await check(stack, state, speculative);
+  const { fleet, engines } = stackEngines(state);
+  const opened = engines.map((engine) => openEngine(engine));
+  try {
+    return fleet
+      ? await fleetMain(stack, state, opened, options.cwd, options.heal, speculative)
+      : await singleHostMain(stack, state, opened[0], options.cwd, options.heal, speculative);
+  } finally {
+    for (const engine of opened) engine.close();
+  }
+}
+
+async function singleHostMain(stack: Stack, state: RecordedResource[], engine: OpenEngine, workDir: string, healing: boolean, running: RunningPreview): Promise<number> {
+  const scope = singleHostScope(engine.env);
+  const found = await check(stack, engine, scope, state, running);
   if (found.drifts.length === 0) {
     printClean(stack.name, found.state);
     return EXIT_CLEAN;
   }
-  printDrift(found.drifts, stack.name, options.cwd);
-  if (!options.heal) return EXIT_DRIFT;
+  printDrift(found.drifts, stack.name, workDir, scope);
+  if (!healing) return EXIT_DRIFT;
 
-  if (!(await heal(stack, found.drifts))) return EXIT_DRIFT;
-  const after = await check(stack);
+  if (!(await heal(stack, found.drifts, scope))) return EXIT_DRIFT;
+  const after = await check(stack, engine, scope);
   if (after.drifts.length === 0) {
     console.log(`healed: stack ${stack.name}`);
     printClean(stack.name, after.state);
     return EXIT_CLEAN;
   }
   console.log("still drifting after --heal:");
-  printDrift(after.drifts, stack.name, options.cwd);
+  printDrift(after.drifts, stack.name, workDir, scope);
   return EXIT_DRIFT;
 }
 
 /**
- * One drift check: the recorded state (read now unless given), and what
- * differs from it now, from `running` (a preview of the whole stack already
- * started) or a preview started here.
+ * One drift check of a single host: the recorded state (read now unless
+ * given), and what differs from it now, from `running` (a preview of the
+ * whole stack already started) or a preview started here.
  */
-async function check(stack: Stack, known?: RecordedResource[], running?: RunningPreview): Promise<{ state: RecordedResource[]; drifts: Drift[] }> {
+async function check(
+  stack: Stack,
+  engine: OpenEngine,
+  scope: Scope,
+  known?: RecordedResource[],
+  running?: RunningPreview,
+): Promise<{ state: RecordedResource[]; drifts: Drift[] }> {
   const state = known ?? (await readState(stack));
-  useDockerHostOf(state);
-  const engine = engineStatus();
-  if (!engine.ok) {
+  const [probe] = await probeEngines([engine]);
+  if (!probe.ok) {
     await stopPreview(running);
-    throw new UsageError(`the Docker engine does not answer (${engine.reason}); start it: bash scripts/provision.sh`);
+    throw new UsageError(`the Docker engine does not answer (${probe.reason}); start it: bash scripts/provision.sh`);
   }
   const events = await previewed(stack, running ?? startPreview(stack));
-  return { state, drifts: analyse(events, state) };
+  return { state, drifts: analyse(events, state, scope) };
 }
 
 /** A `pulumi preview --refresh` under way, with the events it has sent so far. */
@@ -244,23 +180,15 @@ function printClean(stackName: string, state: RecordedResource[]): void {
   );
 }
 
-function printDrift(drifts: Drift[], stackName: string, workDir: string): void {
+function printDrift(drifts: Drift[], stackName: string, workDir: string, scope: Scope): void {
   console.log(`drift in stack ${stackName}:`);
   for (const drift of drifts) console.log(`  ${describe(drift)}`);
   console.log("fix (or run: npm run drift -- --heal):");
-  for (const line of fixes(drifts, stackName, workDir)) console.log(`  ${line}`);
+  for (const line of fixes(drifts, stackName, workDir, scope)) console.log(`  ${line}`);
 }
 
-/** What one check of a fleet found. */
-export interface FleetFound {
-  /** The hosts in roll order, as the state records them. */
-  hosts: FleetHost[];
-  state: RecordedResource[];
-  /** Hosts whose engine did not answer, with why: not previewed, not inspected. */
-  unreachable: Map<string, string>;
-  /** Drift on the hosts that answered. */
-  drifts: Drift[];
-  scope: Scope;
+function printLines(lines: string[]): void {
+  for (const line of lines) console.log(line);
 }
 
 /**
@@ -268,49 +196,38 @@ export interface FleetFound {
  * then one preview of what the reachable hosts hold, then our own container
  * checks per host against that host's engine.
  */
-async function fleetMain(stack: Stack, state: RecordedResource[], workDir: string, healing: boolean, running?: RunningPreview): Promise<number> {
-  const opened: HostEngine[] = [];
-  try {
-    const found = await checkFleet(stack, state, opened, running);
-    printFleet(fleetReport(found, stack.name, workDir));
-    if (healing) {
-      for (const [name, reason] of found.unreachable) console.log(`heal: host ${name} skipped: unreachable (${reason})`);
-    }
-    if (!healing || found.drifts.length === 0) return fleetExitCode(found);
-
-    if (!(await heal(stack, found.drifts, found.scope))) return found.unreachable.size > 0 ? EXIT_ERROR : EXIT_DRIFT;
-    const after = await checkFleet(stack, await readState(stack), opened);
-    // A roll that waits for the dead host is not drift that --heal failed to heal.
-    const leftToHeal = after.drifts.filter((d) => !healPlan(after.drifts, after.scope).deferred.includes(d));
-    if (leftToHeal.length === 0) {
-      const skipped = [...after.unreachable.keys()];
-      console.log(`healed: stack ${stack.name}${skipped.length > 0 ? ` on the hosts that answer (skipped: ${skipped.join(", ")})` : ""}`);
-    } else {
-      console.log("still drifting after --heal:");
-    }
-    printFleet(fleetReport(after, stack.name, workDir));
-    return fleetExitCode(after);
-  } finally {
-    for (const engine of opened) engine.cleanup();
+async function fleetMain(stack: Stack, state: RecordedResource[], opened: OpenEngine[], workDir: string, healing: boolean, running?: RunningPreview): Promise<number> {
+  const found = await checkFleet(stack, state, opened, running);
+  printLines(fleetReport(found, stack.name, workDir));
+  if (healing) {
+    for (const [name, reason] of found.unreachable) console.log(`heal: host ${name} skipped: unreachable (${reason})`);
   }
+  if (!healing || found.drifts.length === 0) return fleetExitCode(found);
+
+  if (!(await heal(stack, found.drifts, found.scope))) return found.unreachable.size > 0 ? EXIT_ERROR : EXIT_DRIFT;
+  const after = await checkFleet(stack, await readState(stack), opened);
+  // A roll that waits for the dead host is not drift that --heal failed to heal.
+  const leftToHeal = after.drifts.filter((d) => !healPlan(after.drifts, after.scope).deferred.includes(d));
+  if (leftToHeal.length === 0) {
+    const skipped = [...after.unreachable.keys()];
+    console.log(`healed: stack ${stack.name}${skipped.length > 0 ? ` on the hosts that answer (skipped: ${skipped.join(", ")})` : ""}`);
+  } else {
+    console.log("still drifting after --heal:");
+  }
+  printLines(fleetReport(after, stack.name, workDir));
+  return fleetExitCode(after);
 }
 
 /** `running`: a preview of the whole stack already started, used when every host answers. */
-async function checkFleet(stack: Stack, state: RecordedResource[], opened: HostEngine[], running?: RunningPreview): Promise<FleetFound> {
-  const hosts = fleetHostsOf(state) ?? [];
-  const engines = new Map<string, HostEngine>();
-  for (const host of hosts) {
-    const engine = openHostEngine(host);
-    opened.push(engine);
-    engines.set(host.name, engine);
-  }
-  const probes = await Promise.all(hosts.map((host) => probeEngine(engines.get(host.name)!.env)));
+async function checkFleet(stack: Stack, state: RecordedResource[], opened: OpenEngine[], running?: RunningPreview): Promise<FleetFound> {
+  const hosts = opened.map((engine) => engine.engine);
+  const probes = await probeEngines(opened);
   const unreachable = new Map<string, string>();
   probes.forEach((probe, index) => {
-    if (!probe.ok) unreachable.set(hosts[index].name, probe.reason);
+    if (!probe.ok) unreachable.set(hosts[index].host!, probe.reason);
   });
   const exclude = unreachableExcludes(hosts, new Set(unreachable.keys()));
-  const scope = fleetScope(hosts, engines, unreachable.size > 0);
+  const scope = fleetScope(hosts, opened, unreachable.size > 0);
   if (exclude || (hosts.length > 0 && unreachable.size === hosts.length)) {
     // A whole-stack preview fails at the first provider that cannot connect.
     await stopPreview(running);
@@ -323,99 +240,13 @@ async function checkFleet(stack: Stack, state: RecordedResource[], opened: HostE
   return { hosts, state, unreachable, drifts: analyse(events, checked, scope), scope };
 }
 
-/** Each resource's docker calls and lines go to the host it is on; anything outside every host, to this process's engine. */
-export function fleetScope(hosts: FleetHost[], engines: Map<string, HostEngine>, partial: boolean): Scope {
-  return {
-    envOf: (urn) => {
-      const host = hostOfUrn(hosts, urn);
-      return (host && engines.get(host.name)?.env) || engineEnv();
-    },
-    labelOf: (urn) => {
-      const host = hostOfUrn(hosts, urn);
-      return host ? `host ${host.name}: ` : "";
-    },
-    dockerLine: (urn, args) => {
-      const host = hostOfUrn(hosts, urn);
-      return host ? dockerCommandFor(host, args) : SINGLE_HOST.dockerLine(urn, args);
-    },
-    hostOf: (urn) => hostOfUrn(hosts, urn)?.name,
-    partial,
-  };
-}
-
-/**
- * 0 clean, 2 drift, 1 when a host could not be checked: an unreachable engine
- * is an error for a single host too, the fleet's state there is unknown, and
- * `--heal` cannot start an engine. Drift on the others is printed either way.
- */
-export function fleetExitCode(found: Pick<FleetFound, "unreachable" | "drifts">): number {
-  if (found.unreachable.size > 0) return EXIT_ERROR;
-  return found.drifts.length > 0 ? EXIT_DRIFT : EXIT_CLEAN;
-}
-
-function printFleet(lines: string[]): void {
-  for (const line of lines) console.log(line);
-}
-
-/**
- * The fleet's report: a summary line, then one line per host and drifted
- * resource in roll order (a clean host and an unreachable one get one line
- * each), then the fixes.
- */
-export function fleetReport(found: FleetFound, stackName: string, workDir: string): string[] {
-  const { hosts, state, unreachable, drifts, scope } = found;
-  const containersOn = (host: FleetHost) => state.filter((r) => r.type === CONTAINER_TYPE && host.urns.includes(r.urn)).length;
-  const plural = (count: number, word: string) => `${count} ${word}${count === 1 ? "" : "s"}`;
-  const lines: string[] = [];
-  const notChecked = unreachable.size > 0 ? `${unreachable.size} of ${plural(hosts.length, "host")} unreachable, not checked` : "";
-  if (drifts.length > 0) {
-    lines.push(`drift in stack ${stackName}${notChecked ? ` (${notChecked})` : ""}:`);
-  } else if (unreachable.size > 0 && unreachable.size === hosts.length) {
-    lines.push(`nothing checked: no host of stack ${stackName} answers (${notChecked})`);
-  } else if (notChecked) {
-    lines.push(`no drift on the hosts that answer, but ${notChecked}: stack ${stackName}`);
-  } else {
-    const containers = hosts.reduce((sum, host) => sum + containersOn(host), 0);
-    lines.push(
-      `no drift: stack ${stackName} matches the engines of all ${plural(hosts.length, "host")} (refresh + preview show no changes; ` +
-        `state, uploaded files and networks of ${plural(containers, "container")} checked)`,
-    );
-  }
-  for (const host of hosts) {
-    const reason = unreachable.get(host.name);
-    if (reason !== undefined) {
-      lines.push(`  ${unreachableLine(host, reason)}; not checked`);
-      continue;
-    }
-    const own = drifts.filter((d) => hostOfUrn(hosts, d.urn) === host);
-    if (own.length === 0) lines.push(`  host ${host.name}: no drift (${plural(containersOn(host), "container")} checked)`);
-    for (const drift of own) lines.push(`  host ${host.name}: ${describe(drift)}`);
-  }
-  for (const drift of drifts.filter((d) => !hostOfUrn(hosts, d.urn))) lines.push(`  ${describe(drift)}`);
-
-  if (drifts.length === 0 && unreachable.size === 0) return lines;
-  const plan = healPlan(drifts, scope);
-  const healable = drifts.filter((d) => d.paused || d.foreign || (plan.up.includes(d) && needsUp(d)));
-  lines.push(healable.length > 0 ? "fix (or run: npm run drift -- --heal):" : "fix:");
-  if (drifts.length > 0) lines.push(...fixes(drifts, stackName, workDir, scope).map((line) => `  ${line}`));
-  const waiting = [...new Set(plan.deferred.map((d) => scope.hostOf(d.urn)).filter((h): h is string => h !== undefined))];
-  for (const host of waiting) lines.push(`  host ${host}: its pending change waits until every host answers; pulumi up then resumes the roll in order`);
-  for (const host of hosts.filter((h) => unreachable.has(h.name))) {
-    lines.push(
-      `  host ${host.name}: make its engine answer at ${endpointOf(host)} (start dockerd there, or repair the ssh or TLS connection), ` +
-        `then run npm run drift -- --stack ${shellQuote(stackName)} again${healable.length > 0 ? "; --heal skips it until then" : ""}`,
-    );
-  }
-  return lines;
-}
-
 /**
  * Runs the fix: `docker unpause` for paused containers, then one `pulumi up
  * --refresh` with every replacement the check asked for. A container under the
  * stack's name that the stack did not create may be someone's: it is left
  * alone and the heal stops (false).
  */
-async function heal(stack: Stack, drifts: Drift[], scope: Scope = SINGLE_HOST): Promise<boolean> {
+async function heal(stack: Stack, drifts: Drift[], scope: Scope): Promise<boolean> {
   const foreign = drifts.filter((d) => d.foreign);
   if (foreign.length > 0) {
     for (const drift of foreign) {
@@ -453,217 +284,6 @@ async function heal(stack: Stack, drifts: Drift[], scope: Scope = SINGLE_HOST): 
     throw new UsageError(`pulumi up of stack ${stack.name} failed: ${reportedError(events) ?? firstLine(error)}`);
   }
   return true;
-}
-
-/**
- * What a heal's `pulumi up` may touch. With every host answering: the whole
- * stack, as for a single host. With a fleet host unreachable, a whole-stack up
- * fails on it, and one that only left it out would also roll the hosts after
- * it through a pending change while it is down (two hosts out at once): so
- * only what changed out of band is targeted, with the smoke test of its host,
- * and pending program changes wait (`deferred`) until every host answers.
- */
-export function healPlan(drifts: Drift[], scope: Scope): { target?: string[]; up: Drift[]; deferred: Drift[] } {
-  if (!scope.partial) return { up: drifts, deferred: [] };
-  // A pause is healed by `docker unpause` alone: a paused container's planned step is the program's, and waits.
-  const outOfBand = (d: Drift) => d.changes.some((c) => c !== PAUSED) || Boolean(d.needsReplace) || Boolean(d.foreign);
-  const hostsHealed = new Set(drifts.filter(outOfBand).map((d) => scope.hostOf(d.urn)));
-  const up = drifts.filter((d) => outOfBand(d) || (d.type === COMMAND_TYPE && hostsHealed.has(scope.hostOf(d.urn))));
-  return { target: up.map((d) => d.urn), up, deferred: drifts.filter((d) => !up.includes(d) && needsUp(d)) };
-}
-
-/** Whether pulumi has to act: anything but a pause, which unpausing alone heals. */
-function needsUp(drift: Drift): boolean {
-  return !(drift.paused && drift.op === undefined && !drift.needsReplace && drift.changes.length === 1);
-}
-
-/** Joins refresh steps, planned steps and our own container checks into one entry per resource. */
-function analyse(events: EngineEvent[], state: RecordedResource[], scope: Scope = SINGLE_HOST): Drift[] {
-  const byUrn = new Map<string, Drift>();
-  const recorded = new Map(state.map((r) => [r.urn, r]));
-  const entry = (meta: StepEventMetadata): Drift => {
-    let drift = byUrn.get(meta.urn);
-    if (!drift) {
-      const source = meta.old ?? meta.new;
-      drift = { urn: meta.urn, type: meta.type, name: source ? recordedName(source) : urnName(meta.urn), changes: [], keys: new Set() };
-      byUrn.set(meta.urn, drift);
-    }
-    return drift;
-  };
-  const isTracked = (meta: StepEventMetadata) => meta.type in KIND;
-
-  for (const event of events) {
-    const refreshed = event.resOutputsEvent?.metadata;
-    if (refreshed?.op === "refresh" && isTracked(refreshed)) {
-      if (!refreshed.new) {
-        entry(refreshed).changes.push(DELETED);
-      } else {
-        const changed = refreshChanges(refreshed, scope.envOf(refreshed.urn));
-        if (changed.length > 0) entry(refreshed).changes.push(...changed);
-      }
-    }
-    const planned = event.resourcePreEvent?.metadata;
-    if (planned && KEYED_OPS.has(planned.op) && isTracked(planned)) {
-      for (const key of [...(planned.diffs ?? []), ...(planned.keys ?? [])]) entry(planned).keys.add(key);
-    }
-    if (planned && PLANNED_OPS.has(planned.op) && isTracked(planned)) {
-      const drift = entry(planned);
-      drift.op = planned.op;
-      drift.dependent = planned.op === "replace" && !planned.diffs?.length;
-      const plannedImage = planned.type === IMAGE_TYPE ? planned.new?.inputs.name : undefined;
-      if (typeof plannedImage === "string" && plannedImage !== planned.old?.inputs.name) drift.plannedImage = plannedImage;
-      if (planned.op === "create" && planned.type === CONTAINER_TYPE) {
-        const name = String(planned.new?.inputs.name ?? drift.name);
-        const ownership = containerOwnership(name, recorded.get(planned.urn)?.id, scope.envOf(planned.urn));
-        // Refresh saw the stack's container gone; one under the same name is a hand-made replacement.
-        if (ownership.kind !== "missing") drift.foreign = ownership.info;
-      }
-    }
-  }
-
-  for (const container of state.filter((r) => r.type === CONTAINER_TYPE)) {
-    const op = byUrn.get(container.urn)?.op;
-    const survives = op === undefined || op === "update";
-    const env = scope.envOf(container.urn);
-    const ownership = containerOwnership(recordedName(container), container.id, env);
-    if (ownership.kind !== "ours") continue;
-    // Only a container that survives the update can keep a hand-edited file or a lost network. A pause matters
-    // either way: with a fleet host down, a pending replacement waits, and the frozen daemon with it.
-    const findings = survives ? invisibleDrift(container, ownership.info, env) : [];
-    const paused = ownership.info.State.Paused;
-    if (findings.length === 0 && !paused) continue;
-    const drift = byUrn.get(container.urn) ?? { urn: container.urn, type: container.type, name: recordedName(container), changes: [], keys: new Set<string>() };
-    if (paused) {
-      // The engine (and so the provider) still calls it running; buildkitd answers nothing until unpaused.
-      drift.changes.push(PAUSED);
-      drift.paused = true;
-    }
-    if (findings.length > 0) {
-      drift.changes.push(...findings.map((f) => `${f} (the provider cannot see this)`));
-      drift.needsReplace = true;
-    }
-    byUrn.set(container.urn, drift);
-  }
-
-  // A smoke test that re-runs because its container is new is a consequence, not drift of its own.
-  const drifts = [...byUrn.values()].filter((d) => d.changes.length > 0 || d.op !== undefined);
-  const real = drifts.filter((d) => !(d.type === COMMAND_TYPE && d.changes.length === 0));
-  return real.length === 0 ? [] : drifts;
-}
-
-/** Property changes refresh found on a resource that still exists. */
-function refreshChanges(meta: StepEventMetadata, env: NodeJS.ProcessEnv): string[] {
-  const keys = [...new Set(Object.keys(meta.detailedDiff ?? {}).map((k) => k.split(/[.[]/)[0]))];
-  const before = meta.old?.outputs ?? {};
-  const after = meta.new?.outputs ?? {};
-  if (meta.type === CONTAINER_TYPE && keys.includes("mustRun") && after.mustRun === false) {
-    const rest = keys.filter((k) => k !== "mustRun").map((k) => describeValueChange(k, before[k], after[k]));
-    const live = inspectContainer(String(after.name ?? ""), env);
-    const how = live ? ` (${live.State.Status}, exit code ${live.State.ExitCode}${live.State.OOMKilled ? ", killed: out of memory" : ""})` : "";
-    return [`stopped out of band${how}`, ...rest];
-  }
-  return keys.map((k) => describeValueChange(k, before[k], after[k]));
-}
-
-function describeValueChange(key: string, before: unknown, after: unknown): string {
-  const simple = (v: unknown) => v === undefined || v === null || typeof v !== "object";
-  if (simple(before) && simple(after)) return `${key} ${show(before)} → ${show(after)} out of band`;
-  if (Array.isArray(before) && Array.isArray(after)) {
-    const was = before.map(itemText);
-    const now = after.map(itemText);
-    const delta = [...now.filter((i) => !was.includes(i)).map((i) => `+${i}`), ...was.filter((i) => !now.includes(i)).map((i) => `-${i}`)];
-    if (delta.length > 0) return `${key} changed out of band (${delta.slice(0, 4).join(" ")}${delta.length > 4 ? " …" : ""})`;
-  }
-  return `${key} changed out of band`;
-}
-
-/** Labels read as `name=value`, named things by name, anything else as JSON. */
-function itemText(item: unknown): string {
-  if (item && typeof item === "object") {
-    const record = item as Record<string, unknown>;
-    if (typeof record.label === "string") return `${record.label}=${String(record.value)}`;
-    if (typeof record.name === "string") return record.name;
-  }
-  return typeof item === "string" ? item : JSON.stringify(item);
-}
-
-function show(value: unknown): string {
-  if (value === undefined || value === null || value === "") return "unset";
-  return String(value);
-}
-
-function plannedAction(drift: Drift): string | undefined {
-  const keys = [...drift.keys];
-  const because = keys.length > 0 ? ` (${keys.join(", ")})` : "";
-  switch (drift.op) {
-    case undefined:
-      return undefined;
-    case "create":
-      return drift.changes.includes(DELETED) ? "will be re-created" : "will be created";
-    case "update":
-      if (drift.type === CONTAINER_TYPE && keys.length === 1 && keys[0] === "mustRun") return "will be started";
-      return `will be updated in place${because}`;
-    case "replace":
-      if (drift.type === COMMAND_TYPE && keys.every((k) => k === "triggers")) return "will re-run (its container changes)";
-      return `will be replaced${because}`;
-    case "delete":
-      return "will be deleted";
-    default:
-      return `will ${drift.op}`;
-  }
-}
-
-function describe(drift: Drift): string {
-  // Two commands: the smoke test and the cache guard (components/buildkit-stack.ts).
-  const kind = drift.type === COMMAND_TYPE && drift.urn.endsWith("-cache-owner") ? "cache guard" : (KIND[drift.type] ?? drift.type);
-  const what = [...drift.changes];
-  let action = plannedAction(drift);
-  if (drift.foreign) {
-    const deleted = what.indexOf(DELETED);
-    if (deleted >= 0) what.splice(deleted, 1);
-    what.unshift(`replaced by hand: exists but was not created by this stack (id ${shortId(drift.foreign.Id)}: ${describeLimits(drift.foreign)})`);
-    action = "pulumi up would fail: the name is taken";
-  }
-  if (drift.type === VOLUME_TYPE && drift.changes.includes(DELETED) && action) action += " (build cache lost)";
-  if (drift.needsReplace && !action) action = "pulumi up alone does not fix this: replace it";
-  if (drift.paused && !action) action = "pulumi up does not fix this: unpause it";
-  // A smoke test re-runs because its container is new: a consequence, not a change of its own.
-  if (drift.plannedImage && what.length === 0) {
-    // With buildkit:tagRegistry the program names the digest its tag points at now.
-    what.push(`the program now names ${drift.plannedImage} (a new image behind a followed tag, or a new buildkit:image)`);
-  }
-  if (what.length === 0 && drift.type !== COMMAND_TYPE) {
-    what.push(
-      drift.op === "create"
-        ? "not in the stack's state (new in the program, or a previous up failed before creating it)"
-        : drift.dependent
-          ? "no change of its own; it uses what is replaced"
-          : "differs from the program (a pending change, not out-of-band drift)",
-    );
-  }
-  const seen = what.join("; ");
-  return `${kind} ${drift.name}: ${seen && action ? `${seen} → ${action}` : seen || action}`;
-}
-
-/** The commands that heal what was found, in the order to run them. */
-function fixes(drifts: Drift[], stackName: string, workDir: string, scope: Scope = SINGLE_HOST): string[] {
-  const lines: string[] = [];
-  const foreign = drifts.filter((d) => d.foreign);
-  for (const drift of foreign) {
-    lines.push(
-      `${scope.labelOf(drift.urn)}container ${drift.name} exists but was not created by this stack (id ${shortId(drift.foreign!.Id)}); ` +
-        `remove it with \`${scope.dockerLine(drift.urn, ["rm", "-f", drift.name])}\`, then run pulumi up --refresh`,
-    );
-  }
-  for (const drift of drifts.filter((d) => d.paused)) lines.push(scope.dockerLine(drift.urn, ["unpause", drift.name]));
-  const plan = healPlan(drifts, scope);
-  if (!plan.up.some(needsUp)) return lines;
-  const replace = plan.up.filter((d) => d.needsReplace).flatMap((d) => ["--replace", shellQuote(d.urn)]);
-  const providerVisible = plan.up.some((d) => !d.needsReplace || d.op !== undefined);
-  const target = (plan.target ?? []).flatMap((urn) => ["--target", shellQuote(urn)]);
-  const upArgs = ["up", ...(providerVisible ? ["--refresh"] : []), ...replace, ...target];
-  lines.push(pulumiCommand(stackName, workDir, upArgs));
-  return lines;
 }
 
 if (require.main === module) runMain(main);

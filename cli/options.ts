@@ -1,6 +1,6 @@
 /**
- * The command line every stack CLI (drift, doctor) shares. Kept apart from
- * stack-inspect.ts so that cli/early-start.ts can read it before the
+ * The command line every CLI shares, and how a CLI ends. Kept apart from
+ * stack-state.ts so that cli/early-start.ts can read it before the
  * Automation API loads.
  */
 import * as path from "path";
@@ -75,4 +75,24 @@ export function parseCli(argv: string[], usage: string, allowHeal = false): CliO
     cwd: flags.cwd === undefined ? repoRoot : path.resolve(flags.cwd),
     heal: "heal" in flags,
   };
+}
+
+/** The line of an error worth showing: pulumi's `error:` line, else the first, at most 400 characters. */
+export function firstLine(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  const lines = text.split("\n").map((l) => l.trim()).filter((l) => l !== "");
+  const meaningful = lines.find((l) => /^error:/i.test(l)) ?? lines[0] ?? "";
+  return meaningful.length > 400 ? `${meaningful.slice(0, 400)}…` : meaningful;
+}
+
+
+/** Runs a script's main; a {@link UsageError} or any failure becomes one line and exit 1. */
+export function runMain(main: () => Promise<number>): void {
+  main().then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      process.stderr.write(`${error instanceof UsageError ? error.message : `error: ${firstLine(error)}`}\n`);
+      process.exit(1);
+    },
+  );
 }

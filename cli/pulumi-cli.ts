@@ -13,13 +13,13 @@
  *
  * Nothing here may import the Automation API at load time.
  */
-import { execFile } from "child_process";
+import { execFile, spawnSync } from "child_process";
 import { createRequire } from "module";
 import * as path from "path";
 
 import type { PulumiCommand } from "@pulumi/pulumi/automation";
 
-import { parseCli } from "./options";
+import { parseCli, repoRoot, UsageError } from "./options";
 
 interface Output {
   code: number;
@@ -91,4 +91,14 @@ export async function pulumiCli(): Promise<PulumiCommand> {
   const parsed = reported.code === 0 ? semver.parse(reported.stdout.trim()) : null;
   if (parsed === null || parsed.major !== 3) return PulumiCommand.get();
   return new (PulumiCommand as unknown as PulumiCommandConstructor)("pulumi", parsed);
+}
+
+/** A stack output as `pulumi stack output NAME --json --show-secrets` prints it. */
+export function readStackOutput(output: string, stack: string | undefined): string {
+  const args = ["stack", "output", output, "--json", "--show-secrets", ...(stack ? ["--stack", stack] : [])];
+  const result = spawnSync("pulumi", args, { cwd: repoRoot, encoding: "utf8" });
+  if (result.status !== 0) {
+    throw new UsageError(`pulumi ${args.join(" ")} failed: ${(result.stderr || String(result.error)).trim()}`);
+  }
+  return result.stdout;
 }

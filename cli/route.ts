@@ -17,14 +17,14 @@
  * preference order: the next line is where the key goes if the first host is
  * out.
  */
-import { spawnSync } from "child_process";
 import * as fs from "fs";
-import * as path from "path";
 
 import HashRing = require("hashring");
 
-import type { FleetEndpoint } from "../components/buildkit-fleet";
+import type { FleetEndpoint } from "../components/docker/buildkit-fleet";
 import { parseFlags, UsageError } from "./options";
+import { readStackOutput } from "./pulumi-cli";
+import { shellQuote } from "./shell";
 
 const USAGE = "usage: npm run route -- <repo>:<context> [--stack NAME | --from FILE] [--all]";
 
@@ -47,11 +47,6 @@ export function exportsFor(endpoint: FleetEndpoint): string {
   return lines.join("\n");
 }
 
-/** `value` as one shell word: as is when it is plain, else in single quotes. */
-export function shellQuote(value: string): string {
-  return /^[\w@%+=:,./-]+$/.test(value) ? value : `'${value.replace(/'/g, "'\\''")}'`;
-}
-
 /** Accepts the output as `pulumi stack output --json` prints it; refuses anything else by name. */
 export function parseEndpoints(json: string, source: string): FleetEndpoint[] {
   let value: unknown;
@@ -69,16 +64,6 @@ export function parseEndpoints(json: string, source: string): FleetEndpoint[] {
     throw new UsageError(`${source} holds no fleet endpoints (a list of {name, buildkitHost, dockerHost?}); is it a fleet stack (buildkit:hosts)?`);
   }
   return value as FleetEndpoint[];
-}
-
-/** A stack output as `pulumi stack output NAME --json --show-secrets` prints it. */
-export function readStackOutput(output: string, stack: string | undefined): string {
-  const args = ["stack", "output", output, "--json", "--show-secrets", ...(stack ? ["--stack", stack] : [])];
-  const result = spawnSync("pulumi", args, { cwd: path.resolve(__dirname, ".."), encoding: "utf8" });
-  if (result.status !== 0) {
-    throw new UsageError(`pulumi ${args.join(" ")} failed: ${(result.stderr || String(result.error)).trim()}`);
-  }
-  return result.stdout;
 }
 
 function readFromStack(stack: string | undefined): FleetEndpoint[] {

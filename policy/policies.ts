@@ -10,7 +10,7 @@ import { Policies, PolicyConfigSchema, PolicyResource, ReportViolation, StackVal
 import * as docker from "@pulumi/docker";
 
 // The rules the stack's config enforces, shared so that a reviewer's policy and the program agree.
-import { LABEL_PREFIX } from "../components/config";
+import { LABEL_PREFIX } from "../components/core/config-keys";
 import { isPinned, PINNED_FORM } from "../components/core/image-reference";
 import { CONTAINER_TYPE as CONTAINER, IMAGE_TYPE as REMOTE_IMAGE, VOLUME_TYPE as VOLUME } from "../components/resource-types";
 

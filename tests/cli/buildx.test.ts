@@ -10,7 +10,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 
-import type { BuildxNode } from "../../components/buildkit-fleet";
+import type { BuildxNode } from "../../components/docker/buildkit-fleet";
 import { buildxCreateCommands, checkNodes, nodeName, parseBuildxNodes, platformNotes } from "../../cli/buildx";
 
 const tls = (host: string) => ({ serverName: `buildkitd-${host}`, ca: "CA PEM\n", cert: `CERT ${host}\n`, key: `KEY ${host}\n` });

@@ -4,18 +4,18 @@
  * roll order, a dead host named with its endpoint and error next to the
  * others' drift, and fixes that go to the right host and leave the dead one out.
  */
-import { Drift, FleetFound, fleetExitCode, fleetReport, fleetScope, healPlan } from "../../cli/drift";
-import { fleetHostsOf } from "../../cli/fleet-inspect";
+import { Drift, FleetFound, fleetExitCode, fleetReport, fleetScope, healPlan } from "../../cli/drift-report";
+import { stackEngines } from "../../cli/stack-engines";
 import { CONTAINER_TYPE, COMMAND_TYPE } from "../../components/resource-types";
 import { STACK, childUrn, fleetState } from "./fleet-state";
 
 const state = fleetState();
-const hosts = fleetHostsOf(state)!;
+const hosts = stackEngines(state).engines;
 const DEAD_REASON = "Cannot connect to the Docker daemon at http://docker.example.com. Is the docker daemon running?";
 
 function found(drifts: Drift[], dead: string[] = []): FleetFound {
   const unreachable = new Map(dead.map((name) => [name, DEAD_REASON]));
-  return { hosts, state, unreachable, drifts, scope: fleetScope(hosts, new Map(), dead.length > 0) };
+  return { hosts, state, unreachable, drifts, scope: fleetScope(hosts, [], dead.length > 0) };
 }
 
 const stopped = (host: string): Drift => ({

@@ -5,7 +5,7 @@
  * the default command provider, the local provider recording the DOCKER_HOST
  * it resolved, TLS material on the tcp:// host's provider.
  */
-import type { RecordedResource } from "../../cli/stack-inspect";
+import type { RecordedResource } from "../../cli/stack-state";
 import { COMMAND_TYPE, CONTAINER_TYPE, DOCKER_PROVIDER_TYPE, IMAGE_TYPE, NETWORK_TYPE, VOLUME_TYPE } from "../../components/resource-types";
 
 export const STACK = "fa-unit";
@@ -37,13 +37,18 @@ export function hostResources(host: string, providerInputs: Record<string, unkno
   ];
 }
 
+/** A host's BuildkitStack component under the fleet. */
+export function hostStack(host: string): RecordedResource {
+  return resource("buildkit:index:BuildkitStack", stackUrn(host), { parent: FLEET_URN });
+}
+
 export function fleetState(): RecordedResource[] {
   return [
     resource("pulumi:pulumi:Stack", `${PREFIX}pulumi:pulumi:Stack::buildkit-${STACK}`),
     resource("buildkit:index:BuildkitFleet", FLEET_URN, { parent: `${PREFIX}pulumi:pulumi:Stack::buildkit-${STACK}` }),
-    resource("buildkit:index:BuildkitStack", stackUrn("ssh-1"), { parent: FLEET_URN }),
-    resource("buildkit:index:BuildkitStack", stackUrn("tls-1"), { parent: FLEET_URN }),
-    resource("buildkit:index:BuildkitStack", stackUrn("local"), { parent: FLEET_URN }),
+    hostStack("ssh-1"),
+    hostStack("tls-1"),
+    hostStack("local"),
     resource("pulumi:providers:command", `${PREFIX}pulumi:providers:command::default_1_2_1`),
     ...hostResources("local", { host: "unix:///run/buildkit-stack/docker-29.sock" }),
     ...hostResources("ssh-1", { host: "ssh://root@127.0.0.1:18421" }),

@@ -8,7 +8,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 
-import type { FleetEndpoint } from "../../components/buildkit-fleet";
+import type { FleetEndpoint } from "../../components/docker/buildkit-fleet";
 import { exportsFor, parseEndpoints, routeKey } from "../../cli/route";
 
 const fleet: FleetEndpoint[] = [

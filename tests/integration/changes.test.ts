@@ -1,6 +1,6 @@
 /**
  * What a user does after the first deploy: change a key, preview, up. On the
- * real engine, for every config key (components/change-impact.ts): the
+ * real engine, for every config key (components/docker/change-impact.ts): the
  * planned operation per resource equals the declared table, `up` applies it,
  * the marker in the cache survives unless the change is the cache's identity,
  * the smoke test ran after the change, and a second preview is clean. Keys are
@@ -15,9 +15,9 @@ import * as path from "path";
 
 import { EngineEvent, OpType } from "@pulumi/pulumi/automation";
 
-import { CHANGE_IMPACT, ChangeImpact, PlannedOp, RESOURCES, StackResource } from "../../components/change-impact";
-import { ConfigKey } from "../../components/config";
-import { createTestStack, DEPLOY_TIMEOUT_MS, makeCertificates, mustRun, repoRoot, run, TestStack, tlsSecretConfig } from "./harness";
+import { CHANGE_IMPACT, ChangeImpact, PlannedOp, RESOURCES, StackResource } from "../../components/docker/change-impact";
+import { DockerKey } from "../../components/docker/config";
+import { createTestStack, DEPLOY_TIMEOUT_MS, makeCertificates, mustRun, repoRoot, run, TestStack, tlsSecretConfig, useProgramAt } from "./harness";
 
 jest.setTimeout(DEPLOY_TIMEOUT_MS);
 
@@ -83,7 +83,7 @@ function planRecorder(): { onEvent: (event: EngineEvent) => void; plan: Plan; ra
 }
 
 /** What the declared rows of a group add up to: the strongest op per resource. */
-function expectedOps(keys: ConfigKey[], extra: Partial<Record<StackResource, PlannedOp>> = {}): Record<StackResource, PlannedOp> {
+function expectedOps(keys: DockerKey[], extra: Partial<Record<StackResource, PlannedOp>> = {}): Record<StackResource, PlannedOp> {
   const ops = emptyOps();
   for (const row of keys.map((key) => CHANGE_IMPACT[key].ops)) {
     for (const [resource, op] of Object.entries(row) as [StackResource, PlannedOp][]) {
@@ -101,9 +101,9 @@ function changes(summary: Partial<Record<OpType, number>> | undefined): Record<s
 interface Group {
   name: string;
   /** The keys whose rows this group proves. */
-  keys: ConfigKey[];
+  keys: DockerKey[];
   /** New values; undefined removes the key (back to its default). */
-  set: Partial<Record<ConfigKey, string | { value: string; secret: boolean } | undefined>>;
+  set: Partial<Record<DockerKey, string | { value: string; secret: boolean } | undefined>>;
   /** Ops that come from undoing an earlier group, not from the rows. */
   extra?: Partial<Record<StackResource, PlannedOp>>;
   /** Previewed and compared, but not applied (the row says why). */
@@ -148,7 +148,7 @@ describe("the change-impact matrix, on a live stack", () => {
   });
 
   /** Keys whose rows a group has compared with the engine. */
-  const covered = new Set<ConfigKey>();
+  const covered = new Set<DockerKey>();
 
   async function apply(group: Group): Promise<void> {
     const groupStarted = Date.now();
@@ -341,14 +341,13 @@ describe("the change-impact matrix, on a live stack", () => {
   });
 
   it("covered every key of the table that is not marked reasoned", () => {
-    const untested = (Object.entries(CHANGE_IMPACT) as [ConfigKey, ChangeImpact][]).filter(([key, row]) => row.proof !== "reasoned" && !covered.has(key));
+    const untested = (Object.entries(CHANGE_IMPACT) as [DockerKey, ChangeImpact][]).filter(([key, row]) => row.proof !== "reasoned" && !covered.has(key));
     expect(untested.map(([key]) => key)).toEqual([]);
   });
 });
 
 /** The last commit whose volume and network carried user labels and the container's name. */
 const BEFORE_STABLE_LABELS = "920c92e";
-const PROGRAM_CODE = ["index.ts", "components/buildkit-stack.ts", "components/config.ts"];
 
 describe("a stack deployed before labels left the cache volume", () => {
   let testStack: TestStack;
@@ -360,9 +359,7 @@ describe("a stack deployed before labels left the cache volume", () => {
 
   it("upgrades to this code without replacing its volume or network, and keeps the cache", async () => {
     // Deploy with the old program, as the stack's owner did before upgrading.
-    for (const file of PROGRAM_CODE) {
-      fs.writeFileSync(path.join(testStack.workDir, file), mustRun("git", ["-C", repoRoot, "show", `${BEFORE_STABLE_LABELS}:${file}`]));
-    }
+    useProgramAt(testStack.workDir, BEFORE_STABLE_LABELS);
     await testStack.stack.up(quiet);
     const volumeLabels = () => mustRun("docker", ["volume", "inspect", "-f", "{{json .Labels}}", testStack.cacheVolumeName]).trim();
     const labelsBefore = volumeLabels();
@@ -371,7 +368,7 @@ describe("a stack deployed before labels left the cache volume", () => {
     const marker = `migration marker ${Date.now()}`;
     mustRun("docker", ["exec", testStack.containerName, "sh", "-c", `echo "${marker}" > /var/lib/buildkit/migration-marker`]);
 
-    for (const file of PROGRAM_CODE) fs.copyFileSync(path.join(repoRoot, file), path.join(testStack.workDir, file));
+    useProgramAt(testStack.workDir);
     const previewed = planRecorder();
     await testStack.stack.preview({ ...quiet, onEvent: previewed.onEvent });
     expect([previewed.plan.ops.cacheVolume, previewed.plan.ops.network]).toEqual(["—", "—"]);

@@ -12,11 +12,10 @@ import * as path from "path";
 
 import { EngineEvent } from "@pulumi/pulumi/automation";
 
-import { createTestStack, DEPLOY_TIMEOUT_MS, mustRun, repoRoot, TestStack, useDockerHost } from "./harness";
+import { createTestStack, DEPLOY_TIMEOUT_MS, mustRun, repoRoot, TestStack, useDockerHost, useProgramAt } from "./harness";
 
 jest.setTimeout(DEPLOY_TIMEOUT_MS);
 const quiet = { onOutput: () => undefined };
-const PROGRAM = ["index.ts", "components"];
 /** Where stacks of the program before fleets ran: Debian's 20.10 on the default socket. */
 const ENGINE_BEFORE_FLEETS = "unix:///var/run/docker.sock";
 
@@ -27,14 +26,6 @@ function programBeforeFleets(): string {
     throw new Error("git history has no commit adding components/fleet-config.ts; run the tests in a full clone (not --depth 1)");
   }
   return mustRun("git", ["rev-parse", `${added}^`], { cwd: repoRoot }).trim();
-}
-
-function checkout(commit: string, workDir: string): void {
-  for (const entry of PROGRAM) fs.rmSync(path.join(workDir, entry), { recursive: true, force: true });
-  const archive = path.join(workDir, "program-before-fleets.tar");
-  mustRun("git", ["archive", "--format=tar", "-o", archive, commit, ...PROGRAM], { cwd: repoRoot });
-  mustRun("tar", ["-xf", archive, "-C", workDir]);
-  fs.rmSync(archive);
 }
 
 describe("a single-host stack deployed before fleets existed", () => {
@@ -54,12 +45,12 @@ describe("a single-host stack deployed before fleets existed", () => {
   });
 
   it("upgrades to the fleet-aware program keeping its daemon, cache and network", async () => {
-    checkout(programBeforeFleets(), testStack.workDir);
+    useProgramAt(testStack.workDir, programBeforeFleets());
     expect(fs.existsSync(path.join(testStack.workDir, "components/fleet-config.ts"))).toBe(false);
     const deployed = await testStack.stack.up(quiet);
     expect(deployed.outputs.smokeTestSummary.value).toMatch(/test build ok$/);
 
-    for (const entry of PROGRAM) fs.cpSync(path.join(repoRoot, entry), path.join(testStack.workDir, entry), { recursive: true });
+    useProgramAt(testStack.workDir);
     // Every step the preview plans, per resource type (a replacement shows as several steps).
     const planned: Record<string, string[]> = {};
     const onEvent = (event: EngineEvent) => {

@@ -159,6 +159,26 @@ export async function createTestStack(
   };
 }
 
+/** The program's own sources in a copy: what an upgrade changes. */
+const PROGRAM_SOURCES = ["index.ts", "components"];
+
+/**
+ * Puts the program's sources as they were at `commit` (a stack deployed by an
+ * older version) into a copy, or, without a commit, as they are now (the
+ * upgrade). Nothing of the other version is left behind.
+ */
+export function useProgramAt(workDir: string, commit?: string): void {
+  for (const entry of PROGRAM_SOURCES) fs.rmSync(path.join(workDir, entry), { recursive: true, force: true });
+  if (commit === undefined) {
+    for (const entry of PROGRAM_SOURCES) fs.cpSync(path.join(repoRoot, entry), path.join(workDir, entry), { recursive: true });
+    return;
+  }
+  const archive = path.join(workDir, `program-${commit}.tar`);
+  mustRun("git", ["archive", "--format=tar", "-o", archive, commit, ...PROGRAM_SOURCES], { cwd: repoRoot });
+  mustRun("tar", ["-xf", archive, "-C", workDir]);
+  fs.rmSync(archive);
+}
+
 /** Removes docker objects by name, ignoring those that do not exist. */
 export function removeDockerObjects(containerName: string, networkName: string, volumeName: string): void {
   run("docker", ["rm", "-f", "-v", containerName]);

@@ -15,7 +15,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 
-import { LABEL_PREFIX } from "../../components/config";
+import { LABEL_PREFIX } from "../../components/core/config-keys";
 import { CommandResult, createTestStack, mustRun, repoRoot, requireEngine, run, TestStack } from "./harness";
 
 const POLICY_PACK = path.join(repoRoot, "policy");

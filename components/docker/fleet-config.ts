@@ -4,13 +4,14 @@
  * A fleet is the stack's own `buildkit:*` configuration (the base) plus a list
  * of hosts, each with a name, how to reach its Docker engine and overrides of
  * any `buildkit:*` setting. Each host's settings are the base with its
- * overrides on top, parsed by {@link parseSettings} itself, so a host is held
+ * overrides on top, parsed by {@link parseDockerSettings} itself, so a host is held
  * to exactly the rules a single-host stack is. Every problem names its host;
  * all problems of all hosts are reported together.
  */
 import { z } from "zod";
 
-import { BuildkitSettings, CONFIG_NAMESPACE, ConfigError, FLEET_HOSTS_KEY, parseSettings, StackContext } from "./config";
+import { CONFIG_NAMESPACE, ConfigError } from "../core/config-keys";
+import { DockerSettings, FLEET_HOSTS_KEY, parseDockerSettings, StackContext } from "./config";
 
 /** PEM material the Docker client presents to a `tcp://` engine started with `--tlsverify`. */
 export interface DockerTlsMaterial {
@@ -26,8 +27,8 @@ export interface DockerTlsMaterial {
 export interface FleetHostSettings {
   /** The host's name: part of every resource name and of the docker object names derived for it. */
   name: string;
-  /** The daemon on this host: base configuration with the host's overrides, parsed by parseSettings. */
-  settings: BuildkitSettings;
+  /** The daemon on this host: base configuration with the host's overrides, parsed by parseDockerSettings. */
+  settings: DockerSettings;
   /** Docker TLS client material, for a `tcp://` engine. */
   dockerTls?: DockerTlsMaterial;
 }
@@ -86,11 +87,11 @@ export function parseFleetSettings(raw: Record<string, unknown>, context: StackC
     if (`${hostsKey}` in overrides) report(label, `${where} sets ${hostsKey}; hosts cannot be nested`);
     delete overrides[hostsKey];
 
-    let settings: BuildkitSettings | undefined;
+    let settings: DockerSettings | undefined;
     try {
       // Names derived from the host go in before parsing, so every rule (a TLS certificate's names, shared objects)
       // judges the names this host will really use.
-      settings = parseSettings(withHostNames({ ...base, ...overrides }, label, context), context);
+      settings = parseDockerSettings(withHostNames({ ...base, ...overrides }, label, context), context);
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
       for (const problem of error.problems) report(label, problem);

@@ -54,3 +54,42 @@ export class DockerEngine {
     );
   }
 }
+
+/**
+ * What a local command's docker CLI needs to reach the engine (the smoke test,
+ * the cache guard): its DOCKER_HOST, and the TLS client material that
+ * {@link dockerTlsPreamble} writes where the CLI reads it.
+ */
+export function dockerCliEnvironment(engine: DockerEngine): Record<string, pulumi.Input<string>> {
+  const environment: Record<string, pulumi.Input<string>> = {};
+  if (engine.host) environment.DOCKER_HOST = engine.host;
+  if (engine.tls) {
+    environment.DOCKER_TLS_CA = engine.tls.ca;
+    environment.DOCKER_TLS_CERT = engine.tls.cert;
+    environment.DOCKER_TLS_KEY = pulumi.secret(engine.tls.key);
+  }
+  return environment;
+}
+
+/**
+ * Puts the Docker TLS client material where the docker CLI reads it
+ * (DOCKER_CERT_PATH), for a local command's calls to a `--tlsverify` engine.
+ * Prepended only when a host has such material, so other stacks' commands
+ * are unchanged.
+ */
+export function dockerTlsPreamble(): string {
+  return [
+    'DOCKER_CERT_PATH=$(mktemp -d)',
+    'trap \'rm -rf "$DOCKER_CERT_PATH"\' EXIT',
+    'printf "%s" "$DOCKER_TLS_CA" >"$DOCKER_CERT_PATH/ca.pem"',
+    'printf "%s" "$DOCKER_TLS_CERT" >"$DOCKER_CERT_PATH/cert.pem"',
+    'printf "%s" "$DOCKER_TLS_KEY" >"$DOCKER_CERT_PATH/key.pem"',
+    "export DOCKER_CERT_PATH DOCKER_TLS_VERIFY=1",
+    "",
+  ].join("\n");
+}
+
+/** A local command's script for this engine: the TLS preamble first where the engine needs it. */
+export function forEngine(engine: DockerEngine, script: string): string {
+  return (engine.tls ? dockerTlsPreamble() : "") + script;
+}

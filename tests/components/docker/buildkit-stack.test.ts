@@ -2,16 +2,17 @@
  * The BuildkitStack component under Pulumi mocks: every input it registers for
  * the image, network, volume, container and smoke test, the options that
  * decide replacement and protection, and its outputs. Settings come from raw
- * config through parseSettings, as index.ts builds them.
+ * config through parseDockerSettings, as index.ts builds them.
  */
 import * as pulumi from "@pulumi/pulumi";
 import { specialSecretSig, specialSigKey } from "@pulumi/pulumi/runtime/rpc";
 import { parse as parseToml } from "smol-toml";
 
-import type { BuildkitStackArgs } from "../../components/buildkit-stack";
-import { BuildkitSettings, parseSettings } from "../../components/config";
-import { makeCertificates, tlsSettings } from "./certificates";
-import { COMMAND_TYPE, CONTAINER_TYPE, IMAGE_TYPE, NETWORK_TYPE, VOLUME_TYPE } from "../../components/resource-types";
+import type { BuildkitStackArgs } from "../../../components/docker/buildkit-stack";
+import { renderBuildkitdToml } from "../../../components/core/buildkitd-toml";
+import { DockerSettings, parseDockerSettings, providerCpus } from "../../../components/docker/config";
+import { makeCertificates, tlsSettings } from "../certificates";
+import { COMMAND_TYPE, CONTAINER_TYPE, IMAGE_TYPE, NETWORK_TYPE, VOLUME_TYPE } from "../../../components/resource-types";
 
 const IMAGE_ID = "sha256:" + "1".repeat(64);
 const REPO_DIGEST = "moby/buildkit@sha256:" + "2".repeat(64);
@@ -48,9 +49,9 @@ pulumi.runtime.setMocks(
 
 // Imported after setMocks, as Pulumi's own examples do.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const { BuildkitStack, providerCpus, renderBuildkitdToml, tcpBuildkitHost } = require("../../components/buildkit-stack") as typeof import("../../components/buildkit-stack");
+const { BuildkitStack, tcpBuildkitHost } = require("../../../components/docker/buildkit-stack") as typeof import("../../../components/docker/buildkit-stack");
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const { DockerEngine } = require("../../components/docker-engine") as typeof import("../../components/docker-engine");
+const { DockerEngine } = require("../../../components/docker/docker-engine") as typeof import("../../../components/docker/docker-engine");
 
 const promiseOf = <T>(output: pulumi.Output<T>): Promise<T> => new Promise((resolve) => output.apply(resolve));
 
@@ -79,7 +80,7 @@ const NAME_SUFFIX: Partial<Record<Kind, string>> = { smokeTest: "-smoke-test", c
 
 interface Deployed {
   stack: InstanceType<typeof BuildkitStack>;
-  settings: BuildkitSettings;
+  settings: DockerSettings;
   /** The inputs the engine received for the stack's one resource of this kind. */
   inputs: (kind: Kind) => Record<string, any>;
   /** The provider reference the engine received with it. */
@@ -92,7 +93,7 @@ interface Deployed {
 
 /** Declares a stack from raw config, as index.ts does, and waits until every resource is registered. */
 async function deploy(name: string, raw: Record<string, unknown> = {}, engine?: InstanceType<typeof DockerEngine>): Promise<Deployed> {
-  const settings = parseSettings(raw, { stack: "dev" });
+  const settings = parseDockerSettings(raw, { stack: "dev" });
   const options = new Map<string, pulumi.CustomResourceOptions>();
   // A component's transformations run on each child with the options it was declared with:
   // the public way to see protect, retainOnDelete, deleteBeforeReplace... under mocks.
@@ -596,60 +597,6 @@ describe("a precious cache and no smoke test", () => {
   });
 });
 
-describe("buildkitd.toml", () => {
-  const settingsOf = (raw: Record<string, unknown>) => parseSettings(raw, { stack: "dev" });
-  const render = (raw: Record<string, unknown>) => renderBuildkitdToml(settingsOf(raw));
-
-  it("writes the GC floor, ceiling and free space in BuildKit's current fields, in bytes", () => {
-    const toml = parseToml(
-      render({ "buildkit:cacheReservedSpace": "1g", "buildkit:cacheMaxUsedSpace": "10g", "buildkit:cacheMinFreeSpace": "5g", "buildkit:maxParallelism": "4" }),
-    ) as any;
-    expect(toml.worker.oci).toEqual({
-      enabled: true,
-      gc: true,
-      reservedSpace: 1024 ** 3,
-      maxUsedSpace: 10 * 1024 ** 3,
-      minFreeSpace: 5 * 1024 ** 3,
-      "max-parallelism": 4,
-    });
-    expect(toml.worker.containerd).toEqual({ enabled: false });
-  });
-
-  it("writes only the GC fields that are configured", () => {
-    const toml = parseToml(render({})) as any;
-    expect(toml).toEqual({ debug: false, worker: { oci: { enabled: true, gc: true }, containerd: { enabled: false } } });
-  });
-
-  it("advertises the configured platforms from the OCI worker, first the default, and none unless configured", () => {
-    const toml = parseToml(render({ "buildkit:platforms": '["linux/arm64","linux/arm/v7"]' })) as any;
-    expect(toml.worker.oci.platforms).toEqual(["linux/arm64", "linux/arm/v7"]);
-    expect((parseToml(render({})) as any).worker.oci.platforms).toBeUndefined();
-  });
-
-  it("never writes the deprecated keepBytes or gckeepstorage", () => {
-    const text = render({ "buildkit:cacheReservedSpace": "1g", "buildkit:cacheMaxUsedSpace": "10g", "buildkit:cacheMinFreeSpace": "1g" });
-    expect(text).not.toMatch(/keepBytes|keepDuration|gckeepstorage/i);
-  });
-
-  it("points Docker Hub at the mirrors and trusts a plain-HTTP one", () => {
-    const toml = parseToml(render({ "buildkit:registryMirrors": '["http://host.docker.internal:5000","https://mirror.example.com","mirror2.example.com"]' })) as any;
-    expect(toml.registry).toEqual({
-      "docker.io": { mirrors: ["host.docker.internal:5000", "mirror.example.com", "mirror2.example.com"] },
-      "host.docker.internal:5000": { http: true, insecure: true },
-    });
-  });
-
-  it("sets debug logging, and no registry section without mirrors", () => {
-    const toml = parseToml(render({ "buildkit:debug": "true" })) as any;
-    expect(toml.debug).toBe(true);
-    expect(toml.registry).toBeUndefined();
-  });
-
-  it("says where it came from", () => {
-    expect(render({})).toMatch(/^# Rendered by buildkit-stack; edit the stack configuration, not this file\.\n/);
-  });
-});
-
 describe("the smoke test's trigger", () => {
   it("changes with any container input the provider updates in place, and only then", async () => {
     const base = { "buildkit:memory": "1g", "buildkit:restartPolicy": "no" };
@@ -761,7 +708,7 @@ describe("a remote Docker host without TLS", () => {
 
 describe("an engine that is not the configured dockerHost", () => {
   it("is refused, naming both, before any resource is declared", () => {
-    const settings = parseSettings({ "buildkit:dockerHost": "ssh://builder@build-a" }, { stack: "dev" });
+    const settings = parseDockerSettings({ "buildkit:dockerHost": "ssh://builder@build-a" }, { stack: "dev" });
     const engine = new DockerEngine("build-b-engine", { host: "ssh://builder@build-b" });
     expect(() => new BuildkitStack("mismatch", { ...settings, engine })).toThrow(
       "BuildkitStack mismatch: dockerHost is ssh://builder@build-a but the engine given is at ssh://builder@build-b",

@@ -3,6 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { BuildkitStack } from "./buildkit-stack";
 import { DockerEngine } from "./docker-engine";
 import type { FleetHostSettings } from "./fleet-config";
+import { childName, FLEET_TYPE, fleetHostStackName } from "../resource-types";
 
 /** Arguments of {@link BuildkitFleet}. */
 export interface BuildkitFleetArgs {
@@ -74,20 +75,20 @@ export class BuildkitFleet extends pulumi.ComponentResource {
   public readonly buildxNodes: pulumi.Output<BuildxNode[]>;
 
   constructor(name: string, args: BuildkitFleetArgs, opts: pulumi.ComponentResourceOptions = {}) {
-    super("buildkit:index:BuildkitFleet", name, {}, opts);
+    super(FLEET_TYPE, name, {}, opts);
 
     let previousGate: pulumi.Resource | undefined;
     for (const host of args.hosts) {
       const { settings, dockerTls } = host;
       const engine = new DockerEngine(
-        `${name}-${host.name}-docker`,
+        childName(fleetHostStackName(name, host.name), "engine"),
         { host: settings.dockerHost, tls: dockerTls },
         // The roll: everything on this host goes through this provider, so
         // nothing here is read, replaced or created before the previous host
         // has proven it builds again.
         { parent: this, dependsOn: previousGate ? [previousGate] : [] },
       );
-      const stack = new BuildkitStack(`${name}-${host.name}`, { ...settings, engine }, { parent: this });
+      const stack = new BuildkitStack(fleetHostStackName(name, host.name), { ...settings, engine }, { parent: this });
       this.engines.push(engine);
       this.stacks.push(stack);
       // Without a smoke test, a healthy container (`wait: true`) is the best proof there is.

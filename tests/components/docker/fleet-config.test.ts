@@ -1,6 +1,6 @@
 /**
  * `buildkit:hosts`: every host is the stack's base configuration with its own
- * overrides, held to parseSettings' rules; every problem names its host; names
+ * overrides, held to parseDockerSettings' rules; every problem names its host; names
  * are derived per host; a stack without the list is not a fleet.
  */
 import * as fs from "fs";
@@ -8,9 +8,9 @@ import * as path from "path";
 
 import { load as loadYaml } from "js-yaml";
 
-import { ConfigError } from "../../components/config";
-import { FleetHostSettings, parseFleetSettings } from "../../components/fleet-config";
-import { makeCertificates, tlsSettings } from "./certificates";
+import { ConfigError } from "../../../components/core/config-keys";
+import { FleetHostSettings, parseFleetSettings } from "../../../components/docker/fleet-config";
+import { makeCertificates, tlsSettings } from "../certificates";
 
 const PEM = (what: string) => `-----BEGIN ${what}-----\nx\n-----END ${what}-----`;
 // buildkitd's own listener TLS, checked by config with node:crypto: real certificates for both hosts' containers.
@@ -89,7 +89,7 @@ describe("a fleet", () => {
   });
 
   it("accepts the example stack file Pulumi.fleet.yaml", () => {
-    const file = loadYaml(fs.readFileSync(path.join(__dirname, "../../Pulumi.fleet.yaml"), "utf8")) as { config: Record<string, unknown> };
+    const file = loadYaml(fs.readFileSync(path.join(__dirname, "../../../Pulumi.fleet.yaml"), "utf8")) as { config: Record<string, unknown> };
     // Secrets in the example are placeholders the parser must not see as ciphertext objects.
     const config = Object.fromEntries(Object.entries(file.config).map(([key, value]) => [key, typeof value === "string" ? value : JSON.stringify(value)]));
     const hosts = parseFleetSettings(config, { stack: "fleet" })!;

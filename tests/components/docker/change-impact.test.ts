@@ -5,18 +5,18 @@
 import * as fs from "fs";
 import * as path from "path";
 
-import { CHANGE_IMPACT, RESOURCES, renderChangeImpactTable } from "../../components/change-impact";
-import { CONFIG_KEYS } from "../../components/config";
+import { CHANGE_IMPACT, RESOURCES, renderChangeImpactTable } from "../../../components/docker/change-impact";
+import { DOCKER_KEYS } from "../../../components/docker/config";
 
-const README = fs.readFileSync(path.join(__dirname, "../../README.md"), "utf8");
-const START = "<!-- change-impact:start (rendered from components/change-impact.ts) -->";
+const README = fs.readFileSync(path.join(__dirname, "../../../README.md"), "utf8");
+const START = "<!-- change-impact:start (rendered from components/docker/change-impact.ts) -->";
 const END = "<!-- change-impact:end -->";
 
 describe("the change-impact table", () => {
   it("has a row for every key the program reads, and none for keys it does not", () => {
-    const missing = CONFIG_KEYS.filter((key) => !Object.hasOwn(CHANGE_IMPACT, key));
+    const missing = DOCKER_KEYS.filter((key) => !Object.hasOwn(CHANGE_IMPACT, key));
     expect(missing).toEqual([]);
-    expect(Object.keys(CHANGE_IMPACT).filter((key) => !(CONFIG_KEYS as string[]).includes(key))).toEqual([]);
+    expect(Object.keys(CHANGE_IMPACT).filter((key) => !(DOCKER_KEYS as string[]).includes(key))).toEqual([]);
   });
 
   it("names only the stack's resources, and says why for every row", () => {

@@ -4,10 +4,12 @@
  * component sends for it under Pulumi mocks, and the error when no engine
  * answers the version question.
  */
+import * as net from "net";
+
 import * as pulumi from "@pulumi/pulumi";
 
-import { parseSettings } from "../../components/config";
-import { apiAtLeast, engineApiVersion, START_INTERVAL_MIN_API } from "../../components/engine";
+import { parseDockerSettings } from "../../../components/docker/config";
+import { apiAtLeast, engineApiVersion, probeEngine, START_INTERVAL_MIN_API } from "../../../components/docker/engine-probe";
 
 const containers: Record<string, any>[] = [];
 pulumi.runtime.setMocks(
@@ -25,9 +27,9 @@ pulumi.runtime.setMocks(
   false,
 );
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const { BuildkitStack, daemonHealthcheck } = require("../../components/buildkit-stack") as typeof import("../../components/buildkit-stack");
+const { BuildkitStack, daemonHealthcheck } = require("../../../components/docker/buildkit-stack") as typeof import("../../../components/docker/buildkit-stack");
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const { DockerEngine } = require("../../components/docker-engine") as typeof import("../../components/docker-engine");
+const { DockerEngine } = require("../../../components/docker/docker-engine") as typeof import("../../../components/docker/docker-engine");
 
 describe("apiAtLeast", () => {
   it.each([
@@ -77,7 +79,7 @@ describe("the component's container healthcheck", () => {
   beforeEach(() => containers.splice(0));
 
   async function healthcheckFor(engineApiVersion: string | undefined): Promise<Record<string, unknown>> {
-    const settings = parseSettings({}, { stack: "dev" });
+    const settings = parseDockerSettings({}, { stack: "dev" });
     const engine = new DockerEngine(`hc-${engineApiVersion ?? "unknown"}-docker`, { apiVersion: engineApiVersion });
     new BuildkitStack(`hc-${engineApiVersion ?? "unknown"}`, { ...settings, engine });
     await new Promise((resolve) => setImmediate(resolve));
@@ -103,5 +105,29 @@ describe("engineApiVersion", () => {
     await expect(engineApiVersion("unix:///nonexistent/buildkit-stack-test.sock")).rejects.toThrow(
       /Could not ask the Docker engine at unix:\/\/\/nonexistent\/buildkit-stack-test\.sock for its API version.*point buildkit:dockerHost or DOCKER_HOST at one/s,
     );
+  });
+});
+
+describe("probing an engine", () => {
+  it("says why an engine does not answer, bounded", async () => {
+    const probe = await probeEngine({ ...process.env, DOCKER_HOST: "unix:///nonexistent/bk-fa-docker.sock" });
+    expect(probe).toEqual({ ok: false, reason: expect.stringMatching(/nonexistent\/bk-fa-docker\.sock/) });
+  });
+
+  it("gives up on an engine that accepts but never answers, within its bound", async () => {
+    // A listener that takes the connection and says nothing: a hung ssh or a wedged dockerd, as the client sees it.
+    const sockets: net.Socket[] = [];
+    const server = net.createServer((socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as net.AddressInfo;
+    try {
+      const started = Date.now();
+      const probe = await probeEngine({ ...process.env, DOCKER_HOST: `tcp://127.0.0.1:${port}`, DOCKER_TLS_VERIFY: "" }, 1500);
+      expect(probe).toEqual({ ok: false, reason: "docker version did not answer within 1.5s" });
+      expect(Date.now() - started).toBeLessThan(10_000);
+    } finally {
+      sockets.forEach((socket) => socket.destroy());
+      server.close();
+    }
   });
 });

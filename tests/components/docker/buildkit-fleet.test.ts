@@ -6,8 +6,8 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 
-import { parseFleetSettings } from "../../components/fleet-config";
-import { makeCertificates, tlsSettings } from "./certificates";
+import { parseFleetSettings } from "../../../components/docker/fleet-config";
+import { makeCertificates, tlsSettings } from "../certificates";
 
 const PEM = (what: string) => `-----BEGIN ${what}-----\nx\n-----END ${what}-----`;
 
@@ -43,7 +43,7 @@ pulumi.runtime.setMocks(
 );
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const { BuildkitFleet } = require("../../components/buildkit-fleet") as typeof import("../../components/buildkit-fleet");
+const { BuildkitFleet } = require("../../../components/docker/buildkit-fleet") as typeof import("../../../components/docker/buildkit-fleet");
 
 /** The mock monitor hands secret inputs over wrapped in Pulumi's secret signature. */
 const SECRET_SIG = "4dabf18193072939515e22adb298388d";

@@ -1,34 +1,36 @@
 /**
- * How drift and doctor see a fleet before they touch an engine: which
- * recorded resources are on which host, each host's docker environment (TLS
- * files in a private directory, gone afterwards), which URNs a dead host
- * keeps out of the preview, and a bounded engine probe.
+ * How drift and doctor reach a stack's engines before they touch one: which
+ * recorded resources are on which host, each engine's docker environment (TLS
+ * files in a private directory, gone afterwards), and which URNs a dead host
+ * keeps out of the preview.
  */
 import * as fs from "fs";
-import * as net from "net";
 import * as os from "os";
 import * as path from "path";
 
-import {
-  dockerCommandFor,
-  fleetHostsOf,
-  hostOfUrn,
-  openHostEngine,
-  probeEngine,
-  unreachableExcludes,
-  unreachableLine,
-} from "../../cli/fleet-inspect";
+import { dockerCommandFor, engineOfUrn, openEngine, stackEngines, unreachableExcludes, unreachableLine } from "../../cli/stack-engines";
 import { COMMAND_TYPE, CONTAINER_TYPE } from "../../components/resource-types";
-import { TLS, childUrn, fleetState, hostResources, providerUrn, singleHostState, stackUrn } from "./fleet-state";
+import { TLS, childUrn, fleetState, hostResources, hostStack, providerUrn, singleHostState, stackUrn } from "./fleet-state";
+
+const fleetHostsOf = (state: Parameters<typeof stackEngines>[0]) => stackEngines(state).engines;
+
+describe("the engines of a stack, from its state", () => {
+  it("are one for a single-host stack: the engine its provider recorded, holding everything", () => {
+    const state = singleHostState();
+    const { fleet, engines } = stackEngines(state);
+    expect(fleet).toBe(false);
+    expect(engines).toEqual([expect.objectContaining({ host: undefined, dockerHost: "unix:///var/run/docker.sock", urns: state.map((r) => r.urn) })]);
+  });
+});
 
 describe("the hosts of a fleet, from its state", () => {
-  it("are not there for a single-host stack", () => {
-    expect(fleetHostsOf(singleHostState())).toBeUndefined();
+  it("are a fleet's", () => {
+    expect(stackEngines(fleetState()).fleet).toBe(true);
   });
 
   it("come in roll order, each with its engine, its TLS files only where its provider has them", () => {
     const hosts = fleetHostsOf(fleetState())!;
-    expect(hosts.map((h) => [h.name, h.dockerHost, h.tls])).toEqual([
+    expect(hosts.map((h) => [h.host, h.dockerHost, h.tls])).toEqual([
       ["local", "unix:///run/buildkit-stack/docker-29.sock", undefined],
       ["ssh-1", "ssh://root@127.0.0.1:18421", undefined],
       ["tls-1", "tcp://127.0.0.1:18422", TLS],
@@ -37,7 +39,7 @@ describe("the hosts of a fleet, from its state", () => {
 
   it("own every resource declared for them, the smoke test on the command provider included, and nothing of another host", () => {
     const hosts = fleetHostsOf(fleetState())!;
-    const ssh = hosts.find((h) => h.name === "ssh-1")!;
+    const ssh = hosts.find((h) => h.host === "ssh-1")!;
     expect(new Set(ssh.urns)).toEqual(
       new Set([
         providerUrn("ssh-1"),
@@ -46,15 +48,15 @@ describe("the hosts of a fleet, from its state", () => {
       ]),
     );
     expect(hosts.flatMap((h) => h.urns).length).toBe(new Set(hosts.flatMap((h) => h.urns)).size);
-    expect(hostOfUrn(hosts, childUrn("tls-1", COMMAND_TYPE, "smoke-test"))?.name).toBe("tls-1");
+    expect(engineOfUrn(hosts, childUrn("tls-1", COMMAND_TYPE, "smoke-test"))?.host).toBe("tls-1");
   });
 
   it("claim a resource the program would add by its name, the longest host name first", () => {
-    const state = [...fleetState(), ...hostResources("ssh-1-big", { host: "ssh://root@10.0.0.9" })];
+    const state = [...fleetState(), hostStack("ssh-1-big"), ...hostResources("ssh-1-big", { host: "ssh://root@10.0.0.9" })];
     const hosts = fleetHostsOf(state)!;
-    expect(hostOfUrn(hosts, childUrn("ssh-1-big", CONTAINER_TYPE, "extra"))?.name).toBe("ssh-1-big");
-    expect(hostOfUrn(hosts, childUrn("ssh-1", CONTAINER_TYPE, "extra"))?.name).toBe("ssh-1");
-    expect(hostOfUrn(hosts, "urn:pulumi:fa-unit::buildkit::pulumi:pulumi:Stack::buildkit-fa-unit")).toBeUndefined();
+    expect(engineOfUrn(hosts, childUrn("ssh-1-big", CONTAINER_TYPE, "extra"))?.host).toBe("ssh-1-big");
+    expect(engineOfUrn(hosts, childUrn("ssh-1", CONTAINER_TYPE, "extra"))?.host).toBe("ssh-1");
+    expect(engineOfUrn(hosts, "urn:pulumi:fa-unit::buildkit::pulumi:pulumi:Stack::buildkit-fa-unit")).toBeUndefined();
   });
 });
 
@@ -67,7 +69,7 @@ describe("a dead host kept out of the preview", () => {
 
   it("excludes exactly the dead host's resources, so the hosts after it in the roll are still checked", () => {
     const excluded = unreachableExcludes(hosts, new Set(["ssh-1"]))!;
-    expect(new Set(excluded)).toEqual(new Set(hosts.find((h) => h.name === "ssh-1")!.urns));
+    expect(new Set(excluded)).toEqual(new Set(hosts.find((h) => h.host === "ssh-1")!.urns));
     expect(excluded.some((urn) => urn.includes("buildkit-tls-1") || urn.includes("buildkit-local"))).toBe(false);
   });
 
@@ -83,7 +85,7 @@ describe("each host's docker environment", () => {
   const ambient = { PATH: process.env.PATH, DOCKER_HOST: "unix:///elsewhere.sock", DOCKER_TLS_VERIFY: "1", DOCKER_CERT_PATH: "/home/me/.docker/other" };
 
   it("points a TLS host's docker CLI at its files, in a directory only this user can read, removed afterwards", () => {
-    const engine = openHostEngine(hosts[2], ambient);
+    const engine = openEngine(hosts[2], ambient);
     const dir = engine.env.DOCKER_CERT_PATH!;
     try {
       expect(engine.env).toMatchObject({ DOCKER_HOST: "tcp://127.0.0.1:18422", DOCKER_TLS_VERIFY: "1" });
@@ -94,17 +96,17 @@ describe("each host's docker environment", () => {
         expect(fs.statSync(path.join(dir, file)).mode & 0o777).toBe(0o600);
       }
     } finally {
-      engine.cleanup();
+      engine.close();
     }
     expect(fs.existsSync(dir)).toBe(false);
   });
 
   it("drops the shell's TLS settings for a host without TLS: they belong to another engine", () => {
-    const engine = openHostEngine(hosts[1], ambient);
+    const engine = openEngine(hosts[1], ambient);
     expect(engine.env.DOCKER_HOST).toBe("ssh://root@127.0.0.1:18421");
     expect(engine.env.DOCKER_TLS_VERIFY).toBeUndefined();
     expect(engine.env.DOCKER_CERT_PATH).toBeUndefined();
-    engine.cleanup();
+    engine.close();
   });
 
   it("gives the user a docker line for the host's engine, never the TLS key itself", () => {
@@ -112,29 +114,5 @@ describe("each host's docker environment", () => {
     const tls = dockerCommandFor(hosts[2], ["unpause", "bk-fa-tls-1"]);
     expect(tls).toMatch(/^DOCKER_HOST=tcp:\/\/127\.0\.0\.1:18422 DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH=.* docker unpause bk-fa-tls-1$/);
     expect(tls).not.toContain("PRIVATE KEY");
-  });
-});
-
-describe("probing a host's engine", () => {
-  it("says why an engine does not answer", async () => {
-    const probe = await probeEngine({ ...process.env, DOCKER_HOST: "unix:///nonexistent/bk-fa-docker.sock" });
-    expect(probe).toEqual({ ok: false, reason: expect.stringMatching(/nonexistent\/bk-fa-docker\.sock/) });
-  });
-
-  it("gives up on an engine that accepts but never answers, within its bound", async () => {
-    // A listener that takes the connection and says nothing: a hung ssh or a wedged dockerd, as the client sees it.
-    const sockets: net.Socket[] = [];
-    const server = net.createServer((socket) => sockets.push(socket));
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    const { port } = server.address() as net.AddressInfo;
-    try {
-      const started = Date.now();
-      const probe = await probeEngine({ ...process.env, DOCKER_HOST: `tcp://127.0.0.1:${port}`, DOCKER_TLS_VERIFY: "" }, 1500);
-      expect(probe).toEqual({ ok: false, reason: "docker version did not answer within 1.5s" });
-      expect(Date.now() - started).toBeLessThan(10_000);
-    } finally {
-      sockets.forEach((socket) => socket.destroy());
-      server.close();
-    }
   });
 });

@@ -1,12 +1,12 @@
 /**
  * What changing each `buildkit:*` key does to a deployed stack: the operation
  * `pulumi preview` plans for every resource, whether the build cache survives,
- * and why. One row per key of {@link CONFIG_KEYS} (a unit test fails when a key
+ * and why. One row per key of {@link DOCKER_KEYS} (a unit test fails when a key
  * has none). The README's "What each change does" table is rendered from these
  * rows, and tests/integration/changes.test.ts applies them to a live stack and
  * compares what the engine plans and does with them.
  */
-import type { ConfigKey } from "./config";
+import type { DockerKey } from "./config";
 
 /** The planned operation for one resource; "—" when preview leaves it alone. */
 export type PlannedOp = "—" | "update" | "replace" | "create" | "delete";
@@ -45,7 +45,7 @@ const replaceDaemon = { daemonContainer: "replace", smokeTest: "replace" } as co
 const updateDaemon = { daemonContainer: "update", smokeTest: "replace" } as const;
 const CONFIG_FILE = "the rendered buildkitd.toml changes, and buildkitd reads it only at start";
 
-export const CHANGE_IMPACT: Record<ConfigKey, ChangeImpact> = {
+export const CHANGE_IMPACT: Record<DockerKey, ChangeImpact> = {
   containerName: {
     change: "rename the container",
     ops: replaceDaemon,
@@ -310,7 +310,7 @@ export const CHANGE_IMPACT: Record<ConfigKey, ChangeImpact> = {
     ops: {},
     cacheKept: true,
     proof: "applied",
-    why: "a rule parseSettings enforces; nothing deployed changes",
+    why: "a rule config validation enforces; nothing deployed changes",
   },
   stopGracePeriod: {
     change: "10m → 30s",

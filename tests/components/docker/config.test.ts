@@ -12,22 +12,14 @@ import * as path from "path";
 
 import { load as loadYaml } from "js-yaml";
 
-import {
-  BuildkitSettings,
-  CONFIG_KEYS,
-  ConfigError,
-  DEFAULT_IMAGE,
-  DEFAULT_ROOTLESS_IMAGE,
-  isPinned,
-  LABEL_PREFIX,
-  MIN_MEMORY_BYTES,
-  parseSettings,
-  parseSize,
-  providerCpus,
-} from "../../components/config";
-import { CertificateSet, makeCertificates } from "./certificates";
+import { DEFAULT_IMAGE, DEFAULT_ROOTLESS_IMAGE } from "../../../components/core/buildkitd";
+import { ConfigError, LABEL_PREFIX } from "../../../components/core/config-keys";
+import { MIN_MEMORY_BYTES } from "../../../components/core/daemon-settings";
+import { isPinned } from "../../../components/core/image-reference";
+import { DOCKER_KEYS, DockerSettings, parseDockerSettings, providerCpus } from "../../../components/docker/config";
+import { CertificateSet, makeCertificates } from "../certificates";
 
-const ROOT = path.join(__dirname, "..", "..");
+const ROOT = path.join(__dirname, "..", "..", "..");
 const GIB = 1024 ** 3;
 const MIB = 1024 ** 2;
 const DIGEST = "sha256:" + "a".repeat(64);
@@ -35,11 +27,11 @@ const PEM = (what: string) => `-----BEGIN ${what}-----\nx\n-----END ${what}-----
 
 /** Runs the parser and returns its problems, or fails the test if it accepted the config. */
 function problemsOf(raw: Record<string, unknown>, stack = "dev"): string[] {
-  let settings: BuildkitSettings;
+  let settings: DockerSettings;
   // undefined removes a key, as if the stack file had no such line.
   const config = Object.fromEntries(Object.entries(raw).filter(([, value]) => value !== undefined));
   try {
-    settings = parseSettings(config, { stack });
+    settings = parseDockerSettings(config, { stack });
   } catch (error) {
     expect(error).toBeInstanceOf(ConfigError);
     return (error as ConfigError).problems;
@@ -60,7 +52,7 @@ const DOCKER_HOST = "a Docker endpoint like unix:///var/run/docker.sock, ssh://u
 const IMAGE = "an image reference like moby/buildkit:v0.32.2, registry:5000/moby/buildkit:TAG or moby/buildkit@sha256:<64 hex>";
 const BOOL = "true or false";
 const PORT = "a TCP port from 1 to 65535";
-const KNOWN = CONFIG_KEYS.join(", ");
+const KNOWN = DOCKER_KEYS.join(", ");
 const TCP_NEEDS_TLS = (port: number) =>
   `buildkit:tcpPort is ${port} but no TLS is configured; plaintext TCP would let anything that reaches the port run builds as root. ` +
   "Set buildkit:tlsCa, buildkit:tlsCert and buildkit:tlsKey (as secrets), or remove buildkit:tcpPort";
@@ -69,7 +61,7 @@ const NEEDS_PRIVILEGE = (byDefault: boolean) =>
   "buildkitd needs --privileged unless it runs rootless: set buildkit:rootless to true, or buildkit:allowPrivileged to true to accept a privileged daemon";
 const NOT_PINNED = (image: string) =>
   `buildkit:image is "${image}" but buildkit:requirePinnedImage is in force (default in production); ` +
-  "expected a digest (@sha256:…) or a tag other than latest, like moby/buildkit:v0.32.2";
+  "expected a digest (@sha256:…) or a version tag (v0.32.2, 0.32, v0.32.2-rootless), like moby/buildkit:v0.32.2";
 const REQUIRED_IN_PRODUCTION = {
   memory: `buildkit:memory is required when buildkit:production is true (expected ${SIZE}); an unbounded daemon can starve everything else on the host`,
   cpus: `buildkit:cpus is required when buildkit:production is true (expected ${CPUS}); an unbounded daemon can starve everything else on the host`,
@@ -307,7 +299,7 @@ describe("bad stack configuration", () => {
   });
 
   it("summarises the problems in the error message, one per line", () => {
-    expect(() => parseSettings({ "buildkit:cpus": "0", "buildkit:debug": "on" }, { stack: "dev" })).toThrow(
+    expect(() => parseDockerSettings({ "buildkit:cpus": "0", "buildkit:debug": "on" }, { stack: "dev" })).toThrow(
       new ConfigError([
         `buildkit:cpus is "0"; expected ${CPUS}`,
         `buildkit:debug is "on"; expected ${BOOL}`,
@@ -324,7 +316,7 @@ describe("bad stack configuration", () => {
   });
 
   it("ignores other namespaces", () => {
-    expect(parseSettings({ "aws:region": "eu-west-1", "docker:host": "unix:///x" }, { stack: "dev" }).containerName).toBe("buildkitd");
+    expect(parseDockerSettings({ "aws:region": "eu-west-1", "docker:host": "unix:///x" }, { stack: "dev" }).containerName).toBe("buildkitd");
   });
 });
 
@@ -529,7 +521,7 @@ describe("adversarial values, key by key", () => {
 
   it("touches every key but the PEM ones (checked with real certificates below) and the two defaults-only ones", () => {
     const touched = new Set(ADVERSARIAL.flatMap(([, raw]) => Object.keys(raw).map((k) => k.replace(/^buildkit:/, ""))));
-    const untested = CONFIG_KEYS.filter((k) => !touched.has(k));
+    const untested = DOCKER_KEYS.filter((k) => !touched.has(k));
     expect(untested).toEqual(["debug", "tlsCa", "tlsCert", "tlsKey", "tlsClientCert", "tlsClientKey"]);
   });
 
@@ -560,7 +552,7 @@ describe("values at the edges that work as written", () => {
     ["platforms", { "buildkit:platforms": '["linux/arm64"]' }, { platforms: ["linux/arm64"] }],
     ["platforms", { "buildkit:platforms": ["linux/amd64", "linux/arm/v7", "linux/amd64/v3", "linux/riscv64"] }, { platforms: ["linux/amd64", "linux/arm/v7", "linux/amd64/v3", "linux/riscv64"] }],
   ])("accepts %s %j", (_key, raw, expected) => {
-    expect(parseSettings(raw, { stack: "dev" })).toMatchObject(expected);
+    expect(parseDockerSettings(raw, { stack: "dev" })).toMatchObject(expected);
   });
 
   it("spells every accepted CPU count back unchanged through the provider", () => {
@@ -568,7 +560,7 @@ describe("values at the edges that work as written", () => {
       const cpus = hundredths / 100;
       let accepted: number | undefined;
       try {
-        accepted = parseSettings({ "buildkit:cpus": String(cpus) }, { stack: "dev" }).cpus;
+        accepted = parseDockerSettings({ "buildkit:cpus": String(cpus) }, { stack: "dev" }).cpus;
       } catch {
         continue;
       }
@@ -579,7 +571,7 @@ describe("values at the edges that work as written", () => {
 
 describe("keys and values as the Pulumi runtime gives them", () => {
   it("reads booleans, numbers, lists and maps given as config strings", () => {
-    const parsed = parseSettings(
+    const parsed = parseDockerSettings(
       {
         "buildkit:debug": "true",
         "buildkit:smokeTest": "false",
@@ -605,7 +597,7 @@ describe("keys and values as the Pulumi runtime gives them", () => {
   });
 
   it("also reads them as native values", () => {
-    const parsed = parseSettings(
+    const parsed = parseDockerSettings(
       { "buildkit:debug": true, "buildkit:cpus": 2.5, "buildkit:extraHosts": ["a:1.2.3.4"], "buildkit:labels": { team: "x" } },
       { stack: "dev" },
     );
@@ -613,7 +605,7 @@ describe("keys and values as the Pulumi runtime gives them", () => {
   });
 
   it("reads keys with or without the buildkit: prefix, and names them in full in problems", () => {
-    expect(parseSettings({ memory: "512m", "buildkit:cpus": "1" }, { stack: "dev" })).toMatchObject({ memoryBytes: 512 * MIB, cpus: 1 });
+    expect(parseDockerSettings({ memory: "512m", "buildkit:cpus": "1" }, { stack: "dev" })).toMatchObject({ memoryBytes: 512 * MIB, cpus: 1 });
     expect(problemsOf({ memory: "lots" })).toEqual([`buildkit:memory is "lots"; expected ${SIZE}`]);
     expect(problemsOf({ tcpAddress: "10.0.0.1" })).toEqual([
       "buildkit:tcpAddress is set but buildkit:tcpPort is not; the address only applies to the TCP listener",
@@ -622,11 +614,11 @@ describe("keys and values as the Pulumi runtime gives them", () => {
 });
 
 describe("defaults", () => {
-  const settings = parseSettings({}, { stack: "staging" });
+  const settings = parseDockerSettings({}, { stack: "staging" });
 
   it("names the container like the seed and the network and volume per stack", () => {
     expect(settings).toMatchObject({ containerName: "buildkitd", networkName: "buildkit-staging", cacheVolumeName: "buildkit-staging-cache" });
-    expect(parseSettings({}, { stack: "prod" })).toMatchObject({ networkName: "buildkit-prod", cacheVolumeName: "buildkit-prod-cache" });
+    expect(parseDockerSettings({}, { stack: "prod" })).toMatchObject({ networkName: "buildkit-prod", cacheVolumeName: "buildkit-prod-cache" });
   });
 
   it("runs the pinned privileged image, allowed outside production, with a smoke test and nothing else", () => {
@@ -667,13 +659,13 @@ describe("defaults", () => {
   });
 
   it("switches to the rootless image in hardened mode, unless an image is given", () => {
-    expect(parseSettings({ "buildkit:rootless": "true" }, { stack: "dev" }).image).toBe(DEFAULT_ROOTLESS_IMAGE);
+    expect(parseDockerSettings({ "buildkit:rootless": "true" }, { stack: "dev" }).image).toBe(DEFAULT_ROOTLESS_IMAGE);
     expect(DEFAULT_ROOTLESS_IMAGE).toBe("moby/buildkit:v0.32.2-rootless");
-    expect(parseSettings({ "buildkit:rootless": "true", "buildkit:image": "me/bk:1" }, { stack: "dev" }).image).toBe("me/bk:1");
+    expect(parseDockerSettings({ "buildkit:rootless": "true", "buildkit:image": "me/bk:1" }, { stack: "dev" }).image).toBe("me/bk:1");
   });
 
   it("in production, restarts the daemon, protects the cache and pins the image", () => {
-    expect(parseSettings(PRODUCTION, { stack: "prod" })).toMatchObject({
+    expect(parseDockerSettings(PRODUCTION, { stack: "prod" })).toMatchObject({
       production: true,
       restartPolicy: "unless-stopped",
       cacheProtected: true,
@@ -687,7 +679,7 @@ describe("defaults", () => {
   });
 
   it("in production, lets each default be overridden", () => {
-    const relaxed = parseSettings(
+    const relaxed = parseDockerSettings(
       { ...PRODUCTION, "buildkit:restartPolicy": "always", "buildkit:cacheProtected": "false", "buildkit:requirePinnedImage": "false", "buildkit:image": "moby/buildkit:latest" },
       { stack: "prod" },
     );
@@ -697,7 +689,7 @@ describe("defaults", () => {
   it("in production, refuses privileges by default but needs no decision when rootless", () => {
     const { "buildkit:allowPrivileged": _, ...undecided } = PRODUCTION;
     expect(problemsOf(undecided)).toEqual([NEEDS_PRIVILEGE(true)]);
-    expect(parseSettings({ ...undecided, "buildkit:rootless": "true" }, { stack: "prod" })).toMatchObject({
+    expect(parseDockerSettings({ ...undecided, "buildkit:rootless": "true" }, { stack: "prod" })).toMatchObject({
       rootless: true,
       allowPrivileged: false,
       image: DEFAULT_ROOTLESS_IMAGE,
@@ -705,14 +697,14 @@ describe("defaults", () => {
   });
 
   it("restarts on failure a given number of times", () => {
-    expect(parseSettings({ "buildkit:restartPolicy": "on-failure", "buildkit:restartMaxRetries": "4" }, { stack: "dev" })).toMatchObject({
+    expect(parseDockerSettings({ "buildkit:restartPolicy": "on-failure", "buildkit:restartMaxRetries": "4" }, { stack: "dev" })).toMatchObject({
       restartPolicy: "on-failure",
       restartMaxRetries: 4,
     });
   });
 
   it("accepts a GC floor equal to the ceiling", () => {
-    expect(parseSettings({ "buildkit:cacheReservedSpace": "1g", "buildkit:cacheMaxUsedSpace": "1024m" }, { stack: "dev" })).toMatchObject({
+    expect(parseDockerSettings({ "buildkit:cacheReservedSpace": "1g", "buildkit:cacheMaxUsedSpace": "1024m" }, { stack: "dev" })).toMatchObject({
       cacheReservedSpaceBytes: GIB,
       cacheMaxUsedSpaceBytes: GIB,
     });
@@ -747,7 +739,7 @@ describe("TLS and the TCP listener, checked with node:crypto", () => {
     `the smoke test dials tcp://${container}:1234 and clients dial buildkit:tcpAddress: issue it with subjectAltName=${missing}`;
 
   it("accepts a complete listener whose server certificate names the container and the published address", () => {
-    expect(parseSettings(listener(good, { "buildkit:tcpAddress": "10.0.0.5", "buildkit:containerName": "bk-remote" }), { stack: "dev" })).toMatchObject({
+    expect(parseDockerSettings(listener(good, { "buildkit:tcpAddress": "10.0.0.5", "buildkit:containerName": "bk-remote" }), { stack: "dev" })).toMatchObject({
       containerName: "bk-remote",
       tcpPort: 1234,
       tcpAddress: "10.0.0.5",
@@ -756,12 +748,12 @@ describe("TLS and the TCP listener, checked with node:crypto", () => {
   });
 
   it("publishes on 127.0.0.1 unless an address is given, and takes IPv6 addresses", () => {
-    expect(parseSettings(listener(good, { "buildkit:tcpPort": "65535" }), { stack: "dev" })).toMatchObject({ tcpPort: 65535, tcpAddress: "127.0.0.1" });
-    expect(parseSettings(listener(good, { "buildkit:tcpPort": "1", "buildkit:tcpAddress": "::1" }), { stack: "dev" })).toMatchObject({ tcpPort: 1, tcpAddress: "::1" });
+    expect(parseDockerSettings(listener(good, { "buildkit:tcpPort": "65535" }), { stack: "dev" })).toMatchObject({ tcpPort: 65535, tcpAddress: "127.0.0.1" });
+    expect(parseDockerSettings(listener(good, { "buildkit:tcpPort": "1", "buildkit:tcpAddress": "::1" }), { stack: "dev" })).toMatchObject({ tcpPort: 1, tcpAddress: "::1" });
   });
 
   it("checks only the container name when the listener is on every address (0.0.0.0, ::): clients then dial a name of yours", () => {
-    expect(parseSettings(listener(other, { "buildkit:tcpAddress": "0.0.0.0" }), { stack: "dev" }).tcpAddress).toBe("0.0.0.0");
+    expect(parseDockerSettings(listener(other, { "buildkit:tcpAddress": "0.0.0.0" }), { stack: "dev" }).tcpAddress).toBe("0.0.0.0");
     expect(problemsOf(listener(onlyAddress, { "buildkit:tcpAddress": "::" }))).toEqual([SAN_MISSING("DNS:buildkitd", "IP Address:127.0.0.1")]);
   });
 
@@ -832,7 +824,7 @@ describe("TLS and the TCP listener, checked with node:crypto", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "buildkit-stack-readme-tls-"));
     execFileSync("bash", ["-euo", "pipefail", "-c", openssl], { cwd: dir, stdio: "pipe" });
     const read = (file: string) => fs.readFileSync(path.join(dir, file), "utf8");
-    const settings = parseSettings(
+    const settings = parseDockerSettings(
       {
         "buildkit:tcpPort": "1234",
         "buildkit:tlsCa": read("ca.pem"),
@@ -856,27 +848,8 @@ describe("TLS and the TCP listener, checked with node:crypto", () => {
 });
 
 describe("sizes in docker's units", () => {
-  it.each([
-    ["512m", 512 * MIB],
-    ["4g", 4 * GIB],
-    ["1.5g", 1.5 * GIB],
-    ["1024", 1024],
-    ["4GiB", 4 * GIB],
-    ["64MB", 64 * MIB],
-    ["2T", 2 * 1024 ** 4],
-    ["100k", 100 * 1024],
-    ["10b", 10],
-    [" 8 g ", 8 * GIB],
-  ])("reads %j as %d bytes", (text, bytes) => {
-    expect(parseSize(text)).toBe(bytes);
-  });
-
-  it.each(["", "4 gigs", "-1g", "0", "0.4", "g", "1.2.3m", "4x", "4p", "1,5g", "m512"])("refuses %j", (text) => {
-    expect(parseSize(text)).toBeUndefined();
-  });
-
   it("resolves every size setting to bytes", () => {
-    const parsed = parseSettings(
+    const parsed = parseDockerSettings(
       {
         "buildkit:memory": "1.5g",
         "buildkit:shmSize": "64m",
@@ -897,29 +870,15 @@ describe("sizes in docker's units", () => {
 });
 
 describe("pinned images", () => {
-  it.each([
-    ["moby/buildkit:v0.32.2", true],
-    [`moby/buildkit@${DIGEST}`, true],
-    [`moby/buildkit:latest@${DIGEST}`, true],
-    ["localhost:5000/moby/buildkit:v1", true],
-    ["registry.example.com/moby/buildkit:v0.32.2-rootless", true],
-    ["moby/buildkit:latest", false],
-    ["moby/buildkit", false],
-    ["localhost:5000/moby/buildkit", false],
-    ["localhost:5000/moby/buildkit:latest", false],
-  ])("%s is pinned: %s", (image, pinned) => {
-    expect(isPinned(image as string)).toBe(pinned);
-  });
-
   it.each([`moby/buildkit@${DIGEST}`, "localhost:5000/moby/buildkit:v1", "registry.example.com:443/team/buildkit:2025-01"])(
     "production accepts %s",
     (image) => {
-      expect(parseSettings({ ...PRODUCTION, "buildkit:image": image }, { stack: "prod" }).image).toBe(image);
+      expect(parseDockerSettings({ ...PRODUCTION, "buildkit:image": image }, { stack: "prod" }).image).toBe(image);
     },
   );
 
   it("is not required outside production unless asked for", () => {
-    expect(parseSettings({ "buildkit:image": "moby/buildkit:latest" }, { stack: "dev" })).toMatchObject({
+    expect(parseDockerSettings({ "buildkit:image": "moby/buildkit:latest" }, { stack: "dev" })).toMatchObject({
       image: "moby/buildkit:latest",
       requirePinnedImage: false,
       stopGraceSeconds: 600,
@@ -947,11 +906,11 @@ describe("the repo's stack files", () => {
   it("declares only settings the program reads", () => {
     const project = readYaml("Pulumi.yaml");
     expect(project.name).toBe("buildkit");
-    for (const key of Object.keys(project.config)) expect(CONFIG_KEYS).toContain(key);
+    for (const key of Object.keys(project.config)) expect(DOCKER_KEYS).toContain(key);
   });
 
   it("dev is valid: small limits, a mirror, a disposable cache", () => {
-    expect(parseSettings(allConfig("dev"), { stack: "dev" })).toEqual({
+    expect(parseDockerSettings(allConfig("dev"), { stack: "dev" })).toEqual({
       containerName: "buildkitd",
       networkName: "buildkit-dev",
       cacheVolumeName: "buildkit-dev-cache",
@@ -987,7 +946,7 @@ describe("the repo's stack files", () => {
   });
 
   it("prod is valid under the production rules: the seed's limits, pinned image, protected cache with a ceiling", () => {
-    const prod = parseSettings(allConfig("prod"), { stack: "prod" });
+    const prod = parseDockerSettings(allConfig("prod"), { stack: "prod" });
     expect(prod).toEqual({
       containerName: "buildkitd",
       networkName: "buildkit-prod",
@@ -1044,10 +1003,10 @@ describe("buildkit:stopGracePeriod", () => {
     [30, 30],
     ["0", 0],
   ])("reads %p as %p seconds", (given, seconds) => {
-    expect(parseSettings({ "buildkit:stopGracePeriod": given }, { stack: "dev" }).stopGraceSeconds).toBe(seconds);
+    expect(parseDockerSettings({ "buildkit:stopGracePeriod": given }, { stack: "dev" }).stopGraceSeconds).toBe(seconds);
   });
   it("defaults to 10 minutes: long enough for typical builds, free when the daemon is idle", () => {
-    expect(parseSettings({}, { stack: "dev" }).stopGraceSeconds).toBe(600);
+    expect(parseDockerSettings({}, { stack: "dev" }).stopGraceSeconds).toBe(600);
   });
   it.each(["2h", "61m", "ten minutes", "1.5m", "-5s", "5d"])("refuses %p, naming the key, the value and the form", (given) => {
     expect(problemsOf({ "buildkit:stopGracePeriod": given })).toEqual([`buildkit:stopGracePeriod is ${JSON.stringify(given)}; expected ${FORM}`]);
@@ -1057,10 +1016,10 @@ describe("buildkit:stopGracePeriod", () => {
 describe("buildkit:tagRegistry", () => {
   const DIGEST = "sha256:" + "a".repeat(64);
   const follow = (image: string | undefined, tagRegistry: string) =>
-    parseSettings({ ...(image ? { "buildkit:image": image } : {}), "buildkit:tagRegistry": tagRegistry }, { stack: "dev" }).tagRegistry;
+    parseDockerSettings({ ...(image ? { "buildkit:image": image } : {}), "buildkit:tagRegistry": tagRegistry }, { stack: "dev" }).tagRegistry;
 
   it("is off by default: the tag is pulled once", () => {
-    expect(parseSettings({}, { stack: "dev" }).tagRegistry).toBeUndefined();
+    expect(parseDockerSettings({}, { stack: "dev" }).tagRegistry).toBeUndefined();
   });
 
   it("resolves a Docker Hub image at the engine's plain-HTTP mirror, where the container runs it as repository@digest", () => {
@@ -1111,7 +1070,7 @@ describe("buildkit:tagRegistry", () => {
   });
 
   it("is allowed in production with a pinned tag: preview and drift show a moved tag before up rolls to it", () => {
-    const prod = parseSettings(
+    const prod = parseDockerSettings(
       {
         "buildkit:production": "true",
         "buildkit:allowPrivileged": "true",

@@ -4,7 +4,8 @@
  */
 import { specialSecretSig, specialSigKey } from "@pulumi/pulumi/runtime/rpc";
 
-import { UsageError, parseCli, secretUploadFiles, unwrapSecrets } from "../../cli/stack-inspect";
+import { UsageError, parseCli } from "../../cli/options";
+import { secretUploadFiles, unwrapSecrets } from "../../cli/stack-state";
 
 /** A secret as exported state holds it once decrypted: Pulumi's signature, and the value as JSON. */
 const secret = (value: unknown) => ({ [specialSigKey]: specialSecretSig, plaintext: JSON.stringify(value) });

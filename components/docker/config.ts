@@ -1,0 +1,294 @@
+/**
+ * Stack configuration → validated, unit-resolved settings of a BuildKit daemon
+ * on a Docker host ({@link BuildkitStack}).
+ *
+ * The daemon's own keys and rules are the core's (components/core); this adds
+ * what only a Docker host has — docker object names, restart policy, log
+ * rotation, labels, /etc/hosts entries, the published address, the engine's
+ * endpoint — and the order every rule is checked in. Every problem names the
+ * full key, the value given and the form accepted; all are reported together,
+ * so a wrong stack file is fixed in one pass. The rule is: a value is either
+ * refused here, or it works on the engine exactly as written.
+ */
+import { isIP } from "node:net";
+
+import { z } from "zod";
+
+import { TCP_PORT } from "../core/buildkitd";
+import {
+  ConfigError,
+  full,
+  KeySpec,
+  KeyTable,
+  KeyValues,
+  LABEL_PREFIX,
+  list,
+  readKeys,
+  refuse,
+  show,
+  size,
+  stringMap,
+  wholeNumber,
+} from "../core/config-keys";
+import {
+  cacheFloors,
+  cacheOrderProblems,
+  DAEMON_KEYS,
+  DaemonSettings,
+  daemonBasis,
+  daemonSettingsOf,
+  HOSTNAME_PATTERN,
+  memoryFloor,
+  mirrorConflictProblems,
+  pinnedImageProblems,
+  platformListProblems,
+  privilegeProblems,
+  productionProblems,
+  rootlessImageProblems,
+  sizeFloorProblems,
+  tagRegistryProblems,
+} from "../core/daemon-settings";
+import { tlsProblems, TlsKey } from "../core/tls";
+import { MIB, UNIT_POWER } from "../core/units";
+
+/**
+ * `buildkit:hosts`: the fleet's host list. Parsed by `fleet-config.ts` (which
+ * runs parseDockerSettings once per host); parseDockerSettings itself skips it.
+ */
+export const FLEET_HOSTS_KEY = "hosts";
+
+export type RestartPolicy = "no" | "always" | "unless-stopped" | "on-failure";
+
+/** Validated settings of a daemon on one Docker host: the core's, plus the host's own. */
+export interface DockerSettings extends DaemonSettings {
+  containerName: string;
+  networkName: string;
+  cacheVolumeName: string;
+  /** Whole MiB. */
+  shmSizeBytes?: number;
+  restartPolicy: RestartPolicy;
+  restartMaxRetries?: number;
+  logMaxSize: string;
+  logMaxFiles: number;
+  labels: Record<string, string>;
+  extraHosts: string[];
+  /** Host address the TCP listener is published on. */
+  tcpAddress: string;
+  dockerHost?: string;
+}
+
+// Docker requires two characters at least for container and volume names.
+const NAME_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
+/** Network names docker keeps for itself (its predefined networks, and swarm's). */
+const RESERVED_NETWORK_NAMES = ["bridge", "host", "none", "default", "ingress", "docker_gwbridge"];
+const LOG_SIZE_PATTERN = /^([1-9]\d*)([kmg])$/;
+
+/**
+ * CPUs spelt exactly as the docker provider reads them back from the engine
+ * (NanoCPUs through its nanoInt64ToDecimalString: "1.0" for a nine-decimal
+ * spelling with exactly nine zeros, trailing zeros trimmed otherwise, so 10
+ * comes back as "10."). Any other spelling of the same number is a perpetual
+ * diff. The provider's nine-zeros rule also rounds some values to one decimal
+ * (10.05 → "10.1"): config refuses every value this function does not spell
+ * back unchanged.
+ */
+export function providerCpus(cpus: number): string {
+  const nano = Math.round(cpus * 1e9);
+  const decimal = (nano / 1e9).toFixed(9);
+  if ((decimal.match(/0/g) ?? []).length === 9) return (nano / 1e9).toFixed(1);
+  return decimal.replace(/0+$/, "");
+}
+
+const cpus: KeySpec<number> = {
+  schema: DAEMON_KEYS.cpus.schema.transform((value, ctx) => {
+    const spelt = providerCpus(value);
+    if (Number(spelt) !== value) {
+      return refuse(ctx, `the docker provider reads ${value} back as "${spelt}"${Number(spelt) === 0 ? ", which is no limit at all" : ""}`);
+    }
+    return value;
+  }),
+  form: DAEMON_KEYS.cpus.form,
+};
+const name: KeySpec<string> = {
+  schema: z.string().regex(NAME_PATTERN),
+  form: "a docker object name: two or more letters, digits, '_', '.', '-', starting with a letter or digit",
+};
+const networkName: KeySpec<string> = {
+  schema: z
+    .string()
+    .regex(NAME_PATTERN)
+    .transform((v, ctx) => (RESERVED_NETWORK_NAMES.includes(v) ? refuse(ctx, `"${v}" is a network docker keeps for itself`) : v)),
+  form: `${name.form}, other than ${RESERVED_NETWORK_NAMES.join(", ")}`,
+};
+
+/** Why an extra-hosts entry is refused, or undefined. Docker splits HOST:IP at the first colon. */
+function extraHostProblem(entry: string): string | undefined {
+  const separator = entry.indexOf(":");
+  if (separator < 0) return `"${entry}" has no :IP`;
+  const host = entry.slice(0, separator);
+  const ip = entry.slice(separator + 1);
+  if (!HOSTNAME_PATTERN.test(host)) return `"${host}" is not a host name`;
+  // Zone ids (fe80::1%eth0) pass node's isIP but not docker's net.ParseIP.
+  if (ip !== "host-gateway" && (isIP(ip) === 0 || ip.includes("%"))) return `"${ip}" is not an IPv4 or IPv6 address, nor host-gateway`;
+  return undefined;
+}
+
+/** Why a container label name is refused, or undefined. */
+function labelNameProblem(key: string): string | undefined {
+  if (key.trim() === "" || /[\s=]/.test(key)) return `label name ${JSON.stringify(key)} is empty or has a space or '='`;
+  const lower = key.toLowerCase();
+  if (lower === LABEL_PREFIX || lower.startsWith(`${LABEL_PREFIX}.`)) return `${JSON.stringify(key)} is under ${LABEL_PREFIX}., which the program's own labels use`;
+  return undefined;
+}
+
+/** Every key a daemon on a Docker host reads, under the `buildkit:` namespace, in the reference's order. */
+const KEYS = {
+  containerName: name,
+  networkName,
+  cacheVolumeName: name,
+  image: DAEMON_KEYS.image,
+  rootless: DAEMON_KEYS.rootless,
+  allowPrivileged: DAEMON_KEYS.allowPrivileged,
+  production: DAEMON_KEYS.production,
+  memory: DAEMON_KEYS.memory,
+  cpus,
+  shmSize: size,
+  restartPolicy: {
+    schema: z.enum(["no", "always", "unless-stopped", "on-failure"]),
+    form: "one of no, always, unless-stopped, on-failure",
+  } as KeySpec<RestartPolicy>,
+  restartMaxRetries: wholeNumber("a whole number of retries > 0 (only with restartPolicy on-failure)", 1),
+  logMaxSize: {
+    schema: z.string().transform((v, ctx) => {
+      const match = LOG_SIZE_PATTERN.exec(v);
+      return match && Number.isSafeInteger(Number(match[1]) * 1024 ** UNIT_POWER[match[2]]) ? v : refuse(ctx);
+    }),
+    form: "a json-file log size above zero like 10m (k, m, g)",
+  } as KeySpec<string>,
+  logMaxFiles: wholeNumber("a whole number of rotated log files from 1 to 100", 1, 100),
+  labels: stringMap(labelNameProblem, `a map of label names to string values, no name under ${LABEL_PREFIX}.`),
+  cacheProtected: DAEMON_KEYS.cacheProtected,
+  cacheReservedSpace: DAEMON_KEYS.cacheReservedSpace,
+  cacheMaxUsedSpace: DAEMON_KEYS.cacheMaxUsedSpace,
+  cacheMinFreeSpace: DAEMON_KEYS.cacheMinFreeSpace,
+  maxParallelism: DAEMON_KEYS.maxParallelism,
+  registryMirrors: DAEMON_KEYS.registryMirrors,
+  extraHosts: list(extraHostProblem, "a list of HOST:IP entries, like [\"db:10.0.0.2\", \"host.docker.internal:host-gateway\"]"),
+  debug: DAEMON_KEYS.debug,
+  platforms: DAEMON_KEYS.platforms,
+  tcpPort: DAEMON_KEYS.tcpPort,
+  tcpAddress: {
+    schema: z.union([z.ipv4(), z.ipv6()]),
+    form: "an IP address of this Docker host to publish the TCP listener on, like 127.0.0.1",
+  } as KeySpec<string>,
+  tlsCa: DAEMON_KEYS.tlsCa,
+  tlsCert: DAEMON_KEYS.tlsCert,
+  tlsKey: DAEMON_KEYS.tlsKey,
+  tlsClientCert: DAEMON_KEYS.tlsClientCert,
+  tlsClientKey: DAEMON_KEYS.tlsClientKey,
+  smokeTest: DAEMON_KEYS.smokeTest,
+  dockerHost: {
+    schema: z.string().transform((v, ctx) => {
+      let url: URL;
+      try {
+        url = new URL(v);
+      } catch {
+        return refuse(ctx);
+      }
+      const scheme = url.protocol.slice(0, -1);
+      const ok =
+        (scheme === "unix" && url.hostname === "" && url.pathname.startsWith("/") && url.pathname.length > 1) ||
+        ((scheme === "tcp" || scheme === "ssh") && url.hostname !== "" && (url.pathname === "" || url.pathname === "/")) ||
+        (scheme === "npipe" && url.pathname.length > 1);
+      return ok ? v : refuse(ctx);
+    }),
+    form: "a Docker endpoint like unix:///var/run/docker.sock, ssh://user@host or tcp://host:2376",
+  } as KeySpec<string>,
+  requirePinnedImage: DAEMON_KEYS.requirePinnedImage,
+  stopGracePeriod: DAEMON_KEYS.stopGracePeriod,
+  tagRegistry: DAEMON_KEYS.tagRegistry,
+} satisfies KeyTable;
+
+export type DockerKey = keyof typeof KEYS;
+export const DOCKER_KEYS = Object.keys(KEYS) as DockerKey[];
+/** Keys whose values are key material: never echoed, stored as Pulumi secrets. */
+export const SECRET_KEYS = DOCKER_KEYS.filter((k) => (KEYS as KeyTable)[k].secret);
+
+/** What the program is deploying into: used only for per-stack default names. */
+export interface StackContext {
+  stack: string;
+}
+
+/**
+ * Parses raw config (as `pulumi.runtime.allConfig()` holds it, keys with or
+ * without the `buildkit:` prefix) into a Docker host's settings, or throws a
+ * {@link ConfigError} listing every problem.
+ */
+export function parseDockerSettings(raw: Record<string, unknown>, context: StackContext): DockerSettings {
+  const reading = readKeys(raw, KEYS, { skip: [FLEET_HOSTS_KEY] });
+  const values: KeyValues<typeof KEYS> = reading.values;
+  const basis = daemonBasis(reading);
+  const containerName = values.containerName ?? "buildkitd";
+  const restartPolicy = values.restartPolicy ?? (basis.production ? "unless-stopped" : "no");
+  const tcpAddress = values.tcpAddress ?? "127.0.0.1";
+  // Clients verify the name they dial against the SANs: the smoke test dials the container on the stack's network,
+  // clients the published address. 0.0.0.0 and :: publish on every address of the host, so clients dial a name of
+  // yours that the certificate must carry: not checkable here.
+  const wildcard = tcpAddress === "0.0.0.0" || tcpAddress === "::";
+  const dialled = {
+    dns: [containerName],
+    ips: wildcard ? [] : [tcpAddress],
+    dialledBy: `the smoke test dials tcp://${containerName}:${TCP_PORT} and clients dial ${full("tcpAddress")}`,
+  };
+
+  const problems = [...reading.problems];
+  problems.push(...sizeFloorProblems(reading, [memoryFloor(basis.production), shmFloor, ...cacheFloors(basis.production)]));
+  problems.push(...privilegeProblems(basis));
+  problems.push(...rootlessImageProblems(basis));
+  if (!reading.given("tcpPort") && values.tcpAddress !== undefined) {
+    problems.push(`${full("tcpAddress")} is set but ${full("tcpPort")} is not; the address only applies to the TCP listener`);
+  }
+  problems.push(...tlsProblems({ ...reading, tcpPort: values.tcpPort, formOf: (key: TlsKey) => KEYS[key].form }, dialled));
+  if (values.restartMaxRetries !== undefined && restartPolicy !== "on-failure" && !reading.refused("restartPolicy")) {
+    problems.push(
+      `${full("restartMaxRetries")} is ${values.restartMaxRetries} but ${full("restartPolicy")} is ${show(restartPolicy)}; retries apply only to on-failure`,
+    );
+  }
+  problems.push(...cacheOrderProblems(basis));
+  problems.push(...mirrorConflictProblems(basis));
+  problems.push(...platformListProblems(basis));
+  problems.push(...productionProblems(basis, problems));
+  problems.push(...tagRegistryProblems(basis));
+  problems.push(...pinnedImageProblems(basis));
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  return {
+    containerName,
+    networkName: values.networkName ?? `buildkit-${context.stack}`,
+    cacheVolumeName: values.cacheVolumeName ?? `buildkit-${context.stack}-cache`,
+    ...daemonSettingsOf(basis),
+    shmSizeBytes: values.shmSize,
+    restartPolicy,
+    restartMaxRetries: values.restartMaxRetries,
+    logMaxSize: values.logMaxSize ?? "10m",
+    logMaxFiles: values.logMaxFiles ?? 3,
+    labels: values.labels ?? {},
+    extraHosts: values.extraHosts ?? [],
+    tcpAddress,
+    dockerHost: values.dockerHost,
+  };
+}
+
+/** docker ignores a smaller shm size; the container takes it in whole MiB. */
+const shmFloor = { key: "shmSize", min: MIB, why: "docker ignores a smaller shm size", wholeMib: "shm size" };
+
+/**
+ * Reads and validates this stack's `buildkit:*` configuration from the Pulumi
+ * runtime. Call it before declaring any resource.
+ */
+export function loadDockerSettings(): DockerSettings {
+  // Imported lazily so parseDockerSettings stays usable (and testable) without a Pulumi engine.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const pulumi = require("@pulumi/pulumi") as typeof import("@pulumi/pulumi");
+  return parseDockerSettings(pulumi.runtime.allConfig(), { stack: pulumi.getStack() });
+}
