@@ -45,6 +45,23 @@ install_debian_packages() {
     || die "apt-get install ${missing[*]} failed (see $apt_log)"
 }
 
+# start_daemon LOG COMMAND...: start COMMAND for good, in its own session,
+# output to LOG, and print its pid. It keeps none of the caller's other open
+# files: a daemon started under `flock /tmp/buildkit-stack-engine.lock …`
+# would otherwise hold the engine lock for as long as it lives.
+start_daemon() {
+  local log=$1 fd
+  shift
+  (
+    for fd in /proc/"$BASHPID"/fd/*; do
+      fd=${fd##*/}
+      if ((fd > 2)); then eval "exec ${fd}>&-" 2>/dev/null || true; fi
+    done
+    exec setsid nohup "$@" >"$log" 2>&1 </dev/null
+  ) &
+  echo $!
+}
+
 # A stamp file records that a cached artefact was built from exactly these
 # inputs; a changed key means rebuild just that piece.
 stamp_ok() { [[ -f "$1" && "$(cat "$1")" == "$2" ]]; }

@@ -4,7 +4,8 @@
 # changed out of band (a removed container, a stopped one) is healed too.
 # The policy pack runs on the preview `pulumi up` makes before it changes
 # anything: a stack that breaks a mandatory policy is refused with nothing
-# created, the same gate the deploy workflow applies.
+# created, the same gate the deploy workflow applies, with the same
+# configuration (policy/config.json: which stacks are production).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 STEP=up
 stack=${1:-dev}
@@ -13,5 +14,5 @@ bash "$BUILDKIT_STACK_ROOT/scripts/provision.sh" up
 source "$BUILDKIT_STACK_ROOT/scripts/env.sh"
 cd "$BUILDKIT_STACK_ROOT"
 pulumi stack select --create "$stack" >/dev/null
-log "deploying stack $stack (backend $PULUMI_BACKEND_URL, policy pack policy/)"
-pulumi up --yes --refresh --policy-pack "$BUILDKIT_STACK_ROOT/policy"
+log "deploying stack $stack (backend $PULUMI_BACKEND_URL, policy pack policy/ with policy/config.json)"
+pulumi up --yes --refresh --policy-pack "$BUILDKIT_STACK_ROOT/policy" --policy-pack-config "$BUILDKIT_STACK_ROOT/policy/config.json"

@@ -73,14 +73,21 @@ interface Step {
   with?: Record<string, unknown>;
   env?: Record<string, unknown>;
 }
+interface Concurrency {
+  group?: string;
+  "cancel-in-progress"?: boolean | string;
+}
 interface Job {
   environment?: string | { name: string };
   env?: Record<string, unknown>;
   steps?: Step[];
+  needs?: string | string[];
+  concurrency?: string | Concurrency;
 }
 interface Workflow {
   on: string | string[] | Record<string, unknown>;
   jobs: Record<string, Job>;
+  concurrency?: string | Concurrency;
 }
 /** One entry of .github/environments.yml: the protection an admin configures in GitHub's settings. */
 interface EnvironmentRule {
@@ -316,5 +323,161 @@ describe("credentials in the workflows", () => {
       }
       expect(saltOpensWith(devStackFile.encryptionsalt, "")).toBe(true);
     });
+  });
+});
+
+// ---------------------------------------------------------------------------
+// What runs before and around a deploy, and how the Docker host is reached.
+// ---------------------------------------------------------------------------
+
+const ACCESS_SCRIPT = "bash scripts/ci-docker-access.sh";
+const ACCESS_SECRETS = ["DOCKER_SSH_KEY", "DOCKER_SSH_KNOWN_HOSTS", "DOCKER_TLS_CA", "DOCKER_TLS_CERT", "DOCKER_TLS_KEY"];
+/** scripts/test.sh with the unit project only: tsc --noEmit, then jest's unit suite (which runs actionlint and shellcheck). */
+const UNIT_SUITE = "npm test -- --selectProjects unit";
+
+const isPulumiAction = (step: Step) => /^pulumi\/actions@/.test(step.uses ?? "");
+/** A step that acts on a stack through its Docker host: a pulumi/actions command, or the drift check. */
+const actsOnStack = (step: Step) => (isPulumiAction(step) && step.with?.command !== undefined) || /npm run drift|\bpulumi (up|preview|refresh)\b/.test(step.run ?? "");
+const needsOf = (job: Job): string[] => (job.needs === undefined ? [] : Array.isArray(job.needs) ? job.needs : [job.needs]);
+const concurrencyOf = (c: string | Concurrency | undefined): Concurrency | undefined => (typeof c === "string" ? { group: c } : c);
+
+/**
+ * What is wrong with the CI around the stacks, one sentence per finding; []
+ * when nothing is. The rules (issue 18):
+ * - every `pulumi up` job needs, directly or through its needs, a job without
+ *   credentials that type-checks and runs the unit suite;
+ * - every job handed the DOCKER_HOST secret runs scripts/ci-docker-access.sh
+ *   (ssh with a pinned key, or tcp with Docker TLS; plaintext tcp refused)
+ *   with the ssh and TLS secrets, before any step that acts on the stack;
+ * - in deploy.yml and drift.yml, each stack job holds its stack's concurrency
+ *   group (stack-dev, stack-prod), never cancelling, and each workflow runs one
+ *   at a time, so a newcomer in a stack's group never cancels a pending deploy;
+ * - every use of the policy pack passes its configuration, policy/config.json.
+ */
+function ciFindings(workflows: Record<string, Workflow>): string[] {
+  const findings: string[] = [];
+  for (const [file, workflow] of Object.entries(workflows)) {
+    const stackWorkflow = /^(deploy|drift)(-before-issue-18)?\.yml$/.test(file);
+    const groupOfWorkflow = concurrencyOf(workflow.concurrency);
+    if (stackWorkflow && !(groupOfWorkflow?.group && groupOfWorkflow["cancel-in-progress"] === false)) {
+      findings.push(`${file}: runs are not serialised (workflow-level concurrency group with cancel-in-progress false)`);
+    }
+    const testedBefore = (id: string, seen = new Set<string>()): boolean => {
+      if (seen.has(id)) return false;
+      seen.add(id);
+      const job = workflow.jobs[id];
+      if (!job) return false;
+      const runsSuite = (job.steps ?? []).some((step) => (step.run ?? "").includes(UNIT_SUITE)) && secretsOf(job).length === 0 && environmentOf(job) === undefined;
+      return runsSuite || needsOf(job).some((need) => testedBefore(need, seen));
+    };
+    for (const [id, job] of Object.entries(workflow.jobs)) {
+      const where = `${file} job ${id}`;
+      const steps = job.steps ?? [];
+      const deploys = steps.some((step) => isPulumiAction(step) && step.with?.command === "up") || steps.some((step) => /\bpulumi up\b/.test(step.run ?? ""));
+      if (deploys && !needsOf(job).some((need) => testedBefore(need))) {
+        findings.push(`${where} deploys without first needing a job, holding no credentials, that runs \`${UNIT_SUITE}\` (type check and unit suite)`);
+      }
+      if (secretsOf(job).includes("secrets.DOCKER_HOST")) {
+        const access = steps.findIndex((step) => (step.run ?? "").trim() === ACCESS_SCRIPT);
+        const firstUse = steps.findIndex(actsOnStack);
+        if (access < 0 || (firstUse >= 0 && access > firstUse)) {
+          findings.push(`${where} hands the DOCKER_HOST secret on without first running \`${ACCESS_SCRIPT}\` (ssh with a pinned key or tcp with Docker TLS; plaintext tcp refused)`);
+        } else {
+          const given = Object.entries(steps[access].env ?? {}).filter(([name, value]) => value === `\${{ secrets.${name} }}`).map(([name]) => name);
+          const missing = ACCESS_SECRETS.filter((secret) => !given.includes(secret));
+          if (missing.length > 0) findings.push(`${where} runs ${ACCESS_SCRIPT} without ${missing.join(", ")}`);
+        }
+      }
+      const stack = job.env?.STACK;
+      if (stackWorkflow && typeof stack === "string" && steps.some(actsOnStack)) {
+        const group = concurrencyOf(job.concurrency);
+        if (group?.group !== `stack-${stack}` || group["cancel-in-progress"] !== false) {
+          findings.push(`${where} acts on ${stack} outside its concurrency group stack-${stack} (cancel-in-progress false): a deploy and a drift check of ${stack} can race`);
+        }
+      }
+      for (const step of steps.filter((s) => isPulumiAction(s) && s.with?.policyPacks !== undefined)) {
+        if (step.with?.policyPackConfigs !== "policy/config.json") {
+          findings.push(`${where} runs the policy pack without its configuration (policyPackConfigs: policy/config.json, which names the production stacks)`);
+        }
+      }
+    }
+  }
+  return findings;
+}
+
+describe("the CI around the stacks", () => {
+  it("type-checks and runs the unit suite before any deploy, reaches Docker hosts only over ssh with a pinned key or tcp with TLS, never races a deploy with a drift check, and always configures the policy pack", () => {
+    expect(ciFindings(repoWorkflows())).toEqual([]);
+  });
+
+  it("would be caught: the deploy and drift workflows before issue 18", () => {
+    const before = (name: string) => readYaml<Workflow>(path.join(__dirname, "fixtures", "workflows", `${name}-before-issue-18.yml`));
+    expect(ciFindings({ "deploy-before-issue-18.yml": before("deploy"), "drift-before-issue-18.yml": before("drift") })).toEqual([
+      "deploy-before-issue-18.yml job dev deploys without first needing a job, holding no credentials, that runs `npm test -- --selectProjects unit` (type check and unit suite)",
+      "deploy-before-issue-18.yml job dev hands the DOCKER_HOST secret on without first running `bash scripts/ci-docker-access.sh` (ssh with a pinned key or tcp with Docker TLS; plaintext tcp refused)",
+      "deploy-before-issue-18.yml job dev acts on dev outside its concurrency group stack-dev (cancel-in-progress false): a deploy and a drift check of dev can race",
+      "deploy-before-issue-18.yml job dev runs the policy pack without its configuration (policyPackConfigs: policy/config.json, which names the production stacks)",
+      "deploy-before-issue-18.yml job prod deploys without first needing a job, holding no credentials, that runs `npm test -- --selectProjects unit` (type check and unit suite)",
+      "deploy-before-issue-18.yml job prod hands the DOCKER_HOST secret on without first running `bash scripts/ci-docker-access.sh` (ssh with a pinned key or tcp with Docker TLS; plaintext tcp refused)",
+      "deploy-before-issue-18.yml job prod acts on prod outside its concurrency group stack-prod (cancel-in-progress false): a deploy and a drift check of prod can race",
+      "deploy-before-issue-18.yml job prod runs the policy pack without its configuration (policyPackConfigs: policy/config.json, which names the production stacks)",
+      "drift-before-issue-18.yml: runs are not serialised (workflow-level concurrency group with cancel-in-progress false)",
+      "drift-before-issue-18.yml job dev hands the DOCKER_HOST secret on without first running `bash scripts/ci-docker-access.sh` (ssh with a pinned key or tcp with Docker TLS; plaintext tcp refused)",
+      "drift-before-issue-18.yml job dev acts on dev outside its concurrency group stack-dev (cancel-in-progress false): a deploy and a drift check of dev can race",
+      "drift-before-issue-18.yml job prod hands the DOCKER_HOST secret on without first running `bash scripts/ci-docker-access.sh` (ssh with a pinned key or tcp with Docker TLS; plaintext tcp refused)",
+      "drift-before-issue-18.yml job prod acts on prod outside its concurrency group stack-prod (cancel-in-progress false): a deploy and a drift check of prod can race",
+    ]);
+  });
+
+  it("would be caught: a unit-suite job holding a secret does not count, nor does a suite job the deploy does not need", () => {
+    const workflow = yaml.load(
+      [
+        "on: push",
+        "jobs:",
+        `  test: { runs-on: ubuntu-latest, steps: [ { run: '${UNIT_SUITE}', env: { X: '\${{ secrets.DOCKER_HOST }}' } } ] }`,
+        `  other: { runs-on: ubuntu-latest, steps: [ { run: '${UNIT_SUITE}' } ] }`,
+        "  dev: { runs-on: ubuntu-latest, needs: test, steps: [ { uses: pulumi/actions@v6, with: { command: up } } ] }",
+      ].join("\n"),
+    ) as Workflow;
+    expect(ciFindings({ "w.yml": workflow })).toEqual([
+      "w.yml job test hands the DOCKER_HOST secret on without first running `bash scripts/ci-docker-access.sh` (ssh with a pinned key or tcp with Docker TLS; plaintext tcp refused)",
+      "w.yml job dev deploys without first needing a job, holding no credentials, that runs `npm test -- --selectProjects unit` (type check and unit suite)",
+    ]);
+  });
+});
+
+describe("scripts/ci-docker-access.sh refuses what the workflows do not support, before touching the host", () => {
+  const script = path.join(root, "scripts", "ci-docker-access.sh");
+  let dir: string;
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "ci-docker-access-"));
+    fs.writeFileSync(path.join(dir, "env"), "");
+    fs.writeFileSync(path.join(dir, "path"), "");
+    // A docker that records being called: a refusal must come before any call.
+    fs.mkdirSync(path.join(dir, "bin"));
+    fs.writeFileSync(path.join(dir, "bin", "docker"), `#!/bin/sh\necho called >> "${dir}/docker-calls"\nexit 1\n`, { mode: 0o755 });
+  });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  const access = (env: Record<string, string>) =>
+    spawnSync("bash", [script], {
+      encoding: "utf8",
+      env: { PATH: `${path.join(dir, "bin")}:${process.env.PATH}`, HOME: dir, RUNNER_TEMP: dir, GITHUB_ENV: path.join(dir, "env"), GITHUB_PATH: path.join(dir, "path"), ...env },
+    });
+
+  it.each([
+    [{ DOCKER_HOST: "" }, "the DOCKER_HOST secret is empty"],
+    [{ DOCKER_HOST: "tcp://build.example.internal:2375" }, "DOCKER_HOST is tcp://build.example.internal:2375, a TCP API, but the DOCKER_TLS_CA DOCKER_TLS_CERT DOCKER_TLS_KEY secret(s) are empty: a plaintext Docker API is refused"],
+    [{ DOCKER_HOST: "tcp://build.example.internal:2376", DOCKER_TLS_CA: "ca", DOCKER_TLS_CERT: "cert" }, "but the DOCKER_TLS_KEY secret(s) are empty: a plaintext Docker API is refused"],
+    [{ DOCKER_HOST: "ssh://deploy@build.example.internal", DOCKER_SSH_KNOWN_HOSTS: "build.example.internal ssh-ed25519 AAAA" }, "the DOCKER_SSH_KEY secret (the deploy key's private key) is empty"],
+    [{ DOCKER_HOST: "ssh://deploy@build.example.internal", DOCKER_SSH_KEY: "key" }, "the DOCKER_SSH_KNOWN_HOSTS secret is empty: pin the host's key"],
+    [{ DOCKER_HOST: "http://build.example.internal:2375" }, "DOCKER_HOST is http://build.example.internal:2375: expected ssh://user@host"],
+  ])("refuses %j", (env, message) => {
+    const result = access(env);
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain(`[docker-access] ERROR: `);
+    expect(result.stderr).toContain(message);
+    expect(fs.existsSync(path.join(dir, "docker-calls"))).toBe(false);
+    expect(fs.readFileSync(path.join(dir, "env"), "utf8") + fs.readFileSync(path.join(dir, "path"), "utf8")).toBe("");
   });
 });

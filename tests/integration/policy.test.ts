@@ -1,6 +1,9 @@
 /**
- * The policy pack through the real CLI: `pulumi preview --policy-pack policy`,
- * as the preview workflow runs it. Per policy, a stack that breaks it is
+ * The policy pack through the real CLI: `pulumi preview --policy-pack policy
+ * --policy-pack-config policy/config.json`, as the workflows and `npm run up`
+ * run it. Which stacks are production comes from that configuration, not from
+ * the stack: the prod stack with `buildkit:production false` and an image on
+ * `:master` (the bypasses of issue 18) is still refused. Per policy, a stack that breaks it is
  * rejected (non-zero exit, the policy's name and its message in the output)
  * and one that conforms passes. The violating stacks are a small fixture of
  * raw @pulumi/docker resources labelled like the component's (the real
@@ -16,6 +19,8 @@ import { LABEL_PREFIX } from "../../components/core/config-keys";
 import { CommandResult, createTestStack, mustRun, repoRoot, requireEngine, run, TestStack } from "./harness";
 
 const POLICY_PACK = path.join(repoRoot, "policy");
+/** The configuration the workflows and scripts/up.sh pass: prod is production. */
+const POLICY_CONFIG = path.join(POLICY_PACK, "config.json");
 const FIXTURE = path.join(__dirname, "fixtures", "policy-stack");
 const PREVIEW_TIMEOUT_MS = 5 * 60 * 1000;
 
@@ -25,8 +30,18 @@ function policySection(output: string): string {
   return start < 0 ? "" : output.slice(start);
 }
 
-function previewWithPack(cwd: string, stack: string, env: NodeJS.ProcessEnv): CommandResult {
-  return run("pulumi", ["preview", "--non-interactive", "--stack", stack, "--policy-pack", POLICY_PACK], { cwd, env });
+/** `pulumi preview` with the pack and a configuration (the repo's by default; null: none at all). */
+function previewWithPack(cwd: string, stack: string, env: NodeJS.ProcessEnv, config: string | null = POLICY_CONFIG): CommandResult {
+  const withConfig = config === null ? [] : ["--policy-pack-config", config];
+  return run("pulumi", ["preview", "--non-interactive", "--stack", stack, "--policy-pack", POLICY_PACK, ...withConfig], { cwd, env });
+}
+
+/** A policy configuration naming `stacks` as production, for every production policy (the shape of policy/config.json). */
+function configNaming(dir: string, stacks: string[]): string {
+  const policies = Object.keys(JSON.parse(fs.readFileSync(POLICY_CONFIG, "utf8")));
+  const file = path.join(dir, `policy-config-${stacks.join("-") || "none"}.json`);
+  fs.writeFileSync(file, JSON.stringify(Object.fromEntries(policies.map((name) => [name, { productionStacks: stacks }]))));
+  return file;
 }
 
 /** Expects a preview rejected by exactly this policy with exactly this message. */
@@ -70,9 +85,9 @@ describe("policy pack through pulumi preview (raw docker fixture)", () => {
     if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
   });
 
-  const preview = (scenario: string): CommandResult => {
+  const preview = (scenario: string, config: string | null = POLICY_CONFIG): CommandResult => {
     mustRun("pulumi", ["config", "set", "--stack", stackName, "pol:scenario", scenario], { cwd: workDir, env });
-    return previewWithPack(workDir, stackName, env);
+    return previewWithPack(workDir, stackName, env, config);
   };
 
   // Also the conforming case of production-daemon-has-limits, production-image-pinned
@@ -99,6 +114,13 @@ describe("policy pack through pulumi preview (raw docker fixture)", () => {
     it("passes a development daemon without limits (the rule is for production)", () => {
       expectPassed(preview("limits-development"));
     }, PREVIEW_TIMEOUT_MS);
+    it("rejects that same daemon when the configuration names its stack as production, whatever its label says", () => {
+      expectRejected(
+        preview("limits-development", configNaming(workDir, [stackName])),
+        "production-daemon-has-limits",
+        `Production container ${prefix}-daemon has no memory and no cpus limit; set buildkit:memory and buildkit:cpus.`,
+      );
+    }, PREVIEW_TIMEOUT_MS);
   });
 
   describe("production-image-pinned", () => {
@@ -106,7 +128,14 @@ describe("policy pack through pulumi preview (raw docker fixture)", () => {
       expectRejected(
         preview("pinned-violate"),
         "production-image-pinned",
-        "Production image moby/buildkit:latest is not pinned; use a digest (@sha256:…) or a release tag such as moby/buildkit:v0.32.2.",
+        "Production image moby/buildkit:latest is not pinned; use a digest (@sha256:…) or a version tag (v0.32.2, 0.32, v0.32.2-rootless), such as moby/buildkit:v0.32.2.",
+      );
+    }, PREVIEW_TIMEOUT_MS);
+    it.each(["master", "nightly"])("rejects moby/buildkit:%s, a tag that moves, in a production stack", (tag) => {
+      expectRejected(
+        preview(`pinned-${tag}`),
+        "production-image-pinned",
+        `Production image moby/buildkit:${tag} is not pinned; use a digest (@sha256:…) or a version tag (v0.32.2, 0.32, v0.32.2-rootless), such as moby/buildkit:v0.32.2.`,
       );
     }, PREVIEW_TIMEOUT_MS);
     it("passes an image pinned by digest", () => {
@@ -140,6 +169,15 @@ describe("policy pack through pulumi preview (raw docker fixture)", () => {
     }, PREVIEW_TIMEOUT_MS);
   });
 
+  it("refuses to judge without its configuration (it cannot tell which stacks are production)", () => {
+    const result = preview("base", null);
+    expect(result.code).not.toBe(0);
+    // The CLI checks the pack's config schema (productionStacks is required) before any policy runs.
+    for (const policy of ["production-daemon-has-limits", "production-image-pinned", "production-cache-protected"]) {
+      expect(result.stdout + result.stderr).toContain(`error: validating policy config: buildkit-stack 0.1.0  ${policy}: productionStacks is required`);
+    }
+  }, PREVIEW_TIMEOUT_MS);
+
   describe("privileged-only-where-allowed", () => {
     it("rejects a privileged daemon whose allow-privileged label is false", () => {
       expectRejected(
@@ -170,6 +208,17 @@ describe("policy pack through pulumi preview (the real program)", () => {
   it("passes the repo's prod stack file as it is", async () => {
     testStack = await createTestStack("pol-prod", {}, { fromStackFile: "prod" });
     expectPassed(previewWithPack(testStack.workDir, "pol-prod", testStack.env));
+  }, PREVIEW_TIMEOUT_MS);
+
+  // Issue 18: a pull request that relabels prod as development and moves it to a branch tag. The stack is named
+  // prod, as the workflows' stack is, and previewed with the configuration they pass.
+  it("judges the stack named prod as production with buildkit:production false, and refuses its :master image", async () => {
+    testStack = await createTestStack("prod", { production: "false", image: "moby/buildkit:master" }, { fromStackFile: "prod" });
+    expectRejected(
+      previewWithPack(testStack.workDir, "prod", testStack.env),
+      "production-image-pinned",
+      "Production image moby/buildkit:master is not pinned; use a digest (@sha256:…) or a version tag (v0.32.2, 0.32, v0.32.2-rootless), such as moby/buildkit:v0.32.2.",
+    );
   }, PREVIEW_TIMEOUT_MS);
 
   it("rejects the prod stack file with buildkit:cacheProtected false (config allows it, policy does not)", async () => {

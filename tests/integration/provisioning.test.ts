@@ -2,7 +2,10 @@
  * Provisioning is safe on a machine that is not ours. The registry mirror answers on
  * loopback and on the addresses containers reach it at, nowhere else, and
  * refuses DELETE, while a container on a user network still pulls through
- * host.docker.internal. scripts/provision/registry.sh is run for real, on a
+ * host.docker.internal. Containers only read it: every push from them is
+ * refused (405), while pushes from this machine (127.0.0.1) work, and a socat
+ * forwarder an older provision.sh left on a gateway, which passed pushes
+ * through, is replaced on the next run. scripts/provision/registry.sh is run for real, on a
  * port and cache of this test's own (the shared mirror is left alone), and
  * what it started is stopped by process id afterwards. images.sh untags only
  * the local copies it made, never a user's image under the same name.
@@ -13,7 +16,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 
-import { buildxDockerConfig, buildxPlugin, containerMirror, mustRun, repoRoot, requireEngine, run } from "./harness";
+import { buildxDockerConfig, buildxPlugin, containerMirror, mustRun, repoRoot, requireEngine, run, waitFor } from "./harness";
 
 jest.setTimeout(5 * 60 * 1000);
 
@@ -21,6 +24,8 @@ const PORT = "5101";
 /** An extra container-facing address, as engine provisioning would add one (127.0.0.2 is on lo: harmless). */
 const EXTRA_GATEWAY = "127.0.0.2";
 const NETWORK = "d-ci-registry-test";
+/** A push's first request: open a blob upload (the issue's `wget --post-data=` got 202 Accepted through the socat forwarder). */
+const UPLOAD_PATH = "/v2/bkt-trust/probe/blobs/uploads/";
 const REPOSITORY = "d-ci-test/busybox";
 
 let cache: string;
@@ -97,14 +102,106 @@ describe("the registry mirror's reach", () => {
     for (const address of others) expect({ address, answers: registryAnswers(address) }).toEqual({ address, answers: false });
   });
 
-  it("survives a re-run unchanged (idempotent: nothing restarted, no second forwarder)", () => {
-    const pids = fs.readdirSync(path.join(cache, "registry")).filter((f) => f.endsWith(".pid")).sort();
+  it("survives a re-run unchanged (idempotent: nothing restarted, no second reader)", () => {
+    const registryDir = path.join(cache, "registry");
+    const pids = fs.readdirSync(registryDir).filter((f) => f.endsWith(".pid")).sort();
+    const pidValues = pids.map((f) => fs.readFileSync(path.join(registryDir, f), "utf8"));
     const output = run("bash", [path.join(repoRoot, "scripts/provision/registry.sh")], { env });
     expect(output.code).toBe(0);
     expect(output.stderr).toContain(`registry already answers on 127.0.0.1:${PORT}`);
+    for (const gateway of gateways()) expect(output.stderr).toContain(`containers read it at ${gateway}:${PORT} (read-only)`);
     expect(output.stderr).not.toContain("starting");
-    expect(output.stderr).not.toContain("forwarding");
-    expect(fs.readdirSync(path.join(cache, "registry")).filter((f) => f.endsWith(".pid")).sort()).toEqual(pids);
+    expect(output.stderr).not.toContain("replacing");
+    expect(fs.readdirSync(registryDir).filter((f) => f.endsWith(".pid")).sort()).toEqual(pids);
+    expect(pids.map((f) => fs.readFileSync(path.join(registryDir, f), "utf8"))).toEqual(pidValues);
+  });
+});
+
+describe("pushes to the registry mirror", () => {
+  const registryDir = () => path.join(cache, "registry");
+  const processAlive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  it("are accepted from this machine on 127.0.0.1 (provisioning and the tests push there)", () => {
+    expect(status("127.0.0.1", "POST", UPLOAD_PATH)).toBe("202");
+  });
+
+  it("are refused (405) on every address containers reach it at, which still serve reads", () => {
+    for (const gateway of gateways()) {
+      expect({ gateway, push: status(gateway, "POST", UPLOAD_PATH), read: status(gateway) }).toEqual({ gateway, push: "405", read: "200" });
+    }
+  });
+
+  it("are refused (405) from a container, through host.docker.internal", () => {
+    run("docker", ["network", "rm", NETWORK]);
+    mustRun("docker", ["network", "create", NETWORK]);
+    // busybox wget prints the server's status line with -S; a refused POST exits non-zero, hence `|| true`.
+    const script = `wget -S -O /dev/null --post-data= "http://host.docker.internal:${PORT}${UPLOAD_PATH}" 2>&1 | grep -m 1 "HTTP/" || true`;
+    const output = mustRun("docker", [
+      "run", "--rm", "--network", NETWORK, "--add-host", "host.docker.internal:host-gateway",
+      `${containerMirror.replace("host.docker.internal", "127.0.0.1")}/library/busybox:latest`, "sh", "-c", script,
+    ]);
+    expect(output.trim()).toBe("HTTP/1.1 405 Method Not Allowed");
+  });
+
+  /** Stops the reader on EXTRA_GATEWAY (by its pid file) and waits until nothing listens there. */
+  async function stopReader(): Promise<void> {
+    process.kill(Number(fs.readFileSync(path.join(registryDir(), `readonly-${EXTRA_GATEWAY}.pid`), "utf8")));
+    await waitFor(`the reader on ${EXTRA_GATEWAY}:${PORT} to stop`, 10_000, () => status(EXTRA_GATEWAY) === "refused");
+  }
+
+  it("through a socat forwarder an older provision.sh started: replaced by a reader on the next run", async () => {
+    // As provisioning before issue 18 left a gateway: socat to the writable registry, with its pid file.
+    await stopReader();
+    const socat = mustRun("bash", [
+      "-c",
+      `setsid nohup socat TCP-LISTEN:${PORT},bind=${EXTRA_GATEWAY},fork,reuseaddr TCP:127.0.0.1:${PORT} >/dev/null 2>&1 </dev/null & echo $!`,
+    ]).trim();
+    fs.writeFileSync(path.join(registryDir(), `forward-${EXTRA_GATEWAY}.pid`), socat);
+    await waitFor(`the socat forwarder on ${EXTRA_GATEWAY}:${PORT}`, 10_000, () => registryAnswers(EXTRA_GATEWAY));
+    // The hole issue 18 found: a push through the forwarder is accepted.
+    expect(status(EXTRA_GATEWAY, "POST", UPLOAD_PATH)).toBe("202");
+
+    const output = run("bash", [path.join(repoRoot, "scripts/provision/registry.sh")], { env });
+    expect(output.code).toBe(0);
+    expect(output.stderr).toContain(`replacing the socat forwarder on ${EXTRA_GATEWAY}:${PORT} (pid ${socat}, started by an older provision.sh): it let containers push`);
+    expect(processAlive(Number(socat))).toBe(false);
+    expect(fs.existsSync(path.join(registryDir(), `forward-${EXTRA_GATEWAY}.pid`))).toBe(false);
+    expect({ push: status(EXTRA_GATEWAY, "POST", UPLOAD_PATH), read: status(EXTRA_GATEWAY) }).toEqual({ push: "405", read: "200" });
+  });
+
+  it("are never opened to something else listening on a gateway: provisioning stops, naming it", async () => {
+    await stopReader();
+    const other = mustRun("bash", ["-c", `setsid nohup python3 -m http.server ${PORT} --bind ${EXTRA_GATEWAY} >/dev/null 2>&1 </dev/null & echo $!`]).trim();
+    try {
+      await waitFor(`python's http.server on ${EXTRA_GATEWAY}:${PORT}`, 10_000, () => status(EXTRA_GATEWAY) !== "refused");
+      const output = run("bash", [path.join(repoRoot, "scripts/provision/registry.sh")], { env });
+      expect(output.code).toBe(1);
+      expect(output.stderr).toContain(`[registry] ERROR: ${EXTRA_GATEWAY}:${PORT}, where containers reach the mirror, is held by pid ${other} (python3 -m http.server ${PORT} --bind ${EXTRA_GATEWAY}), not by provisioning;`);
+    } finally {
+      process.kill(Number(other));
+    }
+    await waitFor(`python's http.server on ${EXTRA_GATEWAY}:${PORT} to stop`, 10_000, () => status(EXTRA_GATEWAY) === "refused");
+    // Once it is gone, the next run serves the gateway read-only again.
+    mustRun("bash", [path.join(repoRoot, "scripts/provision/registry.sh")], { env });
+    expect(status(EXTRA_GATEWAY, "POST", UPLOAD_PATH)).toBe("405");
+  });
+
+  it("start readers that keep none of the caller's files: a run under flock leaves the lock free", async () => {
+    // Provisioning runs under `flock /tmp/buildkit-stack-engine.lock …` on a shared machine: a daemon holding
+    // that descriptor would hold the engine lock for as long as it lives.
+    await stopReader();
+    const lock = path.join(cache, "caller.lock");
+    fs.writeFileSync(lock, "");
+    mustRun("flock", [lock, "bash", path.join(repoRoot, "scripts/provision/registry.sh")], { env });
+    expect(status(EXTRA_GATEWAY, "POST", UPLOAD_PATH)).toBe("405");
+    expect(run("flock", ["-n", lock, "true"]).code).toBe(0);
   });
 });
 
