@@ -72,6 +72,9 @@ EOF
 write_terraformrc "$peers/terraformrc" "$tf_dir"
 write_terraformrc "$peers/terraformrc-same-provider" "$tf_same_dir"
 
+# The bench traces where a preview and a drift check spend their time from process starts and exits.
+install_debian_packages strace
+
 if command -v terraform >/dev/null; then
   log "terraform $(terraform version -json 2>/dev/null | node -pe 'JSON.parse(require("fs").readFileSync(0)).terraform_version' 2>/dev/null || echo '?') is on PATH"
 else
