@@ -355,13 +355,14 @@ const LABELS: Record<Strategy, string> = {
   buildx: `buildx builder, a remote node per host (buildx ${BUILDX_VERSION})`,
 };
 
-export const ROUTING_TARGETS = {
-  "routing-time/random": 0.5,
-  "routing-cached": 0.9,
-  "routing-imbalance": LOAD_FACTOR,
+/** Each headline figure's target: the time ratio, imbalance and drop must stay at or below theirs, the cached share reach its. */
+export const ROUTING_TARGETS: Record<string, Target> = {
+  "routing-time/random": { op: "<=", value: 0.5 },
+  "routing-cached": { op: ">=", value: 0.9 },
+  "routing-imbalance": { op: "<=", value: LOAD_FACTOR },
   // Bounded loads may move a key off its host when that host is full: at most 5 points of cached steps below plain hashing.
-  "routing-cached-drop": 0.05,
-} as const;
+  "routing-cached-drop": { op: "<=", value: 0.05 },
+};
 
 export async function partRouting(add: Add, details: Record<string, unknown>): Promise<void> {
   const partStarted = performance.now();
@@ -432,15 +433,13 @@ export async function partRouting(add: Add, details: Record<string, unknown>): P
   }
   const routeCalls = outcomes.find((o) => o.strategy === "route")!.builds.map((b) => b.routeSeconds ?? NaN);
   add("ROUTING", "npm run route, one call (node start included)", "s", routeCalls);
-  const ratios: Record<keyof typeof ROUTING_TARGETS, number> = {
+  const ratios: Record<string, number> = {
     "routing-time/random": summaries.route.totalSeconds / summaries.random.totalSeconds,
     "routing-cached": summaries.route.cachedRatio,
     "routing-imbalance": summaries.route.imbalance,
     "routing-cached-drop": summaries["plain-hash"].cachedRatio - summaries.route.cachedRatio,
   };
-  for (const [name, value] of Object.entries(ratios) as [keyof typeof ROUTING_TARGETS, number][]) {
-    add("ROUTING", `ratio ${name}`, "x", [value], { target: { op: "<=", value: ROUTING_TARGETS[name] } });
-  }
+  for (const [name, value] of Object.entries(ratios)) add("ROUTING", `ratio ${name}`, "x", [value], { target: ROUTING_TARGETS[name] });
   const partSeconds = (performance.now() - partStarted) / 1000;
   details.ROUTING = {
     workload: { repos: REPOS, monorepoPeriods: MONOREPO_PERIODS, rounds: ROUNDS, buildsPerRound: builds, cacheableSteps: CACHEABLE_STEPS, runners: RUNNERS, workMb: WORK_MB, hostCpus: HOST_CPUS, randomSeed: RANDOM_SEED, runId },
@@ -454,7 +453,6 @@ export async function partRouting(add: Add, details: Record<string, unknown>): P
   };
   log(`ROUTING took ${partSeconds.toFixed(0)}s of its 15-minute budget${partSeconds > 900 ? " (OVER BUDGET)" : ""}`);
   await fleet.copy.destroy();
-  for (const [name, value] of Object.entries(ratios) as [keyof typeof ROUTING_TARGETS, number][]) {
-    console.log(`ratio ${name} ${value.toFixed(2)} target ${ROUTING_TARGETS[name]}`);
-  }
+  // The headline lines, in the form the peers print theirs; the cached share is a floor to reach, the others ceilings.
+  for (const [name, value] of Object.entries(ratios)) console.log(`ratio ${name} ${value.toFixed(3)} target ${ROUTING_TARGETS[name].value}`);
 }
