@@ -210,6 +210,14 @@ export interface Variant {
   dockerProvider?: string;
 }
 
+/** One host of a fleet copy: `settings` are buildkit:hosts[i] fields (dockerHost, containerName, …). */
+export interface FleetHostSpec {
+  name: string;
+  settings: Record<string, string>;
+  /** Fields set as secrets (dockerTlsCa, dockerTlsCert, dockerTlsKey). */
+  secrets?: Record<string, string>;
+}
+
 export interface DockerNames {
   container: string;
   network: string;
@@ -273,6 +281,37 @@ export class ProgramCopy {
       "buildkit:smokeTest": "true",
       ...config,
     });
+    return copy;
+  }
+
+  /**
+   * A copy of the real program as a fleet (buildkit:hosts), the way
+   * tests/integration/fleet.test.ts writes its host list: the dev stack's
+   * base settings, each host's names, its engine and overrides as plain
+   * `--path` config, its Docker TLS files as secrets. `base` goes on top of
+   * the dev settings. The caller removes what a failed destroy leaves on each
+   * engine (only it knows how to reach them).
+   */
+  static async fleet(id: string, hosts: FleetHostSpec[], base: Record<string, string> = {}): Promise<ProgramCopy> {
+    const dir = tempDir(id);
+    copyProgram(dir);
+    const stackFile = fs.readFileSync(path.join(repoRoot, "Pulumi.dev.yaml"), "utf8").replace(/^encryptionsalt:.*\n/m, "");
+    fs.writeFileSync(path.join(dir, `Pulumi.${STACK}.yaml`), stackFile);
+    const copy = await ProgramCopy.init(id, dir, {});
+    const mirror = process.env.BUILDKIT_STACK_CONTAINER_MIRROR ?? "host.docker.internal:5000";
+    await copy.setConfig({
+      "buildkit:registryMirrors": JSON.stringify([`http://${mirror}`]),
+      "buildkit:extraHosts": JSON.stringify(["host.docker.internal:host-gateway"]),
+      "buildkit:smokeTest": "true",
+      ...base,
+    });
+    const plain: string[] = [];
+    const secret: string[] = [];
+    hosts.forEach((host, index) => {
+      for (const [field, value] of Object.entries({ name: host.name, ...host.settings })) plain.push("--plaintext", `buildkit:hosts[${index}].${field}=${value}`);
+      for (const [field, value] of Object.entries(host.secrets ?? {})) secret.push("--secret", `buildkit:hosts[${index}].${field}=${value}`);
+    });
+    await copy.mustPulumi(["config", "set-all", "--path", ...plain, ...secret]);
     return copy;
   }
 
@@ -443,11 +482,19 @@ export async function referenceBuild(addr: string, context: string, seed: string
     { boundSeconds: 600 },
   );
   if (result.code !== 0) throw new Error(`reference build through ${addr} failed\n${tail(result.stderr)}`);
-  const lines = result.stderr.split("\n").map((line) => line.trim());
-  // Only the Dockerfile's own steps ([n/7] RUN|COPY), not the context transfers and metadata loads.
+  return { seconds: result.seconds, ...countSteps(result.stderr) };
+}
+
+/**
+ * The Dockerfile's own steps (`[n/N] RUN|COPY`, not context transfers and
+ * metadata loads) in a `--progress=plain` log, as buildctl and buildx print
+ * it: how many BuildKit reported CACHED and how many ran (DONE).
+ */
+export function countSteps(progress: string): { cached: number; executed: number } {
+  const lines = progress.split("\n").map((line) => line.trim());
   const steps = new Map<string, string>();
   for (const line of lines) {
-    const header = /^(#\d+) \[\s*\d+\/\d+\] (RUN|COPY)/.exec(line);
+    const header = /^(#\d+) \[[^\]]*?\d+\/\d+\] (RUN|COPY)/.exec(line);
     if (header) steps.set(header[1], "pending");
   }
   for (const line of lines) {
@@ -455,7 +502,7 @@ export async function referenceBuild(addr: string, context: string, seed: string
     if (done && steps.has(done[1])) steps.set(done[1], done[2]);
   }
   const states = [...steps.values()];
-  return { seconds: result.seconds, cached: states.filter((s) => s === "CACHED").length, executed: states.filter((s) => s === "DONE").length };
+  return { cached: states.filter((s) => s === "CACHED").length, executed: states.filter((s) => s === "DONE").length };
 }
 
 /**

@@ -6,8 +6,8 @@
 export type Unit = "s" | "x" | "MiB" | "ms/s";
 
 export interface Target {
-  /** "<=": the median must not exceed value; "~": an expectation, reported, never failed. */
-  op: "<=" | "~";
+  /** "<=": the median must not exceed value; ">=": it must reach value; "~": an expectation, reported, never failed. */
+  op: "<=" | ">=" | "~";
   value: number;
 }
 
@@ -39,6 +39,7 @@ export function verdict(series: Series): string {
   if (!series.target) return "";
   const { median } = summarize(series.samples);
   if (series.target.op === "~") return "(expected)";
+  if (series.target.op === ">=") return median >= series.target.value ? "MET" : "MISSED";
   return median <= series.target.value ? "MET" : "MISSED";
 }
 
@@ -58,7 +59,7 @@ function formatValue(value: number, unit: Unit): string {
 
 function formatTarget(target?: Target): string {
   if (!target) return "";
-  return `${target.op === "<=" ? "≤" : "~"} ${target.value}`;
+  return `${target.op === "<=" ? "≤" : target.op === ">=" ? "≥" : "~"} ${target.value}`;
 }
 
 interface Row {

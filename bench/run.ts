@@ -15,9 +15,15 @@
  *   P3   no-op `pulumi preview` and `npm run drift` on the deployed stack vs
  *        the empty program.
  *   MEM  buildkitd's memory idle and during the reference build vs its limit.
- *   PEERS  raw docker run, buildx --bootstrap, terraform apply and ours: to
- *        ready, teardown, no-op and drift checks, paired ratios (bench/peers.ts);
- *        prints one `ratio NAME VALUE target T` line per headline ratio.
+ *   PEERS  raw docker run, buildx --bootstrap, terraform apply (upstream provider
+ *        and the same provider code as ours) and ours: to ready, teardown, no-op
+ *        and drift checks, paired ratios, and the empty program's preview as
+ *        Pulumi's floor (bench/peers.ts); prints one `ratio NAME VALUE target T`
+ *        line per headline ratio.
+ *   ROUTING  builds through a 3-host fleet on the fleet test hosts with each
+ *        routing strategy (npm run route with bounded loads, plain hashing,
+ *        random, round robin, a buildx multi-node builder): cached steps, wall
+ *        time, load imbalance (bench/routing.ts); one run, ~10 minutes.
  *   P4   unit and integration suite wall times (one run each).
  *
  * Each figure is the median of --runs runs (default 5) with min and max.
@@ -57,13 +63,14 @@ import {
 } from "./lib";
 import { Series, Target, markdownTable, ratioChart, summarize, textTable } from "./report";
 import { partPeers } from "./peers";
+import { partRouting } from "./routing";
 import { Phase, emptyUpPhases, upPhases } from "./trace";
 
-const PARTS = ["P1", "X", "P2", "P3", "MEM", "PEERS", "P4"] as const;
+const PARTS = ["P1", "X", "P2", "P3", "MEM", "PEERS", "ROUTING", "P4"] as const;
 type Part = (typeof PARTS)[number];
 
 const USAGE = `usage: npm run bench [-- --runs N] [--only ${PARTS.join(",")}]
-  --runs N   runs per figure (default 5); P4 always runs each suite once
+  --runs N   runs per figure (default 5); ROUTING runs its workload once, P4 each suite once
   --only     a comma-separated subset of the parts, in any order`;
 
 interface Options {
@@ -733,6 +740,7 @@ async function main(): Promise<number> {
     P3: () => partP3(options.runs),
     MEM: () => partMem(options.runs),
     PEERS: () => partPeers(options.runs, add, details),
+    ROUTING: () => partRouting(add, details),
     P4: () => partP4(),
   };
   const errors: string[] = [];
@@ -764,8 +772,8 @@ async function main(): Promise<number> {
   fs.writeFileSync(`${base}.md`, markdownTable(series) + "\n");
   const chart = ratioChart(series, `buildkit-stack benchmarks ${details.startedAt as string} (${options.runs} runs)`);
   fs.writeFileSync(`${base}.svg`, chart);
-  // docs/benchmark.svg charts the floors; a peers-only run leaves it alone.
-  const chartsFloors = options.parts.some((p) => p !== "PEERS");
+  // docs/benchmark.svg charts the floors; a peers or routing run alone leaves it alone.
+  const chartsFloors = options.parts.some((p) => p !== "PEERS" && p !== "ROUTING");
   if (chartsFloors) {
     fs.mkdirSync(path.join(repoRoot, "docs"), { recursive: true });
     fs.writeFileSync(path.join(repoRoot, "docs/benchmark.svg"), chart);

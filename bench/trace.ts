@@ -109,3 +109,112 @@ export function emptyUpPhases(file: string): Phase[] {
   }
   return phases;
 }
+
+// ---------------------------------------------------------------------------
+// Process timelines: `strace -f -ttt --seccomp-bpf -e trace=execve,exit_group`.
+
+/** One program started during a traced command: when (seconds from the first exec), until its process exited. */
+export interface Exec {
+  pid: number;
+  start: number;
+  end: number;
+  argv: string[];
+}
+
+/** The command line strace prints for STRACE_EXEC: traces only process starts and exits, so it barely slows them. */
+export const STRACE_ARGS = ["-f", "-ttt", "--seccomp-bpf", "-e", "trace=execve,exit_group", "-e", "signal=none", "-s", "256"];
+
+/** Every successful execve in a strace log, with its process's exit time. */
+export function readExecs(file: string): Exec[] {
+  const execs: Exec[] = [];
+  const exited = new Map<number, number>();
+  for (const line of fs.readFileSync(file, "utf8").split("\n")) {
+    const exec = /^(\d+) (\d+\.\d+) execve\("[^"]*", \[(.*)\], .*\) = 0$/.exec(line);
+    if (exec) {
+      const argv = [...exec[3].matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((m) => m[1].replace(/\\(.)/g, "$1"));
+      execs.push({ pid: Number(exec[1]), start: Number(exec[2]), end: NaN, argv });
+      continue;
+    }
+    const exit = /^(\d+) (\d+\.\d+) \+\+\+ (?:exited with|killed by)/.exec(line);
+    if (exit) exited.set(Number(exit[1]), Number(exit[2]));
+  }
+  if (execs.length === 0) throw new Error(`no execve in ${file}`);
+  const origin = execs[0].start;
+  return execs.map((e) => ({ ...e, start: e.start - origin, end: (exited.get(e.pid) ?? NaN) - origin }));
+}
+
+const base = (argv: string[]) => (argv[0] ?? "").split("/").pop() ?? "";
+const isPulumi = (e: Exec, command: string) => base(e.argv) === "pulumi" && e.argv.includes(command);
+/** The node process the language host starts for the program (it runs @pulumi/pulumi's cmd/run). */
+const isProgram = (e: Exec) => base(e.argv) === "node" && e.argv.some((a) => /@pulumi\/pulumi\/cmd\/run/.test(a));
+const isProvider = (e: Exec, name: string) => base(e.argv) === `pulumi-resource-${name}`;
+
+/**
+ * Where a `pulumi preview` (or `up`) spends its time until the first provider
+ * starts, from its process timeline: the CLI's own start, the language host,
+ * node with the program, and the providers. `spans` (the same run's
+ * --otel-traces file) adds when the SDK had loaded (the stack's registration)
+ * and when the program registered its first resource.
+ */
+export function previewPhases(execs: Exec[], spansFile?: string): Phase[] {
+  const cli = execs.find((e) => base(e.argv) === "pulumi");
+  const host = execs.find((e) => base(e.argv) === "pulumi-language-nodejs");
+  const program = execs.find(isProgram);
+  const docker = execs.find((e) => isProvider(e, "docker"));
+  const command = execs.find((e) => isProvider(e, "command"));
+  const phases: Phase[] = [];
+  const add = (phase: string, from: number | undefined, to: number | undefined) => {
+    if (from !== undefined && to !== undefined && Number.isFinite(from) && Number.isFinite(to)) phases.push({ phase, seconds: to - from });
+  };
+  add("CLI started → language host started (CLI start, backend, plan)", cli?.start, host?.start);
+  add("language host started → program's node started", host?.start, program?.start);
+  if (spansFile) {
+    const spans = readSpans(spansFile);
+    // Span times are ms from the first span, which is the CLI's root span: line them up on its start.
+    const root = spans.find((s) => s.service === "pulumi-cli" && s.name === "pulumi");
+    const at = (ms: number | undefined) => (ms === undefined || !root || !cli ? undefined : cli.start + (ms - root.start) / 1000);
+    const registrations = spans.filter((s) => s.service === "pulumi-language-host" && s.name.endsWith("ResourceMonitor/RegisterResource"));
+    const stack = registrations.find((s) => (s.attributes.Msg ?? "").includes('type:\\"pulumi:pulumi:Stack\\"'));
+    const first = registrations.find((s) => s !== stack && s.start >= (stack?.start ?? 0));
+    add("program's node started → stack registered (node, preload, @pulumi/pulumi)", program?.start, at(stack?.start));
+    add("stack registered → first resource registered (our program's modules, config)", at(stack?.start), at(first?.start));
+    add("first resource registered → docker provider started", at(first?.start), docker?.start);
+  } else {
+    add("program's node started → docker provider started (SDK, program)", program?.start, docker?.start);
+  }
+  add("docker provider started → command provider started", docker?.start, command?.start);
+  add("first provider started → CLI exited (provider start, checks, diffs, snapshot)", docker?.start ?? program?.end, cli?.end);
+  add("program's node: whole life", program?.start, program?.end);
+  add("total: CLI start → exit", cli?.start, cli?.end);
+  return phases;
+}
+
+/**
+ * Where `npm run drift` spends its time: npm, drift's node (and the
+ * Automation API) until its `pulumi preview --refresh` starts, the preview
+ * itself as {@link previewPhases} splits it, and what drift does after it.
+ */
+export function driftPhases(execs: Exec[]): Phase[] {
+  const npm = execs[0];
+  const drift = execs.find((e) => base(e.argv) === "node" && e.argv.some((a) => a.endsWith("cli/drift.ts")));
+  const version = execs.find((e) => isPulumi(e, "version"));
+  const exported = execs.find((e) => isPulumi(e, "export"));
+  const preview = execs.find((e) => isPulumi(e, "preview"));
+  const after = preview ? execs.filter((e) => e.start >= preview.end) : [];
+  const phases: Phase[] = [];
+  const add = (phase: string, from: number | undefined, to: number | undefined) => {
+    if (from !== undefined && to !== undefined && Number.isFinite(from) && Number.isFinite(to)) phases.push({ phase, seconds: to - from });
+  };
+  add("npm started → drift's node started (npm, scripts/run-ts.sh, env.sh)", npm.start, drift?.start);
+  add("drift's node started → pulumi preview --refresh started (preload, Automation API, workspace)", drift?.start, preview?.start);
+  add("  meanwhile: pulumi version", version?.start, version?.end);
+  add("  meanwhile: pulumi stack export", exported?.start, exported?.end);
+  if (preview) {
+    const inner = previewPhases(execs.filter((e) => e.start >= preview.start && e.start <= preview.end));
+    for (const p of inner) if (!p.phase.startsWith("total")) phases.push({ phase: `  preview: ${p.phase}`, seconds: p.seconds });
+  }
+  add("pulumi preview --refresh: whole", preview?.start, preview?.end);
+  add(`preview exited → drift exited (${after.filter((e) => base(e.argv) === "docker").length} docker calls, report)`, preview?.end, npm.end);
+  add("total: npm start → exit", npm.start, npm.end);
+  return phases;
+}

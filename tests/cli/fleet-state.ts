@@ -1,5 +1,5 @@
 /**
- * A fleet's recorded state as `cli/stack-inspect.ts` reads it, shaped like
+ * A fleet's recorded state as `cli/stack-state.ts` reads it, shaped like
  * what `pulumi stack export --show-secrets` printed for a deployed 3-host
  * fleet (local, ssh-1, tls-1): components before providers, the smoke test on
  * the default command provider, the local provider recording the DOCKER_HOST
