@@ -77,7 +77,11 @@ running() {
   local state
   state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) && [[ -n $state && $state != Z ]]
 }
-alive() { [[ -n $1 ]] && [[ $(readlink "/proc/$1/exe" 2>/dev/null) == "$(readlink -f "$2")" ]]; }
+# (A rebuilt binary shows as "PATH (deleted)": still ours, still to be stopped.)
+alive() {
+  local exe
+  exe=$(readlink "/proc/$1/exe" 2>/dev/null) && [[ ${exe% (deleted)} == "$(readlink -f "$2")" ]]
+}
 gone() { ! alive "$1" "$2"; }
 
 # stop_daemon NAME: stop the process our pid file names, TERM then (after 30 s) KILL.
@@ -98,8 +102,8 @@ stop_daemon() {
 }
 
 # daemon NAME BOUND HEALTH "CONFIG_FILES" [ENV=VALUE…] -- BINARY ARGS…: keep
-# NAME running as that command. Its key is the command line and the contents
-# of its configuration files: a healthy NAME with the same key is left alone,
+# NAME running as that command. Its key is the command line, the binary (a
+# rebuilt one differs) and the contents of its configuration files: a healthy NAME with the same key is left alone,
 # anything else is (re)started and given BOUND seconds to pass HEALTH.
 daemon() {
   local name=$1 bound=$2 health=$3 configs=$4
@@ -109,8 +113,9 @@ daemon() {
   shift
   local binary=$1 logfile="$logs/$name.log" key pid="" running_binary=""
   STEP="cluster/$name"
+  [[ -x $binary ]] || die "$binary is missing: its build step did not run (bash scripts/provision/cluster-builds.sh, engine-builds.sh)"
   # shellcheck disable=SC2086 # a list of paths
-  key=$({ printf '%s\n' "${env[@]}" "$@" "$(readlink -f "$binary")"; cat $configs; } | sha256sum | cut -c1-16)
+  key=$({ printf '%s\n' "${env[@]}" "$@" "$(stat -Lc '%n %i %Y' "$binary")"; cat $configs; } | sha256sum | cut -c1-16)
   [[ -f $run/$name.pid ]] && read -r pid running_binary <"$run/$name.pid"
   if alive "$pid" "$running_binary" && stamp_ok "$run/$name.key" "$key" && $health; then
     log "$name is running (pid $pid)"
@@ -214,11 +219,23 @@ network_down() {
 
 # ---------------------------------------------------------------- PKI
 
-# cert NAME SUBJECT EXTENSIONS: pki/NAME.crt and .key, signed by the cluster
-# CA; remade when its definition or the CA changed, or it expires within 30 days.
+# ca NAME CN: pki/NAME.crt and .key, a CA for ten years (remade within 30 days of expiry).
+ca() {
+  local name=$1 cn=$2
+  [[ -f $pki/$name.crt ]] && openssl x509 -checkend 2592000 -noout -in "$pki/$name.crt" >/dev/null && return 0
+  log "creating the CA $name ($cn)"
+  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$pki/$name.key" 2>/dev/null
+  openssl req -x509 -new -key "$pki/$name.key" -subj "/CN=$cn" -days 3650 \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign,digitalSignature \
+    -out "$pki/$name.crt" 2>/dev/null || die "openssl could not create the CA $name"
+}
+
+# cert NAME SUBJECT EXTENSIONS [CA]: pki/NAME.crt and .key, signed by CA (default:
+# the cluster CA); remade when its definition or the CA changed, or it expires
+# within 30 days.
 cert() {
-  local name=$1 subject=$2 ext=$3 key
-  key="$subject|$ext|$(openssl x509 -noout -fingerprint -sha256 -in "$pki/ca.crt")"
+  local name=$1 subject=$2 ext=$3 ca=${4:-ca} key
+  key="$subject|$ext|$(openssl x509 -noout -fingerprint -sha256 -in "$pki/$ca.crt")"
   if [[ -f $pki/$name.crt ]] && stamp_ok "$pki/$name.stamp" "$key" \
     && openssl x509 -checkend 2592000 -noout -in "$pki/$name.crt" >/dev/null; then
     return 0
@@ -227,7 +244,7 @@ cert() {
   openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$pki/$name.key" 2>/dev/null
   openssl req -new -key "$pki/$name.key" -subj "$subject" -out "$pki/$name.csr" 2>/dev/null
   printf '%b\n' "$ext" >"$pki/$name.ext"
-  openssl x509 -req -in "$pki/$name.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -set_serial "0x$(openssl rand -hex 16)" \
+  openssl x509 -req -in "$pki/$name.csr" -CA "$pki/$ca.crt" -CAkey "$pki/$ca.key" -set_serial "0x$(openssl rand -hex 16)" \
     -days 365 -extfile "$pki/$name.ext" -out "$pki/$name.crt" 2>/dev/null || die "openssl could not sign $name"
   rm -f "$pki/$name.csr" "$pki/$name.ext"
   stamp_write "$pki/$name.stamp" "$key"
@@ -262,13 +279,11 @@ YAML
 pki_up() {
   STEP=cluster/pki
   mkdir -p "$pki" && chmod 700 "$pki"
-  if [[ ! -f $pki/ca.crt ]] || ! openssl x509 -checkend 2592000 -noout -in "$pki/ca.crt" >/dev/null; then
-    log "creating the cluster CA"
-    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$pki/ca.key" 2>/dev/null
-    openssl req -x509 -new -key "$pki/ca.key" -subj "/CN=$CLUSTER_CONTEXT-ca" -days 3650 \
-      -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign,digitalSignature \
-      -out "$pki/ca.crt" 2>/dev/null || die "openssl could not create the CA"
-  fi
+  ca ca "$CLUSTER_CONTEXT-ca"
+  # The aggregation layer's own CA, as kubeadm makes it: the API server proxies
+  # to extension API servers with a front-proxy-client certificate, which they
+  # trust through this CA (kept apart from the client CA).
+  ca front-proxy-ca "$CLUSTER_CONTEXT-front-proxy-ca"
   if [[ ! -f $pki/sa.key ]]; then
     log "creating the service account signing key"
     openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$pki/sa.key" 2>/dev/null
@@ -286,6 +301,7 @@ pki_up() {
   cert kube-proxy "/CN=system:kube-proxy" "$client"
   cert kubelet "/O=system:nodes/CN=system:node:$CLUSTER_NODE_NAME" "$client"
   cert kubelet-serving "/CN=$CLUSTER_NODE_NAME" "$serving\nsubjectAltName=IP:$CLUSTER_GATEWAY,DNS:$CLUSTER_NODE_NAME"
+  cert front-proxy-client "/CN=front-proxy-client" "$client" front-proxy-ca
   write_kubeconfig "$kubeconfig" kubernetes-admin admin
   write_kubeconfig "$etc/controller-manager.kubeconfig" system:kube-controller-manager controller-manager
   write_kubeconfig "$etc/scheduler.kubeconfig" system:kube-scheduler scheduler
@@ -503,7 +519,7 @@ up() {
     --listen-client-urls "http://127.0.0.1:$etcd_client_port" --advertise-client-urls "http://127.0.0.1:$etcd_client_port" \
     --listen-peer-urls "http://127.0.0.1:$etcd_peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer_port" \
     --initial-cluster "$CLUSTER_NODE_NAME=http://127.0.0.1:$etcd_peer_port"
-  daemon kube-apiserver 180 apiserver_healthy "$pki/apiserver.crt $pki/apiserver-kubelet-client.crt $pki/sa.pub $pki/ca.crt" -- \
+  daemon kube-apiserver 180 apiserver_healthy "$pki/apiserver.crt $pki/apiserver-kubelet-client.crt $pki/front-proxy-client.crt $pki/sa.pub $pki/ca.crt" -- \
     "$k8s/kube-apiserver" --advertise-address="$CLUSTER_GATEWAY" --bind-address="$CLUSTER_GATEWAY" \
     --secure-port="$CLUSTER_APISERVER_PORT" --etcd-servers="http://127.0.0.1:$etcd_client_port" \
     --service-cluster-ip-range="$CLUSTER_SERVICE_CIDR" --allow-privileged=true \
@@ -512,7 +528,12 @@ up() {
     --kubelet-client-certificate="$pki/apiserver-kubelet-client.crt" --kubelet-client-key="$pki/apiserver-kubelet-client.key" \
     --kubelet-certificate-authority="$pki/ca.crt" --kubelet-preferred-address-types=InternalIP \
     --service-account-issuer="https://kubernetes.default.svc.$cluster_domain" \
-    --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" --profiling=false
+    --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
+    --requestheader-client-ca-file="$pki/front-proxy-ca.crt" --requestheader-allowed-names=front-proxy-client \
+    --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
+    --requestheader-extra-headers-prefix=X-Remote-Extra- \
+    --proxy-client-cert-file="$pki/front-proxy-client.crt" --proxy-client-key-file="$pki/front-proxy-client.key" \
+    --profiling=false
   # shellcheck disable=SC2046 # two flags
   daemon kube-controller-manager 90 controller_manager_healthy "$etc/controller-manager.kubeconfig $pki/sa.key" -- \
     "$k8s/kube-controller-manager" --kubeconfig="$etc/controller-manager.kubeconfig" $(authn "$etc/controller-manager.kubeconfig") \
