@@ -35,6 +35,13 @@ case $command in
   *) die "unknown command '$command'; expected up (the default), down or env" ;;
 esac
 [[ $EUID -eq 0 ]] || die "the cluster runs containerd, the kubelet and kube-proxy on this host, which needs root"
+# One up or down at a time (npm test's provisioning and a user's shell may both call it).
+mkdir -p "$cluster_dir"
+exec 8>"$cluster_dir/cluster.lock"
+if ! flock -n 8; then
+  log "waiting for another cluster.sh up/down to finish (lock $cluster_dir/cluster.lock)"
+  flock -w 3600 8 || die "another cluster.sh held $cluster_dir/cluster.lock for an hour"
+fi
 
 steps="$BUILDKIT_STACK_ROOT/scripts/provision"
 builds="$cluster_dir/builds"
@@ -470,8 +477,11 @@ node_ready() {
 default_storage_class() {
   [[ $(kubectl get storageclass -o 'jsonpath={.items[?(@.metadata.annotations.storageclass\.kubernetes\.io/is-default-class=="true")].metadata.name}') == local-path ]]
 }
+# dns_answers IP: the cluster DNS resolves kubernetes.default to IP (busybox
+# prints the server as "Address:<tab>IP:53" and each answer as "Address: IP").
 dns_answers() {
-  busybox nslookup "kubernetes.default.svc.$cluster_domain" "$CLUSTER_DNS_IP" 2>/dev/null | grep -q "Address:.*${1}"
+  busybox nslookup "kubernetes.default.svc.$cluster_domain" "$CLUSTER_DNS_IP" 2>/dev/null \
+    | awk -v ip="$1" '$1 == "Address:" && $2 == ip {found = 1} END {exit !found}'
 }
 
 # ---------------------------------------------------------------- images

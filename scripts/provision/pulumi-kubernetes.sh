@@ -27,6 +27,13 @@ export PULUMI_HOME="$pulumi_dir/home" PULUMI_SKIP_UPDATE_CHECK=1 PULUMI_DISABLE_
 module=github.com/pulumi/pulumi-kubernetes/provider/v4
 binary="$pulumi_dir/providers/pulumi-resource-kubernetes"
 work="$pulumi_dir/build/pulumi-resource-kubernetes"
+# One build at a time: checkouts share the cache.
+mkdir -p "$pulumi_dir/build"
+exec 8>"$pulumi_dir/build/pulumi-resource-kubernetes.lock"
+if ! flock -n 8; then
+  log "waiting for another pulumi-kubernetes.sh to finish (lock $pulumi_dir/build/pulumi-resource-kubernetes.lock)"
+  flock -w 3600 8 || die "another pulumi-kubernetes.sh held its lock for an hour"
+fi
 key=$(printf '%s\n' "$module $PULUMI_KUBERNETES_PROVIDER_MODULE_VERSION" "sdk v$PULUMI_KUBERNETES_VERSION" "$(go env GOVERSION)" \
   | sha256sum | cut -c1-16)
 

@@ -218,7 +218,7 @@ describe("the local cluster", () => {
     apply(busyboxPod("client", `nslookup ${name} && wget -qO- http://${name}:8080/`));
     const { phase, logs } = await finished("client");
     expect({ phase, logs }).toEqual({ phase: "Succeeded", logs: expect.stringContaining(`${token}\n`) });
-    expect(logs).toMatch(new RegExp(`Name:\\s+${name.replace(/\./g, "\\.")}\\s+Address:\\s+${serverIp.replace(/\./g, "\\.")}`));
+    expect(logs).toMatch(new RegExp(`Name:\\s+${name.replace(/\./g, "\\.")}\\s+Address:\\s+${serverIp.replace(/\./g, "\\.")}\\s`));
   });
 
   it(`deploys through the Pulumi Kubernetes provider ${pkg.dependencies["@pulumi/kubernetes"]}: creates, previews clean, destroys`, async () => {
