@@ -498,8 +498,10 @@ import_image() {
     return 0
   fi
   log "importing $reference"
-  ctr images import --platform "linux/$(go env GOARCH)" "$archive" >/dev/null || die "ctr images import $archive failed"
-  ctr images label "$reference" io.cri-containerd.pinned=pinned >/dev/null
+  # (ctr warns on every call that cgroup v1 is deprecated: the output is kept for a failure.)
+  local output
+  output=$(ctr images import --platform "linux/$(go env GOARCH)" "$archive" 2>&1 \
+    && ctr images label "$reference" io.cri-containerd.pinned=pinned 2>&1) || die "ctr images import $archive failed: $output"
 }
 
 # ---------------------------------------------------------------- up / down
