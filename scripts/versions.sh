@@ -70,3 +70,39 @@ BUILDKIT_STACK_CONTAINER_GATEWAYS="${BUILDKIT_STACK_CONTAINER_GATEWAYS:-} ${DOCK
 # provider is built at PULUMI_DOCKER_UPSTREAM_VERSION, the same revision our
 # docker provider bridges (scripts/provision/peers.sh).
 BUILDX_VERSION="v0.38.2"
+
+# The local Kubernetes cluster (scripts/provision/cluster.sh, docs/local-cluster.md):
+# every piece built from the Go module proxy. Kubernetes is built from
+# k8s.io/kubernetes through a wrapper module that maps its staging modules to
+# their published v0.x releases; etcd's server through a wrapper too.
+KUBERNETES_VERSION="v1.37.2"
+ETCD_VERSION="v3.7.3"
+CNI_PLUGINS_VERSION="v1.10.0"
+# crictl: the node's CRI client, which `cluster.sh down` stops pods with.
+CRI_TOOLS_VERSION="v1.37.0"
+# Cluster DNS: the CoreDNS release kubeadm $KUBERNETES_VERSION deploys.
+COREDNS_VERSION="v1.14.6"
+# The default StorageClass's dynamic provisioner (the newest release the proxy serves).
+LOCAL_PATH_PROVISIONER_VERSION="v0.0.30"
+# Where the cluster lives (docs/local-cluster.md). Every address is on the pod
+# bridge or loopback, none on the machine's own interfaces; no port is one of
+# Kubernetes' defaults, so a cluster of the user's own can run beside it.
+CLUSTER_BRIDGE="bkc-pods"
+CLUSTER_POD_CIDR="10.233.0.0/24"
+CLUSTER_GATEWAY="10.233.0.1" # the node's address: API server, kubelet, and the host as pods reach it
+CLUSTER_SERVICE_CIDR="10.234.0.0/24"
+CLUSTER_DNS_IP="10.234.0.10"
+CLUSTER_APISERVER_PORT="16443"
+CLUSTER_ETCD_PORTS="12379 12380" # client, peer (loopback)
+CLUSTER_KUBELET_PORTS="20250 20248" # API (on the gateway), healthz (loopback)
+CLUSTER_CONTROLLER_MANAGER_PORT="20257"
+CLUSTER_SCHEDULER_PORT="20259"
+CLUSTER_KUBE_PROXY_PORTS="20249 20256" # metrics, healthz (loopback)
+CLUSTER_NODE_NAME="bkc-node"
+CLUSTER_CONTEXT="buildkit-stack-local"
+# The Kubernetes provider: package.json pins the npm SDK; the module proxy
+# serves only this revision of the provider module, the commit just before the
+# SDK's 4.25.0 release, which scripts/provision/pulumi-kubernetes.sh builds
+# against sdk/v4 v4.25.0 and installs as kubernetes 4.25.0.
+PULUMI_KUBERNETES_VERSION="$(_pkg_version @pulumi/kubernetes)"
+PULUMI_KUBERNETES_PROVIDER_MODULE_VERSION="v4.0.0-20260115033456-f47bc2d6f199"
