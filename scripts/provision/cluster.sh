@@ -61,7 +61,7 @@ read -r kubelet_port kubelet_healthz_port <<<"$CLUSTER_KUBELET_PORTS"
 read -r proxy_metrics_port proxy_healthz_port <<<"$CLUSTER_KUBE_PROXY_PORTS"
 cluster_chain=BKC-CLUSTER
 cluster_domain=cluster.local
-registry_forwarder_pid="$BUILDKIT_STACK_CACHE/registry/forward-$CLUSTER_GATEWAY.pid"
+registry_reader_pid="$BUILDKIT_STACK_CACHE/registry/readonly-$CLUSTER_GATEWAY.pid"
 
 kubectl() { "$k8s/kubectl" --kubeconfig "$kubeconfig" "$@"; }
 ctr() { "$clients/ctr" --address "$containerd_sock" --namespace k8s.io "$@"; }
@@ -200,10 +200,11 @@ $registry_log"
 network_down() {
   STEP=cluster/network
   local pid
-  pid=$(cat "$registry_forwarder_pid" 2>/dev/null || true)
-  if [[ -n $pid ]] && grep -qa "bind=$CLUSTER_GATEWAY" "/proc/$pid/cmdline" 2>/dev/null; then
-    kill "$pid" && rm -f "$registry_forwarder_pid"
-    log "stopped the registry forwarder on $CLUSTER_GATEWAY:$REGISTRY_PORT"
+  # The read-only registry reader registry.sh started on the pod gateway (its pid file, its own config on the command line).
+  pid=$(cat "$registry_reader_pid" 2>/dev/null || true)
+  if [[ -n $pid ]] && grep -qa "readonly-$CLUSTER_GATEWAY.yml" "/proc/$pid/cmdline" 2>/dev/null; then
+    kill "$pid" && rm -f "$registry_reader_pid"
+    log "stopped the read-only registry on $CLUSTER_GATEWAY:$REGISTRY_PORT"
   fi
   local table
   for table in "ip kube-proxy" "ip6 kube-proxy"; do
