@@ -56,3 +56,8 @@ export const CLUSTER_CHILD = {
 } as const;
 
 export const clusterChildName = (cluster: string, child: keyof typeof CLUSTER_CHILD): string => `${cluster}-${CLUSTER_CHILD[child]}`;
+
+/** The daemon's container in each of a cluster's pods: `kube-pod://` endpoints, the proofs and the CLIs name it. */
+export const CLUSTER_DAEMON_CONTAINER = "buildkitd";
+/** A cluster pod's cache volume, and so each replica's PVC name prefix (`cache-<pod>`). */
+export const CLUSTER_CACHE_VOLUME = "cache";

@@ -8,7 +8,7 @@ import { CONFIG_FILE, daemonCommand, modeOf, SOCKET, STATE_PATH, workersProbe } 
 import { renderBuildkitdToml } from "../core/buildkitd-toml";
 import { SMOKE_TEST_ATTEMPTS, smokeTestEndpoint, smokeTestScript } from "../core/smoke-test";
 import { MIB } from "../core/units";
-import { CLUSTER_TYPE, clusterChildName } from "../resource-types";
+import { CLUSTER_CACHE_VOLUME, CLUSTER_DAEMON_CONTAINER, CLUSTER_TYPE, clusterChildName } from "../resource-types";
 import type { ClusterSettings } from "./config";
 
 /** Arguments of {@link BuildkitCluster}: validated settings (see `config.ts`). */
@@ -22,10 +22,6 @@ export interface ReplicaEndpoint {
   buildkitHost: string;
 }
 
-/** The container's name in each pod; `kube-pod://` endpoints and the smoke test name it. */
-export const DAEMON_CONTAINER = "buildkitd";
-/** The cache volume's name in the pod, and so each PVC's name prefix (`cache-<name>-<ordinal>`). */
-export const CACHE_VOLUME = "cache";
 
 /**
  * The pod's preStop hook: buildkitd drops the builds it is running when it
@@ -74,21 +70,25 @@ export class BuildkitCluster extends pulumi.ComponentResource {
     this.provider = new k8s.Provider(clusterChildName(name, "provider"), { kubeconfig: args.kubeconfig, context: args.kubeContext }, { parent: this });
     const children = { parent: this, provider: this.provider };
 
-    this.namespace = new k8s.core.v1.Namespace(clusterChildName(name, "namespace"), { metadata: { name: args.namespace, labels } }, children);
+    // The program is the source of truth: an operator's `kubectl scale` or `kubectl edit` takes ownership of the
+    // fields it set (server-side apply), and the next preview or heal would stop on the conflict instead of
+    // putting the program's value back. Forcing our apply is what makes drift healable.
+    const owned = { labels, annotations: { "pulumi.com/patchForce": "true" } };
+    this.namespace = new k8s.core.v1.Namespace(clusterChildName(name, "namespace"), { metadata: { name: args.namespace, ...owned } }, children);
     const ns = this.namespace.metadata.name;
 
     // Auto-named (name-<suffix>): a new buildkitd.toml is a new ConfigMap, the pod template names it, so the pods roll,
     // one at a time, and preview shows it. Editing the ConfigMap in place would change nothing until a pod restarted.
     this.config = new k8s.core.v1.ConfigMap(
       clusterChildName(name, "config"),
-      { metadata: { namespace: ns, labels }, data: { "buildkitd.toml": renderBuildkitdToml(args) } },
+      { metadata: { namespace: ns, ...owned }, data: { "buildkitd.toml": renderBuildkitdToml(args) } },
       children,
     );
 
     // Headless: each replica answers at <pod>.<service>.<namespace>.svc, and nothing balances builds away from their cache.
     this.service = new k8s.core.v1.Service(
       clusterChildName(name, "service"),
-      { metadata: { name: args.name, namespace: ns, labels }, spec: { clusterIP: "None", selector: labels } },
+      { metadata: { name: args.name, namespace: ns, ...owned }, spec: { clusterIP: "None", selector: labels } },
       children,
     );
 
@@ -99,14 +99,14 @@ export class BuildkitCluster extends pulumi.ComponentResource {
         terminationGracePeriodSeconds: args.stopGraceSeconds,
         containers: [
           {
-            name: DAEMON_CONTAINER,
+            name: CLUSTER_DAEMON_CONTAINER,
             image: args.image,
             args: daemonCommand(args),
             securityContext: { privileged: true },
             resources,
             volumeMounts: [
               { name: "config", mountPath: CONFIG_FILE, subPath: "buildkitd.toml", readOnly: true },
-              { name: CACHE_VOLUME, mountPath: STATE_PATH[mode] },
+              { name: CLUSTER_CACHE_VOLUME, mountPath: STATE_PATH[mode] },
             ],
             // Ready means buildkitd lists its workers, not that the process exists.
             startupProbe: { exec: { command: workersProbe(mode) }, periodSeconds: 2, failureThreshold: SMOKE_TEST_ATTEMPTS / 2, timeoutSeconds: 5 },
@@ -120,7 +120,7 @@ export class BuildkitCluster extends pulumi.ComponentResource {
     this.statefulSet = new k8s.apps.v1.StatefulSet(
       clusterChildName(name, "daemons"),
       {
-        metadata: { name: args.name, namespace: ns, labels },
+        metadata: { name: args.name, namespace: ns, ...owned },
         spec: {
           serviceName: this.service.metadata.name,
           replicas: args.replicas,
@@ -133,7 +133,7 @@ export class BuildkitCluster extends pulumi.ComponentResource {
           template: podTemplate,
           volumeClaimTemplates: [
             {
-              metadata: { name: CACHE_VOLUME, labels },
+              metadata: { name: CLUSTER_CACHE_VOLUME, labels },
               spec: {
                 accessModes: ["ReadWriteOnce"],
                 storageClassName: args.storageClass,
@@ -149,14 +149,14 @@ export class BuildkitCluster extends pulumi.ComponentResource {
 
     this.disruptionBudget = new k8s.policy.v1.PodDisruptionBudget(
       clusterChildName(name, "disruption-budget"),
-      { metadata: { name: args.name, namespace: ns, labels }, spec: { maxUnavailable: 1, selector: { matchLabels: labels } } },
+      { metadata: { name: args.name, namespace: ns, ...owned }, spec: { maxUnavailable: 1, selector: { matchLabels: labels } } },
       children,
     );
 
     const pods = Array.from({ length: args.replicas }, (_, ordinal) => `${args.name}-${ordinal}`);
     const contextQuery = args.kubeContext ? `&context=${encodeURIComponent(args.kubeContext)}` : "";
     this.endpoints = ns.apply((namespace) =>
-      pods.map((pod) => ({ name: pod, buildkitHost: `kube-pod://${pod}?namespace=${namespace}&container=${DAEMON_CONTAINER}${contextQuery}` })),
+      pods.map((pod) => ({ name: pod, buildkitHost: `kube-pod://${pod}?namespace=${namespace}&container=${CLUSTER_DAEMON_CONTAINER}${contextQuery}` })),
     );
 
     // Every change of the pod template rolls the pods and re-runs every proof. Its digest is known at preview
@@ -182,7 +182,7 @@ export class BuildkitCluster extends pulumi.ComponentResource {
               POD: pod,
               STATEFULSET: this.statefulSet.metadata.name,
               ROLL_TIMEOUT: `${rollTimeoutSeconds(args)}s`,
-              CONTAINER_NAME: DAEMON_CONTAINER,
+              CONTAINER_NAME: CLUSTER_DAEMON_CONTAINER,
               // What the proof's messages call the daemon.
               CONTAINER: pulumi.interpolate`pod ${pod} in namespace ${ns}`,
               ATTEMPTS: String(SMOKE_TEST_ATTEMPTS),

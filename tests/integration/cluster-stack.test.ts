@@ -11,7 +11,12 @@
  * - a buildkitd.toml change is shown by preview (a new ConfigMap, the
  *   StatefulSet updated, every proof re-run), rolls the pods, keeps each
  *   replica's cache (same PVC, a file written before the roll still there),
- *   and is clean on the next preview.
+ *   and is clean on the next preview;
+ * - `npm run drift` names what an operator changed out of band (the
+ *   StatefulSet scaled, the ConfigMap edited, the Service deleted, a replica's
+ *   cache volume deleted), `npm run doctor` fails with the fix, `npm run drift
+ *   -- --heal` repairs all of it (the replica gets a new volume and is proven
+ *   again), and drift, doctor and preview are clean afterwards.
  * Without a cluster it fails, with the fix.
  */
 import { spawnSync } from "child_process";
@@ -167,6 +172,47 @@ describe("a cluster stack from Pulumi.cluster.yaml", () => {
       expect(kubectl(["exec", pod, "-c", "buildkitd", "--", "cat", "/var/lib/buildkit/kept-by-roll"]).trim()).toBe(pod);
     }
     expect(Object.fromEntries(get<Items<Claim>>(["pvc"]).items.map((c) => [c.metadata.name, c.metadata.uid]))).toEqual(claimsBefore);
+    expect(changes((await testStack.stack.preview(quiet)).changeSummary)).toEqual({});
+  });
+
+  it("drift names what an operator changed out of band, doctor fails with the fix, --heal repairs it, then all clean", async () => {
+    const cli = (script: string, ...extra: string[]) =>
+      run("bash", ["scripts/run-ts.sh", `cli/${script}.ts`, "--stack", testStack.stack.name, "--cwd", testStack.workDir, ...extra], { env: testStack.env, cwd: repoRoot });
+    const clean = cli("drift");
+    expect(clean.stdout).toMatch(/^no drift: stack bkc-stack matches the cluster/m);
+    expect(clean.code).toBe(0);
+    const healthy = cli("doctor");
+    expect(healthy.stdout).toMatch(/^healthy: stack bkc-stack \(2 replicas\)$/m);
+    expect(healthy.code).toBe(0);
+
+    const configMap = kubectl(["get", "configmap", "-o", "name"]).split("\n").find((n) => n.includes("buildkit-config"))!;
+    kubectl(["scale", "statefulset", "buildkitd", "--replicas=3"]);
+    kubectl(["patch", configMap, "--type", "merge", "-p", JSON.stringify({ data: { "buildkitd.toml": "debug = true\n" } })]);
+    kubectl(["delete", "service", "buildkitd"]);
+    const lostClaim = get<Claim>(["pvc", "cache-buildkitd-1"]).metadata.uid;
+    kubectl(["delete", "pvc", "cache-buildkitd-1", "--wait=false"]);
+
+    const drift = cli("drift");
+    expect(drift.code).toBe(2);
+    expect(drift.stdout).toMatch(/^  ConfigMap buildkit-config-\S+: changed out of band.*; up replaces it with the program's; the pods roll$/m);
+    expect(drift.stdout).toMatch(/^  Service buildkitd: deleted out of band; up creates it again$/m);
+    expect(drift.stdout).toMatch(/^  StatefulSet buildkitd: changed out of band \(spec\); up puts the program's values back$/m);
+    expect(drift.stdout).toMatch(/^  replica buildkitd-1: its cache volume cache-buildkitd-1 was deleted out of band/m);
+    expect(drift.stdout).toMatch(/^  KUBECONFIG=\S+ kubectl -n bkc-it-stack-\S+ delete pod buildkitd-1$/m);
+    const doctor = cli("doctor");
+    expect(doctor.code).toBe(1);
+    expect(doctor.stdout).toMatch(/^FAIL  StatefulSet buildkitd: 3 replicas, the program declares 2 \(scaled out of band\)$/m);
+    expect(doctor.stdout).toMatch(/^FAIL  replica buildkitd-1: cache volume cache-buildkitd-1 deleted/m);
+    expect(doctor.stdout).toContain("fix: give the replica a new one: npm run drift -- --stack bkc-stack --heal");
+
+    const healed = cli("drift", "--heal");
+    if (healed.code !== 0) throw new Error(`--heal exited ${healed.code}:\n${healed.stdout}\n${healed.stderr}`);
+    expect(healed.stdout).toMatch(/^healed: stack bkc-stack$/m);
+    expect(get<Claim>(["pvc", "cache-buildkitd-1"]).metadata.uid).not.toBe(lostClaim);
+    expect(kubectl(["get", "service", "buildkitd", "-o", "name"]).trim()).toBe("service/buildkitd");
+    const again = cli("doctor");
+    expect(again.stdout).toMatch(/^healthy: stack bkc-stack \(2 replicas\)$/m);
+    expect(cli("drift").code).toBe(0);
     expect(changes((await testStack.stack.preview(quiet)).changeSummary)).toEqual({});
   });
 });
