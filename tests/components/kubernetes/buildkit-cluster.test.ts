@@ -70,7 +70,8 @@ const settings: ClusterSettings = {
   maxParallelism: 2,
 };
 
-const of = (type: string) => registered.filter((r) => r.type === type);
+/** What the "buildkit" cluster registered of a type (another test declares one named "scratch"). */
+const of = (type: string, cluster = "buildkit") => registered.filter((r) => r.type === type && r.name.startsWith(`${cluster}-`));
 
 describe("BuildkitCluster", () => {
   let cluster: InstanceType<typeof BuildkitCluster>;
@@ -114,10 +115,9 @@ describe("BuildkitCluster", () => {
   });
 
   it("deletes the caches with the StatefulSet only when the cache is not protected", async () => {
-    registered.length = 0;
     const unprotected = new BuildkitCluster("scratch", { ...settings, cacheProtected: false, memoryBytes: undefined, cpus: undefined });
     await promiseOf(unprotected.smokeTestSummaries);
-    const [sts] = of("kubernetes:apps/v1:StatefulSet");
+    const [sts] = of("kubernetes:apps/v1:StatefulSet", "scratch");
     expect(sts.inputs.spec.persistentVolumeClaimRetentionPolicy).toEqual({ whenDeleted: "Delete", whenScaled: "Retain" });
     expect(sts.inputs.spec.template.spec.containers[0].resources).toBeUndefined();
   });
@@ -127,6 +127,27 @@ describe("BuildkitCluster", () => {
       [0, 1, 2].map((i) => ({ name: `buildkitd-${i}`, buildkitHost: `kube-pod://buildkitd-${i}?namespace=buildkit-ci&container=buildkitd&context=ci` })),
     );
     expect(cluster.kubeconfig).toBe(settings.kubeconfig);
+  });
+
+  it("owns its fields: every object it declares forces its apply over an operator's kubectl edits (so drift is healable)", () => {
+    const declared = registered.filter((r) => r.type.startsWith("kubernetes:") && r.name.startsWith("buildkit-"));
+    expect(declared.map((r) => r.type).sort()).toEqual([
+      "kubernetes:apps/v1:StatefulSet",
+      "kubernetes:core/v1:ConfigMap",
+      "kubernetes:core/v1:Namespace",
+      "kubernetes:core/v1:Service",
+      "kubernetes:policy/v1:PodDisruptionBudget",
+    ]);
+    for (const r of declared) expect(r.inputs.metadata.annotations).toEqual({ "pulumi.com/patchForce": "true" });
+  });
+
+  it("waits for the roll before each proof, bounded by every replica's grace period, through the stack's kubeconfig and context", () => {
+    const tests = of("command:local:Command");
+    expect(tests.map((t) => t.name)).toEqual(["buildkit-buildkitd-0-smoke-test", "buildkit-buildkitd-1-smoke-test", "buildkit-buildkitd-2-smoke-test"]);
+    for (const [i, test] of tests.entries()) {
+      expect(test.inputs.create.split("\n")[0]).toBe('kubectl ${KUBE_CONTEXT:+--context "$KUBE_CONTEXT"} rollout status statefulset/"$STATEFULSET" -n "$NAMESPACE" --timeout="$ROLL_TIMEOUT" >&2');
+      expect(test.inputs.environment).toMatchObject({ KUBECONFIG: settings.kubeconfig, KUBE_CONTEXT: "ci", POD: `buildkitd-${i}`, STATEFULSET: "buildkitd", ROLL_TIMEOUT: `${600 + 3 * 600}s` });
+    }
   });
 
   it("proves every replica through its own pod, again whenever the StatefulSet's revision changes", async () => {
