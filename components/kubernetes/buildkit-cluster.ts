@@ -164,7 +164,7 @@ export class BuildkitCluster extends pulumi.ComponentResource {
     // also catches a roll the program did not make.
     const templateDigest = pulumi.output(podTemplate).apply((template) => createHash("sha256").update(JSON.stringify(template)).digest("hex"));
     const revision = this.statefulSet.status.apply((status) => status?.updateRevision ?? "");
-    this.smokeTests = pods.map(
+    this.smokeTests = (args.smokeTest ? pods : []).map(
       (pod) =>
         new command.local.Command(
           clusterChildName(`${name}-${pod}`, "smokeTest"),
@@ -180,7 +180,8 @@ export class BuildkitCluster extends pulumi.ComponentResource {
               ...(args.kubeContext ? { KUBE_CONTEXT: args.kubeContext } : {}),
               NAMESPACE: ns,
               POD: pod,
-              STATEFULSET: this.statefulSet.metadata.name,
+              // The name as declared, not the output: a replacement's preview shows a placeholder name there.
+              STATEFULSET: args.name,
               ROLL_TIMEOUT: `${rollTimeoutSeconds(args)}s`,
               CONTAINER_NAME: CLUSTER_DAEMON_CONTAINER,
               // What the proof's messages call the daemon.
@@ -192,7 +193,9 @@ export class BuildkitCluster extends pulumi.ComponentResource {
           { parent: this, dependsOn: [this.statefulSet] },
         ),
     );
-    this.smokeTestSummaries = pulumi.all(this.smokeTests.map((test) => test.stdout)).apply((outs) => Object.fromEntries(pods.map((pod, i) => [pod, outs[i]])));
+    this.smokeTestSummaries = args.smokeTest
+      ? pulumi.all(this.smokeTests.map((test) => test.stdout)).apply((outs) => Object.fromEntries(pods.map((pod, i) => [pod, outs[i]])))
+      : pulumi.output(Object.fromEntries(pods.map((pod) => [pod, "smoke test disabled"])));
     this.kubeconfig = args.kubeconfig;
     this.namespaceName = ns;
 

@@ -97,11 +97,11 @@ const KEYS = {
 } satisfies KeyTable;
 
 /**
- * Daemon keys that do not apply on a cluster yet: the TCP listener with mTLS
- * is served through each replica's own `kube-pod://` endpoint instead (a known
- * limit in docs/known-limits.md).
+ * Daemon keys that do not apply on a cluster yet (known limits in
+ * docs/known-limits.md): the TCP listener with mTLS (each replica is reached
+ * through its own `kube-pod://` endpoint instead), and following a moving tag.
  */
-const NOT_ON_A_CLUSTER = ["tcpPort", "tlsCa", "tlsCert", "tlsKey", "tlsClientCert", "tlsClientKey"];
+const NOT_ON_A_CLUSTER = ["tcpPort", "tlsCa", "tlsCert", "tlsKey", "tlsClientCert", "tlsClientKey", "tagRegistry"];
 
 /** Why a key of ours does not apply to a cluster stack, or undefined when it is not ours at all. */
 function elsewhere(key: string): string | undefined {
@@ -126,7 +126,11 @@ export function parseClusterSettings(raw: Record<string, unknown>, context: { st
   const basis = daemonBasis(reading);
   const problems = [...reading.problems];
   for (const key of NOT_ON_A_CLUSTER.filter((k) => reading.given(k as keyof typeof KEYS))) {
-    problems.push(`${full(key)} is not read on a cluster stack yet (a TCP listener with mTLS; clients reach each replica through kube-pod://); remove it, or deploy to a Docker host`);
+    const why =
+      key === "tagRegistry"
+        ? "following a moving tag; pin the image by digest or version tag and change it to roll"
+        : "a TCP listener with mTLS; clients reach each replica through kube-pod://";
+    problems.push(`${full(key)} is not read on a cluster stack yet (${why}); remove it, or deploy to a Docker host`);
   }
   problems.push(...sizeFloorProblems(reading, [memoryFloor(basis.production), cacheSizeFloor, ...cacheFloors(basis.production)]));
   problems.push(...privilegeProblems(basis));

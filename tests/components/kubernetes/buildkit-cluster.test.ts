@@ -122,6 +122,12 @@ describe("BuildkitCluster", () => {
     expect(sts.inputs.spec.template.spec.containers[0].resources).toBeUndefined();
   });
 
+  it("declares no proof when buildkit:smokeTest is false, and says so in the summaries", async () => {
+    const unproven = new BuildkitCluster("unproven", { ...settings, replicas: 2, smokeTest: false });
+    expect(await promiseOf(unproven.smokeTestSummaries)).toEqual({ "buildkitd-0": "smoke test disabled", "buildkitd-1": "smoke test disabled" });
+    expect(of("command:local:Command", "unproven")).toEqual([]);
+  });
+
   it("names each replica for clients: kube-pod:// with namespace, container and context", async () => {
     expect(await promiseOf(cluster.endpoints)).toEqual(
       [0, 1, 2].map((i) => ({ name: `buildkitd-${i}`, buildkitHost: `kube-pod://buildkitd-${i}?namespace=buildkit-ci&container=buildkitd&context=ci` })),

@@ -101,6 +101,12 @@ describe("refusals name the key and the accepted form", () => {
     ]);
   });
 
+  it("refuses following a moving tag on a cluster for now, with what to do instead", () => {
+    expect(problemsOf({ "buildkit:tagRegistry": "registry-1.docker.io" })).toEqual([
+      "buildkit:tagRegistry is not read on a cluster stack yet (following a moving tag; pin the image by digest or version tag and change it to roll); remove it, or deploy to a Docker host",
+    ]);
+  });
+
   it("refuses a GC ceiling above the cache volume", () => {
     expect(problemsOf({ "buildkit:cacheSize": "1g", "buildkit:cacheMaxUsedSpace": "2g" })).toEqual([
       expect.stringContaining('buildkit:cacheMaxUsedSpace is "2g", above buildkit:cacheSize ("1g")'),
