@@ -18,20 +18,14 @@ import { z } from "zod";
 import { ConfigError, full, KeySpec, KeyTable, KeyValues, readKeys, refuse, show, size, wholeNumber } from "../core/config-keys";
 import {
   cacheFloors,
-  cacheOrderProblems,
   DAEMON_KEYS,
-  DaemonSettings,
+  daemonAccessProblems,
   daemonBasis,
+  daemonRuleProblems,
+  DaemonSettings,
   daemonSettingsOf,
   memoryFloor,
-  mirrorConflictProblems,
-  pinnedImageProblems,
-  platformListProblems,
-  privilegeProblems,
-  productionProblems,
-  rootlessImageProblems,
   sizeFloorProblems,
-  tagRegistryProblems,
 } from "../core/daemon-settings";
 import { GIB, MIB } from "../core/units";
 import { configSecretness, DOCKER_KEYS, FLEET_HOSTS_KEY } from "../docker/config";
@@ -103,6 +97,10 @@ const KEYS = {
  */
 const NOT_ON_A_CLUSTER = ["tcpPort", "tlsCa", "tlsCert", "tlsKey", "tlsClientCert", "tlsClientKey", "tagRegistry"];
 
+export type ClusterKey = keyof typeof KEYS;
+/** The keys a cluster stack reads (and the change-impact table has a row for), in the reference's order. */
+export const CLUSTER_KEYS = (Object.keys(KEYS) as ClusterKey[]).filter((key) => !NOT_ON_A_CLUSTER.includes(key));
+
 /** Why a key of ours does not apply to a cluster stack, or undefined when it is not ours at all. */
 function elsewhere(key: string): string | undefined {
   if (key === FLEET_HOSTS_KEY || (DOCKER_KEYS as string[]).includes(key)) {
@@ -133,19 +131,13 @@ export function parseClusterSettings(raw: Record<string, unknown>, context: { st
     problems.push(`${full(key)} is not read on a cluster stack yet (${why}); remove it, or deploy to a Docker host`);
   }
   problems.push(...sizeFloorProblems(reading, [memoryFloor(basis.production), cacheSizeFloor, ...cacheFloors(basis.production)]));
-  problems.push(...privilegeProblems(basis));
-  problems.push(...rootlessImageProblems(basis));
+  problems.push(...daemonAccessProblems(basis));
   if (basis.rootless) {
     problems.push(
       `${full("rootless")} is true; a cluster stack runs the privileged daemon only for now (rootless needs a cache volume owned by uid 1000, which not every provisioner gives): remove it, or deploy rootless to a Docker host`,
     );
   }
-  problems.push(...cacheOrderProblems(basis));
-  problems.push(...mirrorConflictProblems(basis));
-  problems.push(...platformListProblems(basis));
-  problems.push(...productionProblems(basis, problems));
-  problems.push(...tagRegistryProblems(basis));
-  problems.push(...pinnedImageProblems(basis));
+  problems.push(...daemonRuleProblems(basis, problems));
   // GC keeps the cache under its ceiling; a ceiling above the volume would fill it first and fail builds with ENOSPC.
   const cacheSizeBytes = values.cacheSize ?? DEFAULT_CACHE_SIZE;
   if (values.cacheMaxUsedSpace !== undefined && values.cacheMaxUsedSpace > cacheSizeBytes && !reading.refused("cacheSize")) {
