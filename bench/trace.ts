@@ -129,13 +129,14 @@ export function readExecs(file: string): Exec[] {
   const execs: Exec[] = [];
   const exited = new Map<number, number>();
   for (const line of fs.readFileSync(file, "utf8").split("\n")) {
-    const exec = /^(\d+) (\d+\.\d+) execve\("[^"]*", \[(.*)\], .*\) = 0$/.exec(line);
+    // strace pads the pid to five columns: "5798  1796641307.270910 execve(...)" once pids are below 10000.
+    const exec = /^(\d+)\s+(\d+\.\d+) execve\("[^"]*", \[(.*)\], .*\) = 0$/.exec(line);
     if (exec) {
       const argv = [...exec[3].matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((m) => m[1].replace(/\\(.)/g, "$1"));
       execs.push({ pid: Number(exec[1]), start: Number(exec[2]), end: NaN, argv });
       continue;
     }
-    const exit = /^(\d+) (\d+\.\d+) \+\+\+ (?:exited with|killed by)/.exec(line);
+    const exit = /^(\d+)\s+(\d+\.\d+) \+\+\+ (?:exited with|killed by)/.exec(line);
     if (exit) exited.set(Number(exit[1]), Number(exit[2]));
   }
   if (execs.length === 0) throw new Error(`no execve in ${file}`);
