@@ -7,7 +7,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 
-import { driftPhases, readExecs } from "../../bench/trace";
+import { driftPhases, previewPhases, readExecs } from "../../bench/trace";
 
 function straceLog(lines: string[]): string {
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "trace-test-")), "execs.log");
@@ -62,5 +62,33 @@ describe("strace timelines", () => {
     expect(phases["pulumi preview --refresh: whole"]).toBeCloseTo(1.2);
     expect(phases["preview exited → drift exited (1 docker calls, report)"]).toBeCloseTo(0.4);
     expect(phases["total: npm start → exit"]).toBeCloseTo(2.4);
+  });
+
+  const preview = (providersFirst: boolean) =>
+    readExecs(
+      straceLog([
+        '200   20.00 execve("/p/bin/pulumi", ["pulumi", "preview"], 0x1 /* 3 vars */) = 0',
+        '201   20.20 execve("/p/bin/pulumi-language-nodejs", ["pulumi-language-nodejs"], 0x1 /* 3 vars */) = 0',
+        `202   ${providersFirst ? "20.60" : "21.20"} execve("/p/bin/pulumi-resource-docker", ["pulumi-resource-docker"], 0x1 /* 3 vars */) = 0`,
+        `203   ${providersFirst ? "20.70" : "21.30"} execve("/p/bin/pulumi-resource-command", ["pulumi-resource-command"], 0x1 /* 3 vars */) = 0`,
+        '204   20.90 execve("/usr/bin/node", ["node", "/repo/node_modules/@pulumi/pulumi/cmd/run"], 0x1 /* 3 vars */) = 0',
+        "204   21.80 +++ exited with 0 +++",
+        "200   22.00 +++ exited with 0 +++",
+      ]),
+    );
+
+  it("splits a preview between its milestones in the order they happened: program first without refresh, providers first with it", () => {
+    for (const providersFirst of [false, true]) {
+      const phases = previewPhases(preview(providersFirst));
+      const steps = phases.filter((p) => p.phase.includes(" → ") && !p.phase.startsWith("total"));
+      for (const p of phases) expect(p.seconds).toBeGreaterThanOrEqual(0);
+      // Consecutive milestones: they add up to the whole run.
+      expect(steps.reduce((sum, p) => sum + p.seconds, 0)).toBeCloseTo(2.0);
+      expect(phases.find((p) => p.phase === "total: CLI start → exit")?.seconds).toBeCloseTo(2.0);
+      expect(phases.find((p) => p.phase === "program's node: whole life")?.seconds).toBeCloseTo(0.9);
+      const order = steps.map((p) => p.phase.split(" → ")[0]);
+      expect(order.indexOf("docker provider started") < order.indexOf("program's node started")).toBe(providersFirst);
+    }
+    expect(previewPhases(preview(true)).find((p) => p.phase === "docker provider started → command provider started")?.seconds).toBeCloseTo(0.1);
   });
 });
