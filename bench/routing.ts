@@ -44,7 +44,7 @@ import { Series, Target } from "./report";
 type Add = (part: string, label: string, unit: Series["unit"], samples: number[], extra?: { target?: Target; note?: string }) => void;
 
 // The workload's size: one run must stay under 15 minutes on a 2-core machine
-// running all three engines (docs/performance.md, "Routing").
+// running all three engines (docs/performance.md, "Builds through a fleet").
 export const REPOS = 12;
 /** A monorepo context builds in round r when its period divides r (every context builds in round 1). */
 export const MONOREPO_PERIODS = [1, 1, 1, 1, 2, 2, 3, 4];
