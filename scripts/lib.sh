@@ -67,6 +67,39 @@ start_daemon() {
 stamp_ok() { [[ -f "$1" && "$(cat "$1")" == "$2" ]]; }
 stamp_write() { mkdir -p "$(dirname "$1")"; printf '%s' "$2" >"$1"; }
 
+# go_module_field MODULE VERSION FIELD: a field of `go mod download -json`
+# (Dir, GoMod) for MODULE@VERSION, fetched through the module proxy.
+go_module_field() {
+  go mod download -json "$1@$2" | node -e '
+    let s = ""; process.stdin.on("data", d => s += d).on("end", () => {
+      const j = JSON.parse(s);
+      if (j.Error) { console.error(j.Error); process.exit(1); }
+      console.log(j[process.argv[1]]);
+    });' "$3"
+}
+
+# cached_build BUILDS TIMES ARTEFACT KEY FUNCTION: run FUNCTION BUILDS/ARTEFACT
+# unless ARTEFACT's stamp already records KEY and the Go version; log one line,
+# and the cold build time to TIMES (a build-times.tsv).
+cached_build() {
+  local builds=$1 times=$2 artefact=$3 key fn=$5
+  key="$4 $(go env GOVERSION)"
+  local out="$builds/$artefact"
+  if stamp_ok "$out.stamp" "$key"; then
+    log "$artefact is built ($(du -sh "$out" | cut -f1))"
+    return
+  fi
+  log "building $artefact (cold; log: $out.log)"
+  rm -rf "$out" && mkdir -p "$out"
+  local started=$SECONDS
+  "$fn" "$out" >"$out.log" 2>&1 || die "building $artefact failed (see $out.log)"
+  local took=$((SECONDS - started)) size
+  size=$(du -sh "$out" | cut -f1)
+  printf '%s\t%s\t%ss\t%s\t%s\n' "$(date -u +%FT%TZ)" "$artefact" "$took" "$size" "$key" >>"$times"
+  stamp_write "$out.stamp" "$key"
+  log "built $artefact in ${took}s ($size)"
+}
+
 # container_gateways: one address per line, every host address containers
 # reach the registry mirror at. They name it host.docker.internal, which
 # `--add-host …:host-gateway` resolves to the gateway of the engine's default

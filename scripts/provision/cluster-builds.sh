@@ -28,37 +28,11 @@ STEP=cluster-builds
 cluster_dir="$BUILDKIT_STACK_CACHE/cluster"
 builds="$cluster_dir/builds"
 mkdir -p "$builds"
-go_version="$(go env GOVERSION)"
 
-# module_json MODULE VERSION FIELD: a field of `go mod download -json` (Dir, GoMod).
-module_json() {
-  go mod download -json "$1@$2" | node -e '
-    let s = ""; process.stdin.on("data", d => s += d).on("end", () => {
-      const j = JSON.parse(s);
-      if (j.Error) { console.error(j.Error); process.exit(1); }
-      console.log(j[process.argv[1]]);
-    });' "$3"
-}
+module_json() { go_module_field "$@"; }
 
-# build ARTEFACT KEY FUNCTION: run FUNCTION OUTDIR unless ARTEFACT's stamp
-# already records KEY; log one line and the cold build time.
-build() {
-  local artefact=$1 key="$2 $go_version" fn=$3
-  local out="$builds/$artefact"
-  if stamp_ok "$out.stamp" "$key"; then
-    log "$artefact is built ($(du -sh "$out" | cut -f1))"
-    return
-  fi
-  log "building $artefact (cold; log: $out.log)"
-  rm -rf "$out" && mkdir -p "$out"
-  local started=$SECONDS
-  "$fn" "$out" >"$out.log" 2>&1 || die "building $artefact failed (see $out.log)"
-  local took=$((SECONDS - started)) size
-  size=$(du -sh "$out" | cut -f1)
-  printf '%s\t%s\t%ss\t%s\t%s\n' "$(date -u +%FT%TZ)" "$artefact" "$took" "$size" "$key" >>"$cluster_dir/build-times.tsv"
-  stamp_write "$out.stamp" "$key"
-  log "built $artefact in ${took}s ($size)"
-}
+# build ARTEFACT KEY FUNCTION: cached_build (lib.sh) of a cluster piece.
+build() { cached_build "$builds" "$cluster_dir/build-times.tsv" "$@"; }
 
 # k8s.io/kubernetes requires its 31 staging modules (k8s.io/api, client-go, …)
 # at v0.0.0 and replaces them with ./staging/src/…, which a dependency's

@@ -29,27 +29,10 @@ if ! go_at_least 1.26.6; then
   go_version="$(go env GOVERSION)" || die "the module proxy does not serve go1.26.6: install Go >= 1.26.6"
 fi
 
-module_dir() { go mod download -json "$1@$2" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);if(j.Error){console.error(j.Error);process.exit(1)}console.log(j.Dir)})'; }
+module_dir() { go_module_field "$1" "$2" Dir; }
 
-# build ARTEFACT KEY FUNCTION: run FUNCTION OUTDIR unless ARTEFACT's stamp
-# already records KEY; log one line and the cold build time.
-build() {
-  local artefact=$1 key="$2 $go_version" fn=$3
-  local out="$engines_dir/$artefact"
-  if stamp_ok "$out.stamp" "$key"; then
-    log "$artefact is built ($(du -sh "$out" | cut -f1))"
-    return
-  fi
-  log "building $artefact (cold; log: $out.log)"
-  rm -rf "$out" && mkdir -p "$out"
-  local started=$SECONDS
-  "$fn" "$out" >"$out.log" 2>&1 || die "building $artefact failed (see $out.log)"
-  local took=$((SECONDS - started)) size
-  size=$(du -sh "$out" | cut -f1)
-  printf '%s\t%s\t%ss\t%s\t%s\n' "$(date -u +%FT%TZ)" "$artefact" "$took" "$size" "$key" >>"$engines_dir/build-times.tsv"
-  stamp_write "$out.stamp" "$key"
-  log "built $artefact in ${took}s ($size)"
-}
+# build ARTEFACT KEY FUNCTION: cached_build (lib.sh) of an engine piece.
+build() { cached_build "$engines_dir" "$engines_dir/build-times.tsv" "$@"; }
 
 static_tags='netgo osusergo static_build'
 
