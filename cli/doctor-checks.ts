@@ -17,6 +17,7 @@ import {
 import { firstLine } from "./options";
 import { temporaryPrivateFiles } from "../components/private-files";
 import { pulumiCommand, shellQuote } from "./shell";
+import type { LeftoverContainer } from "./interrupted-update";
 import type { RecordedResource } from "./stack-state";
 import type { DockerSettings } from "../components/docker/config";
 
@@ -56,6 +57,8 @@ export interface DaemonTarget {
   /** The container as the state recorded it. */
   recorded?: RecordedResource;
   recordedId?: string;
+  /** The container under the name, when an interrupted update made it (never recorded): not "replaced by hand". */
+  leftover?: LeftoverContainer;
   /** Environment of the docker and buildctl calls: the daemon's engine. */
   env: NodeJS.ProcessEnv;
   /** The daemon's validated settings (for buildctl's client certificate and the GC ceiling); throws on bad config. */
@@ -83,7 +86,13 @@ export async function checkDaemonHost(report: Report, target: DaemonTarget): Pro
     report.fail(`container ${name}: missing`, `container missing: ${upRefresh}`);
     return false;
   }
-  if (ownership.kind === "foreign") {
+  if (ownership.kind === "foreign" && target.leftover?.info.Id === ownership.info.Id) {
+    report.fail(
+      `container ${name}: made by the interrupted update (id ${shortId(ownership.info.Id)}, ${target.leftover.neverStarted ? "created, never started" : ownership.info.State.Status}), not in the state`,
+      `npm run drift -- --stack ${shellQuote(stackName)} --heal (recovers the interrupted update)`,
+    );
+    if (target.leftover.neverStarted) return false;
+  } else if (ownership.kind === "foreign") {
     report.fail(
       `container ${name}: replaced by hand (id ${shortId(ownership.info.Id)}: ${describeLimits(ownership.info)}; the stack created ${shortId(recordedId)})`,
       `docker rm -f ${shellQuote(name)}, then ${upRefresh}`,

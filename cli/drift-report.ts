@@ -10,6 +10,7 @@ import type { EngineEvent, StepEventMetadata } from "@pulumi/pulumi/automation";
 
 import { childName, COMMAND_TYPE, CONTAINER_TYPE, IMAGE_TYPE, NETWORK_TYPE, VOLUME_TYPE } from "../components/resource-types";
 import { ContainerInfo, containerOwnership, describeLimits, inspectContainer, invisibleDrift, shortId } from "./docker-inspect";
+import { policyGateFlags } from "./policy-gate";
 import { pulumiCommand, shellQuote } from "./shell";
 import { OpenEngine, StackEngine, dockerCommandFor, endpointOf, engineOfUrn, unreachableLine } from "./stack-engines";
 import { RecordedResource, recordedName, urnName } from "./stack-state";
@@ -171,7 +172,11 @@ export function fleetReport(found: FleetFound, stackName: string, workDir: strin
   lines.push(healable.length > 0 ? "fix (or run: npm run drift -- --heal):" : "fix:");
   if (drifts.length > 0) lines.push(...fixes(drifts, stackName, workDir, scope).map((line) => `  ${line}`));
   const waiting = [...new Set(plan.deferred.map((d) => scope.hostOf(d.urn)).filter((h): h is string => h !== undefined))];
-  for (const host of waiting) lines.push(`  host ${host}: its pending change waits until every host answers; pulumi up then resumes the roll in order`);
+  if (scope.partial) {
+    for (const host of waiting) lines.push(`  host ${host}: its pending change waits until every host answers; pulumi up then resumes the roll in order`);
+  } else if (waiting.length > 0) {
+    lines.push(`  ${pendingChangeLine(stackName)} (hosts ${waiting.join(", ")})`);
+  }
   for (const host of hosts.filter((h) => unreachable.has(h.host!))) {
     lines.push(
       `  host ${host.host}: make its engine answer at ${endpointOf(host)} (start dockerd there, or repair the ssh or TLS connection), ` +
@@ -182,19 +187,20 @@ export function fleetReport(found: FleetFound, stackName: string, workDir: strin
 }
 
 /**
- * What a heal's `pulumi up` may touch. With every host answering: the whole
- * stack, as for a single host. With a fleet host unreachable, a whole-stack up
- * fails on it, and one that only left it out would also roll the hosts after
- * it through a pending change while it is down (two hosts out at once): so
- * only what changed out of band is targeted, with the smoke test of its host,
- * and pending program changes wait (`deferred`) until every host answers.
+ * What a heal's `pulumi up` may touch: only what changed out of band (with the
+ * smoke test of its host, which proves the healed daemon), always as
+ * `--target` (with `--target-dependents`: what uses a re-created network or
+ * volume follows it). Pending program changes are not drift: a heal leaves
+ * them (`deferred`) to `npm run up`, the reviewed deploy. With a fleet host
+ * unreachable this also keeps a stopped roll from going on while it is down
+ * (two hosts out at once).
  */
-export function healPlan(drifts: Drift[], scope: Scope): { target?: string[]; up: Drift[]; deferred: Drift[] } {
-  if (!scope.partial) return { up: drifts, deferred: [] };
+export function healPlan(drifts: Drift[], scope: Scope): { target: string[]; up: Drift[]; deferred: Drift[] } {
   // A pause is healed by `docker unpause` alone: a paused container's planned step is the program's, and waits.
   const outOfBand = (d: Drift) => d.changes.some((c) => c !== PAUSED) || Boolean(d.needsReplace) || Boolean(d.foreign);
   const hostsHealed = new Set(drifts.filter(outOfBand).map((d) => scope.hostOf(d.urn)));
-  const up = drifts.filter((d) => outOfBand(d) || (d.type === COMMAND_TYPE && hostsHealed.has(scope.hostOf(d.urn))));
+  const follows = (d: Drift) => (d.type === COMMAND_TYPE || d.dependent === true) && hostsHealed.has(scope.hostOf(d.urn));
+  const up = drifts.filter((d) => outOfBand(d) || follows(d));
   return { target: up.map((d) => d.urn), up, deferred: drifts.filter((d) => !up.includes(d) && needsUp(d)) };
 }
 
@@ -385,11 +391,25 @@ export function fixes(drifts: Drift[], stackName: string, workDir: string, scope
   }
   for (const drift of drifts.filter((d) => d.paused)) lines.push(scope.dockerLine(drift.urn, ["unpause", drift.name]));
   const plan = healPlan(drifts, scope);
-  if (!plan.up.some(needsUp)) return lines;
-  const replace = plan.up.filter((d) => d.needsReplace).flatMap((d) => ["--replace", shellQuote(d.urn)]);
-  const providerVisible = plan.up.some((d) => !d.needsReplace || d.op !== undefined);
-  const target = (plan.target ?? []).flatMap((urn) => ["--target", shellQuote(urn)]);
-  const upArgs = ["up", ...(providerVisible ? ["--refresh"] : []), ...replace, ...target];
-  lines.push(pulumiCommand(stackName, workDir, upArgs));
+  if (plan.up.some(needsUp)) lines.push(pulumiCommand(stackName, workDir, healUpArgs(plan.up, plan.target, workDir)));
+  // A fleet's report words its deferred changes per host (fleetReport).
+  if (!scope.partial && plan.deferred.length > 0 && !drifts.some((d) => scope.hostOf(d.urn))) lines.push(pendingChangeLine(stackName));
   return lines;
+}
+
+/** What a heal leaves: changes of the program, which the reviewed deploy applies. */
+export function pendingChangeLine(stackName: string): string {
+  return `pending program changes are not drift and --heal leaves them: deploy them with npm run up -- ${shellQuote(stackName)} (the policy gate, as for any deploy)`;
+}
+
+/**
+ * The heal's `pulumi up` arguments: refresh (unless only what the provider
+ * cannot see is replaced), the replacements our own checks asked for, only
+ * the drifted resources targeted, and the policy gate `npm run up` passes.
+ */
+export function healUpArgs(up: Drift[], target: string[], workDir: string): string[] {
+  const replace = up.filter((d) => d.needsReplace).flatMap((d) => ["--replace", shellQuote(d.urn)]);
+  const providerVisible = up.some((d) => !d.needsReplace || d.op !== undefined);
+  const targets = target.flatMap((urn) => ["--target", shellQuote(urn)]);
+  return ["up", ...(providerVisible ? ["--refresh"] : []), ...replace, ...targets, "--target-dependents", ...policyGateFlags(workDir).map(shellQuote)];
 }
