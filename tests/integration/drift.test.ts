@@ -252,7 +252,7 @@ describe("a plain stack (docker-container://)", () => {
 
       const healed = expectExit(drift("--heal"), 0);
       expect(healed).toMatch(new RegExp(`^heal: docker unpause ${testStack.containerName}$`, "m"));
-      expect(healed).toMatch(new RegExp(`^heal: left alone, not out of band: container ${testStack.containerName}: .*will be replaced \\(.*memory`, "m"));
+      expect(healed).toMatch(new RegExp(`^heal: left alone, not out of band: container ${testStack.containerName}: .*will be (replaced|updated in place) \\(.*memory`, "m"));
       expect(healed).not.toMatch(/^heal: pulumi up/m);
       expect(healed).toMatch(/^healed: stack c-drift \(nothing out of band is left; the program's pending changes wait for npm run up\)$/m);
       // The same container, unpaused, with the limit it had: the change waits for a reviewed deploy.
