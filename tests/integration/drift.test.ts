@@ -9,6 +9,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 
+import { duTotal, humanBytes } from "../../cli/cache-usage";
 import { CONTAINER_TYPE } from "../../components/resource-types";
 import { CommandResult, createTestStack, DEPLOY_TIMEOUT_MS, makeCertificates, mustRun, repoRoot, requireEngine, run, TestStack, tlsSecretConfig, waitFor } from "./harness";
 
@@ -358,11 +359,11 @@ describe("a plain stack (docker-container://)", () => {
     expect(healthy).not.toMatch(/^FAIL/m);
     expect(healthy).toMatch(new RegExp(`^ok +container ${name}: healthy$`, "m"));
     expect(healthy).toMatch(new RegExp(`^ok +buildctl --addr docker-container://${name} debug workers: 1 worker`, "m"));
-    // The troubleshooting table's cache row: what buildctl du reports, against the GC ceiling (none set here).
-    const total = /^Total:\s+(\S+)/m.exec(mustRun("buildctl", ["--addr", `docker-container://${name}`, "du"]))?.[1];
+    // The troubleshooting table's cache row: what buildctl du reports, against the GC ceiling (none set here) and the disk.
+    const total = duTotal(mustRun("buildctl", ["--addr", `docker-container://${name}`, "du", "--format", "{{json .}}"]));
     expect(total).toBeDefined();
-    expect(healthy).toMatch(/^ok +buildctl du: build cache \S+; no GC ceiling set: BuildKit's default applies$/m);
-    expect(healthy).toContain(`buildctl du: build cache ${total};`);
+    expect(healthy).toMatch(/^ok +cache filling the disk: build cache \S+ [KMG]iB; no GC ceiling set: BuildKit's default applies; \d+ MiB free on its disk$/m);
+    expect(healthy).toContain(`cache filling the disk: build cache ${humanBytes(total!)};`);
 
     broken = true;
     mustRun("docker", ["stop", name]);
@@ -418,7 +419,7 @@ describe("an mTLS stack on TCP", () => {
     const report = expectExit(doctor(), 0);
     expect(report).not.toMatch(/^FAIL/m);
     expect(report).toMatch(new RegExp(`^ok +buildctl --addr tcp://127.0.0.1:${TLS_PORT} debug workers \\(client certificate from the stack's config\\): 1 worker`, "m"));
-    expect(report).toMatch(/^ok +buildctl du: build cache \S+; GC ceiling 2048 MiB \(buildkit:cacheMaxUsedSpace\)$/m);
+    expect(report).toMatch(/^ok +cache filling the disk: build cache \S+ [KMG]iB; GC ceiling 2048 MiB \(buildkit:cacheMaxUsedSpace\); \d+ MiB free on its disk$/m);
     expect(report).toMatch(/^healthy: stack c-drift-tls$/m);
   });
 
