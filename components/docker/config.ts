@@ -147,6 +147,31 @@ function extraHostProblem(entry: string): string | undefined {
   return undefined;
 }
 
+/**
+ * One name, one address: docker writes every entry to /etc/hosts, and the
+ * first line for a name wins there, so a second address for the same name
+ * (names compare case-insensitively) would be written and never used; the
+ * provider keeps the entries as a set, so a repeated one would be a
+ * perpetual diff.
+ */
+function extraHostConflicts(entries: string[] | undefined): string[] {
+  if (!entries) return [];
+  const byHost = new Map<string, string[]>();
+  for (const entry of entries) {
+    const host = entry.slice(0, entry.indexOf(":")).toLowerCase();
+    byHost.set(host, [...(byHost.get(host) ?? []), entry]);
+  }
+  return [...byHost.values()]
+    .filter((given) => given.length > 1)
+    .map((given) => {
+      const addresses = new Set(given.map((e) => e.slice(e.indexOf(":") + 1)));
+      const name = given[0].slice(0, given[0].indexOf(":"));
+      return addresses.size > 1
+        ? `${full("extraHosts")} maps ${JSON.stringify(name)} to ${[...addresses].join(" and ")} (${given.map((e) => JSON.stringify(e)).join(", ")}); list each host once, with the one address it should resolve to`
+        : `${full("extraHosts")} lists ${JSON.stringify(given[0])} ${given.length} times; list each host once`;
+    });
+}
+
 /** Why a container label name is refused, or undefined. */
 function labelNameProblem(key: string): string | undefined {
   if (key.trim() === "" || /[\s=]/.test(key)) return `label name ${JSON.stringify(key)} is empty or has a space or '='`;
@@ -309,6 +334,7 @@ export function parseDockerSettings(raw: Record<string, unknown>, context: Stack
       `${full("restartMaxRetries")} is ${values.restartMaxRetries} but ${full("restartPolicy")} is ${show(restartPolicy)}; retries apply only to on-failure`,
     );
   }
+  problems.push(...extraHostConflicts(values.extraHosts));
   problems.push(...cacheOrderProblems(basis));
   problems.push(...mirrorConflictProblems(basis));
   problems.push(...platformListProblems(basis));

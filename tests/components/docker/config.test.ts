@@ -490,6 +490,20 @@ const ADVERSARIAL: [string, Record<string, unknown>, string[]][] = [
   ["platforms", { "buildkit:platforms": ["linux/amd64", 64] }, [`buildkit:platforms is ["linux/amd64",64]; expected ${PLATFORMS}`]],
   ["platforms", { "buildkit:platforms": "[]" }, ["buildkit:platforms is []; expected at least one platform, or no buildkit:platforms at all for what buildkitd detects on its host"]],
   ["platforms", { "buildkit:platforms": '["linux/arm64","linux/amd64","linux/arm64"]' }, ['buildkit:platforms lists "linux/arm64" more than once; list each platform once']],
+  // Variants that do not exist: advertised as written, they match no build and no image in an index.
+  ["platforms", { "buildkit:platforms": '["linux/amd64/v9"]' }, [BAD_PLATFORMS('["linux/amd64/v9"]', '"linux/amd64/v9": amd64 has no variant v9 (its variants: v1, v2, v3, v4)')]],
+  ["platforms", { "buildkit:platforms": '["linux/arm/v4"]' }, [BAD_PLATFORMS('["linux/arm/v4"]', '"linux/arm/v4": arm has no variant v4 (its variants: v5, v6, v7, v8)')]],
+  ["platforms", { "buildkit:platforms": '["linux/arm64/v7"]' }, [BAD_PLATFORMS('["linux/arm64/v7"]', '"linux/arm64/v7": arm64 has no variant v7 (its variants: v8, v8.0-v8.9, v9, v9.0-v9.5)')]],
+  ["platforms", { "buildkit:platforms": '["linux/arm64/v9.6"]' }, [BAD_PLATFORMS('["linux/arm64/v9.6"]', '"linux/arm64/v9.6": arm64 has no variant v9.6 (its variants: v8, v8.0-v8.9, v9, v9.0-v9.5)')]],
+  ["platforms", { "buildkit:platforms": '["linux/amd64/v2.1"]' }, [BAD_PLATFORMS('["linux/amd64/v2.1"]', '"linux/amd64/v2.1": amd64 has no variant v2.1 (its variants: v1, v2, v3, v4)')]],
+  ["platforms", { "buildkit:platforms": '["linux/riscv64/v1"]' }, [BAD_PLATFORMS('["linux/riscv64/v1"]', '"linux/riscv64/v1": riscv64 has no variants; write linux/riscv64')]],
+  // Extra hosts: one address per name (the first /etc/hosts line wins; the provider keeps a set).
+  [
+    "extraHosts",
+    { "buildkit:extraHosts": '["db:10.0.0.2","DB:10.0.0.3","gw:host-gateway"]' },
+    ['buildkit:extraHosts maps "db" to 10.0.0.2 and 10.0.0.3 ("db:10.0.0.2", "DB:10.0.0.3"); list each host once, with the one address it should resolve to'],
+  ],
+  ["extraHosts", { "buildkit:extraHosts": '["db:10.0.0.2","db:10.0.0.2"]' }, ['buildkit:extraHosts lists "db:10.0.0.2" 2 times; list each host once']],
   // Ports and addresses.
   ["tcpPort", { "buildkit:tcpPort": "0x10" }, [`buildkit:tcpPort is "0x10"; expected ${PORT}`]],
   ["tcpPort", { "buildkit:tcpPort": "1e3" }, [`buildkit:tcpPort is "1e3"; expected ${PORT}`]],
@@ -607,6 +621,8 @@ describe("values at the edges that work as written", () => {
     ["restartMaxRetries", { "buildkit:restartPolicy": "on-failure", "buildkit:restartMaxRetries": 3 }, { restartMaxRetries: 3 }],
     ["platforms", { "buildkit:platforms": '["linux/arm64"]' }, { platforms: ["linux/arm64"] }],
     ["platforms", { "buildkit:platforms": ["linux/amd64", "linux/arm/v7", "linux/amd64/v3", "linux/riscv64"] }, { platforms: ["linux/amd64", "linux/arm/v7", "linux/amd64/v3", "linux/riscv64"] }],
+    ["platforms", { "buildkit:platforms": ["linux/amd64/v1", "linux/amd64/v4", "linux/arm/v5", "linux/arm/v8", "linux/arm64/v8", "linux/arm64/v8.2", "linux/arm64/v9"] }, { platforms: ["linux/amd64/v1", "linux/amd64/v4", "linux/arm/v5", "linux/arm/v8", "linux/arm64/v8", "linux/arm64/v8.2", "linux/arm64/v9"] }],
+    ["extraHosts", { "buildkit:extraHosts": '["db:10.0.0.2","db2:10.0.0.2","db.example:10.0.0.2"]' }, { extraHosts: ["db:10.0.0.2", "db2:10.0.0.2", "db.example:10.0.0.2"] }],
   ])("accepts %s %j", (_key, raw, expected) => {
     expect(parseDockerSettings(raw, { stack: "dev" })).toMatchObject(expected);
   });
