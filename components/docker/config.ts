@@ -123,16 +123,46 @@ const cpus: KeySpec<number> = {
   }),
   form: DAEMON_KEYS.cpus.form,
 };
-const name: KeySpec<string> = {
-  schema: z.string().regex(NAME_PATTERN),
-  form: "a docker object name: two or more letters, digits, '_', '.', '-', starting with a letter or digit",
+const NAME_FORM = "a docker object name: two or more letters, digits, '_', '.', '-', starting with a letter or digit";
+/**
+ * Longest name the local volume driver can take: it is one directory under
+ * /var/lib/docker/volumes, and a file name holds 255 bytes (longer fails at
+ * create time with "file name too long").
+ */
+export const VOLUME_NAME_MAX = 255;
+/**
+ * DNS limits for the container's name: containers on its network (the smoke
+ * test of a TCP listener, builds' clients) resolve it by name through docker's
+ * DNS, and a resolver refuses a label over 63 characters or a name over 253.
+ */
+export const DNS_LABEL_MAX = 63;
+export const DNS_NAME_MAX = 253;
+
+const containerNameSpec: KeySpec<string> = {
+  schema: z
+    .string()
+    .regex(NAME_PATTERN)
+    .transform((v, ctx) => {
+      const long = v.split(".").find((label) => label.length > DNS_LABEL_MAX);
+      if (long !== undefined) return refuse(ctx, `its part "${long.slice(0, 20)}…" is ${long.length} characters; containers on its network find it by DNS, where a name's dot-separated parts hold ${DNS_LABEL_MAX} at most`);
+      if (v.length > DNS_NAME_MAX) return refuse(ctx, `it is ${v.length} characters; containers on its network find it by DNS, where a name holds ${DNS_NAME_MAX} at most`);
+      return v;
+    }),
+  form: `${NAME_FORM}, at most ${DNS_LABEL_MAX} characters between dots`,
+};
+const volumeNameSpec: KeySpec<string> = {
+  schema: z
+    .string()
+    .regex(NAME_PATTERN)
+    .transform((v, ctx) => (v.length > VOLUME_NAME_MAX ? refuse(ctx, `it is ${v.length} characters; the volume is a directory on the engine's disk, whose names hold ${VOLUME_NAME_MAX}`) : v)),
+  form: `${NAME_FORM}, at most ${VOLUME_NAME_MAX} characters`,
 };
 const networkName: KeySpec<string> = {
   schema: z
     .string()
     .regex(NAME_PATTERN)
     .transform((v, ctx) => (RESERVED_NETWORK_NAMES.includes(v) ? refuse(ctx, `"${v}" is a network docker keeps for itself`) : v)),
-  form: `${name.form}, other than ${RESERVED_NETWORK_NAMES.join(", ")}`,
+  form: `${NAME_FORM}, other than ${RESERVED_NETWORK_NAMES.join(", ")}`,
 };
 
 /** Why an extra-hosts entry is refused, or undefined. Docker splits HOST:IP at the first colon. */
@@ -182,9 +212,9 @@ function labelNameProblem(key: string): string | undefined {
 
 /** Every key a daemon on a Docker host reads, under the `buildkit:` namespace, in the reference's order. */
 const KEYS = {
-  containerName: name,
+  containerName: containerNameSpec,
   networkName,
-  cacheVolumeName: name,
+  cacheVolumeName: volumeNameSpec,
   image: DAEMON_KEYS.image,
   rootless: DAEMON_KEYS.rootless,
   allowPrivileged: DAEMON_KEYS.allowPrivileged,

@@ -42,6 +42,8 @@ function problemsOf(raw: Record<string, unknown>, stack = "dev"): string[] {
 // The forms, spelt once so a change of wording shows up here.
 const SIZE = "a size in docker's units, like 512m or 4g (b, k, m, g, t; binary multiples; at most 8191t)";
 const NAME = "a docker object name: two or more letters, digits, '_', '.', '-', starting with a letter or digit";
+const CONTAINER = `${NAME}, at most 63 characters between dots`;
+const VOLUME = `${NAME}, at most 255 characters`;
 const NETWORK = `${NAME}, other than bridge, host, none, default, ingress, docker_gwbridge`;
 const CPUS = "a number of CPUs from 0.1 to 1024 with at most two decimals, like 1, 2.5 or 0.25";
 const MIRRORS = 'a list of registry hosts like ["mirror.example.com", "http://host.docker.internal:5000"] (http:// marks a plain-HTTP mirror)';
@@ -149,10 +151,10 @@ const BAD_CONFIGS: [string, Record<string, unknown>, string[]][] = [
     { "buildkit:dockerHost": "localhost" },
     [`buildkit:dockerHost is "localhost"; expected ${DOCKER_HOST}`],
   ],
-  ["a container name starting with a dash", { "buildkit:containerName": "-bad" }, [`buildkit:containerName is "-bad"; expected ${NAME}`]],
+  ["a container name starting with a dash", { "buildkit:containerName": "-bad" }, [`buildkit:containerName is "-bad"; expected ${CONTAINER}`]],
   // Docker refuses one-character container and volume names at create time.
-  ["a one-character container name", { "buildkit:containerName": "b" }, [`buildkit:containerName is "b"; expected ${NAME}`]],
-  ["a volume name with a slash", { "buildkit:cacheVolumeName": "cache/vol" }, [`buildkit:cacheVolumeName is "cache/vol"; expected ${NAME}`]],
+  ["a one-character container name", { "buildkit:containerName": "b" }, [`buildkit:containerName is "b"; expected ${CONTAINER}`]],
+  ["a volume name with a slash", { "buildkit:cacheVolumeName": "cache/vol" }, [`buildkit:cacheVolumeName is "cache/vol"; expected ${VOLUME}`]],
   ["a network name with a space", { "buildkit:networkName": "my net" }, [`buildkit:networkName is "my net"; expected ${NETWORK}`]],
   [
     "a TLS key that is not PEM, alone",
@@ -344,9 +346,13 @@ const PRODUCTION_CEILING = (given: string, bytes: number) =>
 
 const ADVERSARIAL: [string, Record<string, unknown>, string[]][] = [
   // Names docker refuses, or keeps for itself (the network create fails mid-deploy).
-  ["containerName", { "buildkit:containerName": "_bk" }, [`buildkit:containerName is "_bk"; expected ${NAME}`]],
-  ["containerName", { "buildkit:containerName": "" }, [`buildkit:containerName is ""; expected ${NAME}`]],
-  ["cacheVolumeName", { "buildkit:cacheVolumeName": "../etc" }, [`buildkit:cacheVolumeName is "../etc"; expected ${NAME}`]],
+  ["containerName", { "buildkit:containerName": "_bk" }, [`buildkit:containerName is "_bk"; expected ${CONTAINER}`]],
+  ["containerName", { "buildkit:containerName": "" }, [`buildkit:containerName is ""; expected ${CONTAINER}`]],
+  ["cacheVolumeName", { "buildkit:cacheVolumeName": "../etc" }, [`buildkit:cacheVolumeName is "../etc"; expected ${VOLUME}`]],
+  // Lengths: what DNS resolves a container by, and what a volume directory can be named.
+  ["containerName", { "buildkit:containerName": "b".repeat(64) }, [`buildkit:containerName is "${"b".repeat(64)}"; expected ${CONTAINER} (its part "${"b".repeat(20)}…" is 64 characters; containers on its network find it by DNS, where a name's dot-separated parts hold 63 at most)`]],
+  ["containerName", { "buildkit:containerName": Array(5).fill("c".repeat(60)).join(".") }, [`buildkit:containerName is "${Array(5).fill("c".repeat(60)).join(".")}"; expected ${CONTAINER} (it is 304 characters; containers on its network find it by DNS, where a name holds 253 at most)`]],
+  ["cacheVolumeName", { "buildkit:cacheVolumeName": "v".repeat(256) }, [`buildkit:cacheVolumeName is "${"v".repeat(256)}"; expected ${VOLUME} (it is 256 characters; the volume is a directory on the engine's disk, whose names hold 255)`]],
   ["networkName", { "buildkit:networkName": "host" }, [RESERVED_NETWORK("host")]],
   ["networkName", { "buildkit:networkName": "bridge" }, [RESERVED_NETWORK("bridge")]],
   ["networkName", { "buildkit:networkName": "none" }, [RESERVED_NETWORK("none")]],
@@ -617,6 +623,8 @@ describe("values at the edges that work as written", () => {
     ["image", { "buildkit:image": "localhost/moby/buildkit:v1" }, { image: "localhost/moby/buildkit:v1" }],
     ["image", { "buildkit:rootless": "true", "buildkit:image": "moby/buildkit:rootless" }, { image: "moby/buildkit:rootless" }],
     ["networkName", { "buildkit:networkName": "hosts" }, { networkName: "hosts" }],
+    ["containerName", { "buildkit:containerName": `${"b".repeat(63)}.${"c".repeat(63)}` }, { containerName: `${"b".repeat(63)}.${"c".repeat(63)}` }],
+    ["cacheVolumeName", { "buildkit:cacheVolumeName": "v".repeat(255) }, { cacheVolumeName: "v".repeat(255) }],
     ["dockerHost", { "buildkit:dockerHost": "ssh://builder@build-host:2222" }, { dockerHost: "ssh://builder@build-host:2222" }],
     ["restartMaxRetries", { "buildkit:restartPolicy": "on-failure", "buildkit:restartMaxRetries": 3 }, { restartMaxRetries: 3 }],
     ["platforms", { "buildkit:platforms": '["linux/arm64"]' }, { platforms: ["linux/arm64"] }],
