@@ -1,4 +1,5 @@
-// Stack configuration → BuildkitStack (one host) or BuildkitFleet (buildkit:hosts) → stack outputs.
+// Stack configuration → BuildkitStack (one host), BuildkitFleet (buildkit:hosts) or BuildkitCluster
+// (buildkit:kubeconfig) → stack outputs.
 import * as pulumi from "@pulumi/pulumi";
 
 import { ConfigError } from "./components/core/config-keys";
@@ -8,6 +9,8 @@ import { loadDockerSettings } from "./components/docker/config";
 import { DockerEngine } from "./components/docker/docker-engine";
 import { activeContextHost, engineApiVersion } from "./components/docker/engine-probe";
 import { loadFleetSettings } from "./components/docker/fleet-config";
+import { BuildkitCluster } from "./components/kubernetes/buildkit-cluster";
+import { isClusterConfig, loadClusterSettings } from "./components/kubernetes/config";
 
 function orExit<T>(load: () => T): T {
   try {
@@ -29,10 +32,12 @@ function singleHost(): BuildkitStack {
   return new BuildkitStack("buildkit", { ...settings, engine });
 }
 
+// A cluster stack is one that says where its cluster is; every other stack deploys to Docker.
+const cluster = isClusterConfig(pulumi.runtime.allConfig()) ? new BuildkitCluster("buildkit", orExit(loadClusterSettings)) : undefined;
 // Without buildkit:hosts the program declares exactly what it always has (same names, same URNs).
-const fleetHosts = orExit(loadFleetSettings);
+const fleetHosts = cluster ? undefined : orExit(loadFleetSettings);
 const fleet = fleetHosts ? new BuildkitFleet("buildkit", { hosts: fleetHosts, askEngines: true }) : undefined;
-const buildkit = fleetHosts ? undefined : singleHost();
+const buildkit = cluster || fleetHosts ? undefined : singleHost();
 
 /**
  * The stack's outputs. Only those of the stack's kind are exported: an output
@@ -47,18 +52,28 @@ interface StackOutputs {
   cacheVolumeName?: pulumi.Output<string>;
   networkName?: pulumi.Output<string>;
   smokeTestSummary?: pulumi.Output<string>;
-  /** A fleet's hosts in roll order: name, BUILDKIT_HOST and, where needed, DOCKER_HOST (`npm run route` reads it). */
-  fleetEndpoints?: BuildkitFleet["endpoints"];
+  /**
+   * A fleet's hosts in roll order (name, BUILDKIT_HOST and, where needed, DOCKER_HOST), or a cluster's
+   * replicas (pod name, kube-pod:// BUILDKIT_HOST): what `npm run route` spreads builds over.
+   */
+  fleetEndpoints?: BuildkitFleet["endpoints"] | BuildkitCluster["endpoints"];
   /**
    * Each fleet host as a buildx remote-driver node: listener, platforms, mTLS client material
    * (secret). `npm run buildx` turns it into `docker buildx create … --append` lines.
    */
   fleetBuildxNodes?: BuildkitFleet["buildxNodes"];
-  /** Each fleet host's smoke test result, by host name. */
+  /** Each fleet host's (or cluster replica's) smoke test result, by host (pod) name. */
   fleetSmokeTests?: pulumi.Output<Record<string, string>>;
+  /** A cluster stack's kubeconfig: `export KUBECONFIG=<this>` before using a kube-pod:// endpoint. */
+  kubeconfig?: string;
+  /** A cluster stack's namespace. */
+  namespace?: pulumi.Output<string>;
 }
 
 function outputsOf(): StackOutputs {
+  if (cluster) {
+    return { fleetEndpoints: cluster.endpoints, fleetSmokeTests: cluster.smokeTestSummaries, kubeconfig: cluster.kubeconfig, namespace: cluster.namespaceName };
+  }
   if (fleet) {
     return {
       fleetEndpoints: fleet.endpoints,

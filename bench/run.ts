@@ -62,6 +62,7 @@ import {
   waitFor,
 } from "./lib";
 import { Series, Target, markdownTable, ratioChart, summarize, textTable } from "./report";
+import { partClusterPeer } from "./cluster";
 import { partPeers } from "./peers";
 import { partRouting } from "./routing";
 import { Phase, emptyUpPhases, upPhases } from "./trace";
@@ -739,7 +740,11 @@ async function main(): Promise<number> {
     P2: () => partP2(options.runs),
     P3: () => partP3(options.runs),
     MEM: () => partMem(options.runs),
-    PEERS: () => partPeers(options.runs, add, details),
+    // The Docker peers, then the cluster peer (bench/cluster.ts) on the local Kubernetes cluster.
+    PEERS: async () => {
+      await partPeers(options.runs, add, details);
+      await partClusterPeer(options.runs, add);
+    },
     ROUTING: () => partRouting(add, details),
     P4: () => partP4(),
   };

@@ -4,6 +4,9 @@
  * line per check, `ok` or `FAIL`, and after each failure the command that
  * fixes it. Exit 0 when healthy, 1 otherwise.
  *
+ * On a cluster stack (`buildkit:kubeconfig`): the API server, the
+ * StatefulSet, and each replica's pod, cache volume and workers (cluster-doctor.ts).
+ *
  * On a fleet (`buildkit:hosts`) the same checks run for every host against
  * its own engine, each line naming its host; a host whose engine does not
  * answer fails on one line and the others are still checked.
@@ -16,6 +19,8 @@ import type { Stack } from "@pulumi/pulumi/automation";
 import { DockerSettings, parseDockerSettings } from "../components/docker/config";
 import { parseFleetSettings } from "../components/docker/fleet-config";
 import { CONTAINER_TYPE } from "../components/resource-types";
+import { clusterDoctor } from "./cluster-doctor";
+import { isClusterState } from "./cluster-inspect";
 import { checkDaemonHost, Report } from "./doctor-checks";
 import { firstLine, parseCli, runMain } from "./options";
 import { pulumiCommand, shellQuote } from "./shell";
@@ -72,6 +77,7 @@ async function main(): Promise<number> {
     report.fail(`stack ${stackName}: ${firstLine(error)}`, `deploy it: ${pulumiCommand(options.stack ?? "dev", options.cwd, ["up"])}`);
     return 1;
   }
+  if (isClusterState(state)) return clusterDoctor(stack, state, outputs, options.cwd, report);
   const { fleet, engines } = stackEngines(state);
   const opened = engines.map((engine) => openEngine(engine));
   const settingsOf = settingsReader(stack);

@@ -11,6 +11,9 @@
  * with the replacements the check named) and checks again. It never removes a
  * container the stack did not create.
  *
+ * On a cluster stack (`buildkit:kubeconfig`) see cluster-drift.ts: the same
+ * report and heal for the cluster's objects and each replica's cache volume.
+ *
  * On a fleet (`buildkit:hosts`) every host is checked, one line per host and
  * drifted resource, each host's docker calls against its own engine. A host
  * whose engine does not answer gets one line saying so, and the others are
@@ -31,6 +34,8 @@ import "./early-start";
 import type { EngineEvent, Stack } from "@pulumi/pulumi/automation";
 
 import { CONTAINER_TYPE } from "../components/resource-types";
+import { clusterDriftMain } from "./cluster-drift";
+import { isClusterState } from "./cluster-inspect";
 import { docker, shortId } from "./docker-inspect";
 import {
   Drift,
@@ -83,6 +88,9 @@ async function main(): Promise<number> {
     throw error;
   }
   const state = read.resources;
+  if (isClusterState(state)) {
+    return clusterDriftMain(stack, state, options.cwd, options.heal, () => previewed(stack, speculative), () => previewed(stack, startPreview(stack)));
+  }
   const { fleet, engines } = stackEngines(state);
   const opened = engines.map((engine) => openEngine(engine));
   try {

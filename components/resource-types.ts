@@ -12,6 +12,9 @@ export const DOCKER_PROVIDER_TYPE = "pulumi:providers:docker";
 /** The program's own components. */
 export const STACK_TYPE = "buildkit:index:BuildkitStack";
 export const FLEET_TYPE = "buildkit:index:BuildkitFleet";
+export const CLUSTER_TYPE = "buildkit:index:BuildkitCluster";
+export const STATEFUL_SET_TYPE = "kubernetes:apps/v1:StatefulSet";
+export const CONFIG_MAP_TYPE = "kubernetes:core/v1:ConfigMap";
 
 /**
  * How a BuildkitStack names what it declares, from its own name: the one
@@ -40,3 +43,21 @@ export function hostOfFleetStack(fleet: string, stackName: string): string | und
   const prefix = fleetHostStackName(fleet, "");
   return stackName.startsWith(prefix) && stackName.length > prefix.length ? stackName.slice(prefix.length) : undefined;
 }
+
+/** How a BuildkitCluster names what it declares, from its own name (a replica's smoke test: `<cluster>-<pod>-smoke-test`). */
+export const CLUSTER_CHILD = {
+  provider: "kubernetes",
+  namespace: "namespace",
+  config: "config",
+  service: "service",
+  daemons: "daemons",
+  "disruption-budget": "disruption-budget",
+  smokeTest: STACK_CHILD.smokeTest,
+} as const;
+
+export const clusterChildName = (cluster: string, child: keyof typeof CLUSTER_CHILD): string => `${cluster}-${CLUSTER_CHILD[child]}`;
+
+/** The daemon's container in each of a cluster's pods: `kube-pod://` endpoints, the proofs and the CLIs name it. */
+export const CLUSTER_DAEMON_CONTAINER = "buildkitd";
+/** A cluster pod's cache volume, and so each replica's PVC name prefix (`cache-<pod>`). */
+export const CLUSTER_CACHE_VOLUME = "cache";

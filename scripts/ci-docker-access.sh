@@ -47,7 +47,11 @@ case $host in
     write_secret "$dir/id" "$DOCKER_SSH_KEY"
     write_secret "$dir/known_hosts" "$DOCKER_SSH_KNOWN_HOSTS"
     # -F: this file only, not ~/.ssh/config or /etc/ssh/ssh_config. One
-    # connection is shared by the many the provider and the CLI open.
+    # connection is shared by the many the provider and the CLI open. Its
+    # socket lives in a short private directory: a unix socket path holds at
+    # most 107 bytes, and ssh adds 17 to %C's 40 while it sets one up
+    # (under $RUNNER_TEMP it was refused: "too long for Unix domain socket").
+    control_dir=$(mktemp -d /tmp/docker-access.XXXXXX)
     cat >"$dir/config" <<CONF
 Host *
   IdentityFile $dir/id
@@ -57,7 +61,7 @@ Host *
   StrictHostKeyChecking yes
   BatchMode yes
   ControlMaster auto
-  ControlPath $dir/control-%C
+  ControlPath $control_dir/%C
   ControlPersist 120
 CONF
     mkdir -m 0700 "$dir/bin"

@@ -7,8 +7,10 @@
 #                                   engine; Debian's 20.10 builds the images), the registry mirror
 #                                   with the current BuildKit image, the Dockerfile frontend and a
 #                                   busybox base, the Pulumi CLI and providers
+#   bash scripts/provision.sh cluster  what `npm run up -- cluster` needs: the above, plus the local
+#                                   Kubernetes cluster and the Pulumi Kubernetes provider (cluster.sh)
 #   bash scripts/provision.sh       everything `npm test` and the bench need besides: Docker 28, the
-#                                   previous and rootless BuildKit images, buildx, the linters
+#                                   previous and rootless BuildKit images, buildx, the linters, the cluster
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 STEP=provision
 
@@ -17,9 +19,9 @@ STEP=provision
 provision_plan() {
   local engines images
   case $1 in
-    up) engines=29 images=dev ;;
+    up | cluster) engines=29 images=dev ;;
     all) engines=29,28 images=all ;;
-    *) die "unknown profile '$1': expected up (the dev stack) or nothing (everything)" ;;
+    *) die "unknown profile '$1': expected up (the dev stack), cluster (the cluster stack) or nothing (everything)" ;;
   esac
   echo "engine.sh"
   # Before the registry: containers on the Docker 28/29 engines reach it on these bridges' gateways.
@@ -32,6 +34,11 @@ provision_plan() {
     echo "tools.sh"
     # docker buildx, for the multi-node builder test (and the bench).
     echo "buildx.sh"
+  fi
+  # The local Kubernetes cluster and the Kubernetes provider (docs/local-cluster.md): built once (about 45 min
+  # cold on 2 cores), then a warm `cluster.sh up` only checks stamps and health endpoints.
+  if [[ $1 == cluster || $1 == all ]]; then
+    echo "cluster.sh"
   fi
   # The bench's other peer (the Terraform provider) is built by `npm run bench`
   # (scripts/provision/peers.sh), not here: no test needs it.

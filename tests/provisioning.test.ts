@@ -210,17 +210,35 @@ describe("what each command provisions", () => {
 
   it("npm run up: the dev stack's engine (Docker 29), its images, the mirror and Pulumi, nothing for the tests", () => {
     expect(stepsRun(["up"])).toEqual(["engine.sh", "engine-bridges.sh", "registry.sh", "images.sh  dev", "pulumi.sh", "engines.sh 29"]);
-    expect(fs.readFileSync(path.join(root, "scripts/up.sh"), "utf8")).toMatch(/^bash "\$BUILDKIT_STACK_ROOT\/scripts\/provision.sh" up$/m);
+    expect(fs.readFileSync(path.join(root, "scripts/up.sh"), "utf8")).toMatch(/^bash "\$BUILDKIT_STACK_ROOT\/scripts\/provision.sh" "\$profile"$/m);
   });
 
-  it("npm test: every engine and image, the linters and buildx", () => {
-    expect(stepsRun([])).toEqual(["engine.sh", "engine-bridges.sh", "registry.sh", "images.sh  all", "pulumi.sh", "engines.sh 29,28", "tools.sh", "buildx.sh"]);
+  it("npm test: every engine and image, the linters, buildx and the local cluster", () => {
+    expect(stepsRun([])).toEqual(["engine.sh", "engine-bridges.sh", "registry.sh", "images.sh  all", "pulumi.sh", "engines.sh 29,28", "tools.sh", "buildx.sh", "cluster.sh"]);
+  });
+
+  it("npm run up picks the profile from the stack file: the local cluster's kubeconfig needs the cluster, anything else the dev engine", () => {
+    const profileOf = (file: string) => bash('source scripts/up.sh && provision_profile "$1"', [file]).stdout.trim();
+    expect(profileOf("Pulumi.cluster.yaml")).toBe("cluster");
+    expect(profileOf("Pulumi.dev.yaml")).toBe("up");
+    expect(profileOf("Pulumi.prod.yaml")).toBe("up");
+    const own = path.join(os.tmpdir(), `Pulumi.own-cluster-${process.pid}.yaml`);
+    fs.writeFileSync(own, "config:\n  buildkit:kubeconfig: /home/me/.kube/config\n");
+    try {
+      expect(profileOf(own)).toBe("up");
+    } finally {
+      fs.rmSync(own);
+    }
+  });
+
+  it("npm run up -- cluster: the dev stack's needs, then the local cluster and its provider", () => {
+    expect(stepsRun(["cluster"])).toEqual(["engine.sh", "engine-bridges.sh", "registry.sh", "images.sh  dev", "pulumi.sh", "engines.sh 29", "cluster.sh"]);
   });
 
   it("refuses a profile it does not know, before any step", () => {
     const result = bash('source scripts/provision.sh && provision_plan "$@"', ["everything"]);
     expect(result.code).toBe(1);
-    expect(result.stderr).toContain("unknown profile 'everything': expected up (the dev stack) or nothing (everything)");
+    expect(result.stderr).toContain("unknown profile 'everything': expected up (the dev stack), cluster (the cluster stack) or nothing (everything)");
   });
 });
 

@@ -406,6 +406,23 @@ export function pinnedImageProblems({ reading, production, image: chosen }: Daem
   ];
 }
 
+/** Who may run the daemon, and as what: the first of the daemon's rules every target applies. */
+export function daemonAccessProblems(basis: DaemonBasis): string[] {
+  return [...privilegeProblems(basis), ...rootlessImageProblems(basis)];
+}
+
+/**
+ * The daemon's rules between keys, in the order every target reports them,
+ * after its own checks: GC order, mirrors, platforms, production's required
+ * keys (each not already in `reported`), the tag registry, pinning.
+ */
+export function daemonRuleProblems(basis: DaemonBasis, reported: string[]): string[] {
+  const found = [...cacheOrderProblems(basis), ...mirrorConflictProblems(basis), ...platformListProblems(basis)];
+  found.push(...productionProblems(basis, [...reported, ...found]));
+  found.push(...tagRegistryProblems(basis), ...pinnedImageProblems(basis));
+  return found;
+}
+
 /** The daemon's settings from a reading without problems. */
 export function daemonSettingsOf(basis: DaemonBasis): DaemonSettings {
   const { values } = basis.reading;

@@ -34,21 +34,15 @@ import {
 } from "../core/config-keys";
 import {
   cacheFloors,
-  cacheOrderProblems,
   DAEMON_KEYS,
-  DaemonSettings,
+  daemonAccessProblems,
   daemonBasis,
+  daemonRuleProblems,
+  DaemonSettings,
   daemonSettingsOf,
   HOSTNAME_PATTERN,
   memoryFloor,
-  mirrorConflictProblems,
-  pinnedImageProblems,
-  platformListProblems,
-  privilegeProblems,
-  productionProblems,
-  rootlessImageProblems,
   sizeFloorProblems,
-  tagRegistryProblems,
 } from "../core/daemon-settings";
 import { tlsProblems, TlsKey } from "../core/tls";
 import { MIB, UNIT_POWER } from "../core/units";
@@ -353,8 +347,7 @@ export function parseDockerSettings(raw: Record<string, unknown>, context: Stack
 
   const problems = [...reading.problems];
   problems.push(...sizeFloorProblems(reading, [memoryFloor(basis.production), shmFloor, ...cacheFloors(basis.production)]));
-  problems.push(...privilegeProblems(basis));
-  problems.push(...rootlessImageProblems(basis));
+  problems.push(...daemonAccessProblems(basis));
   if (!reading.given("tcpPort") && values.tcpAddress !== undefined) {
     problems.push(`${full("tcpAddress")} is set but ${full("tcpPort")} is not; the address only applies to the TCP listener`);
   }
@@ -365,12 +358,7 @@ export function parseDockerSettings(raw: Record<string, unknown>, context: Stack
     );
   }
   problems.push(...extraHostConflicts(values.extraHosts));
-  problems.push(...cacheOrderProblems(basis));
-  problems.push(...mirrorConflictProblems(basis));
-  problems.push(...platformListProblems(basis));
-  problems.push(...productionProblems(basis, problems));
-  problems.push(...tagRegistryProblems(basis));
-  problems.push(...pinnedImageProblems(basis));
+  problems.push(...daemonRuleProblems(basis, problems));
   problems.push(...dockerTlsProblems(reading));
   if (problems.length > 0) throw new ConfigError(problems);
 

@@ -1,0 +1,220 @@
+import { createHash } from "crypto";
+
+import * as command from "@pulumi/command";
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+
+import { CONFIG_FILE, daemonCommand, modeOf, SOCKET, STATE_PATH, workersProbe } from "../core/buildkitd";
+import { renderBuildkitdToml } from "../core/buildkitd-toml";
+import { SMOKE_TEST_ATTEMPTS, smokeTestEndpoint, smokeTestScript } from "../core/smoke-test";
+import { MIB } from "../core/units";
+import { CLUSTER_CACHE_VOLUME, CLUSTER_DAEMON_CONTAINER, CLUSTER_TYPE, clusterChildName } from "../resource-types";
+import type { ClusterSettings } from "./config";
+
+/** Arguments of {@link BuildkitCluster}: validated settings (see `config.ts`). */
+export type BuildkitClusterArgs = ClusterSettings;
+
+/** One replica as clients reach it: the shape `npm run route` reads (`fleetEndpoints`). */
+export interface ReplicaEndpoint {
+  /** The replica's pod name (`<name>-<ordinal>`): stable across restarts, so its cache stays its own. */
+  name: string;
+  /** Paste into a shell with the kubeconfig exported: `export BUILDKIT_HOST=<this>`. */
+  buildkitHost: string;
+}
+
+
+/**
+ * The pod's preStop hook: buildkitd drops the builds it is running when it
+ * gets SIGTERM (moby/buildkit#4090), so the pod first waits, up to its grace
+ * period, until no build record is still open (`buildctl debug histories`
+ * lists every record; only finished ones are COMPLETE).
+ */
+export function drainScript(socket: string): string {
+  return [
+    `while buildctl --addr ${socket} debug histories 2>/dev/null | awk 'NR > 1 && $1 != "COMPLETE" { found = 1 } END { exit !found }'; do`,
+    "  sleep 1",
+    "done",
+  ].join("\n");
+}
+
+/**
+ * BuildKit daemons on a Kubernetes cluster: a namespace, buildkitd.toml in a
+ * ConfigMap, a StatefulSet of `replicas` pods each with a cache volume of its
+ * own (a PVC per replica), a headless Service giving each a stable name, a
+ * PodDisruptionBudget, and a smoke test per replica. `pulumi up` returns only
+ * once every replica has built through its own endpoint.
+ */
+export class BuildkitCluster extends pulumi.ComponentResource {
+  public readonly provider: k8s.Provider;
+  public readonly namespace: k8s.core.v1.Namespace;
+  public readonly config: k8s.core.v1.ConfigMap;
+  public readonly service: k8s.core.v1.Service;
+  public readonly statefulSet: k8s.apps.v1.StatefulSet;
+  public readonly disruptionBudget: k8s.policy.v1.PodDisruptionBudget;
+  public readonly smokeTests: command.local.Command[];
+
+  /** Each replica, in ordinal order: its pod name and BUILDKIT_HOST. */
+  public readonly endpoints: pulumi.Output<ReplicaEndpoint[]>;
+  /** Each replica's smoke test result, by pod name. */
+  public readonly smokeTestSummaries: pulumi.Output<Record<string, string>>;
+  /** Paste into a shell before using an endpoint: `export KUBECONFIG=<this>`. */
+  public readonly kubeconfig: string;
+  public readonly namespaceName: pulumi.Output<string>;
+
+  constructor(name: string, args: BuildkitClusterArgs, opts?: pulumi.ComponentResourceOptions) {
+    super(CLUSTER_TYPE, name, {}, opts);
+    const mode = modeOf(args);
+    const labels = { "app.kubernetes.io/name": "buildkitd", "app.kubernetes.io/instance": args.name, "app.kubernetes.io/managed-by": "buildkit-stack" };
+
+    // The provider reads the file by path: certificates rotated in it do not replace every resource.
+    this.provider = new k8s.Provider(clusterChildName(name, "provider"), { kubeconfig: args.kubeconfig, context: args.kubeContext }, { parent: this });
+    const children = { parent: this, provider: this.provider };
+
+    // The program is the source of truth: an operator's `kubectl scale` or `kubectl edit` takes ownership of the
+    // fields it set (server-side apply), and the next preview or heal would stop on the conflict instead of
+    // putting the program's value back. Forcing our apply is what makes drift healable.
+    const owned = { labels, annotations: { "pulumi.com/patchForce": "true" } };
+    this.namespace = new k8s.core.v1.Namespace(clusterChildName(name, "namespace"), { metadata: { name: args.namespace, ...owned } }, children);
+    const ns = this.namespace.metadata.name;
+
+    // Auto-named (name-<suffix>): a new buildkitd.toml is a new ConfigMap, the pod template names it, so the pods roll,
+    // one at a time, and preview shows it. Editing the ConfigMap in place would change nothing until a pod restarted.
+    this.config = new k8s.core.v1.ConfigMap(
+      clusterChildName(name, "config"),
+      { metadata: { namespace: ns, ...owned }, data: { "buildkitd.toml": renderBuildkitdToml(args) } },
+      children,
+    );
+
+    // Headless: each replica answers at <pod>.<service>.<namespace>.svc, and nothing balances builds away from their cache.
+    this.service = new k8s.core.v1.Service(
+      clusterChildName(name, "service"),
+      { metadata: { name: args.name, namespace: ns, ...owned }, spec: { clusterIP: "None", selector: labels } },
+      children,
+    );
+
+    const resources = resourcesOf(args);
+    const podTemplate: k8s.types.input.core.v1.PodTemplateSpec = {
+      metadata: { labels },
+      spec: {
+        terminationGracePeriodSeconds: args.stopGraceSeconds,
+        containers: [
+          {
+            name: CLUSTER_DAEMON_CONTAINER,
+            image: args.image,
+            args: daemonCommand(args),
+            securityContext: { privileged: true },
+            resources,
+            volumeMounts: [
+              { name: "config", mountPath: CONFIG_FILE, subPath: "buildkitd.toml", readOnly: true },
+              { name: CLUSTER_CACHE_VOLUME, mountPath: STATE_PATH[mode] },
+            ],
+            // Ready means buildkitd lists its workers, not that the process exists.
+            startupProbe: { exec: { command: workersProbe(mode) }, periodSeconds: 2, failureThreshold: SMOKE_TEST_ATTEMPTS / 2, timeoutSeconds: 5 },
+            readinessProbe: { exec: { command: workersProbe(mode) }, periodSeconds: 5, timeoutSeconds: 5 },
+            lifecycle: { preStop: { exec: { command: ["sh", "-c", drainScript(SOCKET[mode])] } } },
+          },
+        ],
+        volumes: [{ name: "config", configMap: { name: this.config.metadata.name } }],
+      },
+    };
+    this.statefulSet = new k8s.apps.v1.StatefulSet(
+      clusterChildName(name, "daemons"),
+      {
+        metadata: { name: args.name, namespace: ns, ...owned },
+        spec: {
+          serviceName: this.service.metadata.name,
+          replicas: args.replicas,
+          // Replicas are peers, not a chain: all start at once; a roll still replaces one at a time.
+          podManagementPolicy: "Parallel",
+          updateStrategy: { type: "RollingUpdate" },
+          // A protected cache outlives the StatefulSet; scaling down always keeps it, for the replica that comes back.
+          persistentVolumeClaimRetentionPolicy: { whenDeleted: args.cacheProtected ? "Retain" : "Delete", whenScaled: "Retain" },
+          selector: { matchLabels: labels },
+          template: podTemplate,
+          volumeClaimTemplates: [
+            {
+              metadata: { name: CLUSTER_CACHE_VOLUME, labels },
+              spec: {
+                accessModes: ["ReadWriteOnce"],
+                storageClassName: args.storageClass,
+                resources: { requests: { storage: String(args.cacheSizeBytes) } },
+              },
+            },
+          ],
+        },
+      },
+      // Bounded: each replica may drain for its whole grace period, one at a time.
+      { ...children, customTimeouts: { create: "10m", update: `${Math.ceil(rollTimeoutSeconds(args) / 60)}m` } },
+    );
+
+    this.disruptionBudget = new k8s.policy.v1.PodDisruptionBudget(
+      clusterChildName(name, "disruption-budget"),
+      { metadata: { name: args.name, namespace: ns, ...owned }, spec: { maxUnavailable: 1, selector: { matchLabels: labels } } },
+      children,
+    );
+
+    const pods = Array.from({ length: args.replicas }, (_, ordinal) => `${args.name}-${ordinal}`);
+    const contextQuery = args.kubeContext ? `&context=${encodeURIComponent(args.kubeContext)}` : "";
+    this.endpoints = ns.apply((namespace) =>
+      pods.map((pod) => ({ name: pod, buildkitHost: `kube-pod://${pod}?namespace=${namespace}&container=${CLUSTER_DAEMON_CONTAINER}${contextQuery}` })),
+    );
+
+    // Every change of the pod template rolls the pods and re-runs every proof. Its digest is known at preview
+    // (unknown while a new ConfigMap's name is), so preview shows the proofs re-running; the update revision
+    // also catches a roll the program did not make.
+    const templateDigest = pulumi.output(podTemplate).apply((template) => createHash("sha256").update(JSON.stringify(template)).digest("hex"));
+    const revision = this.statefulSet.status.apply((status) => status?.updateRevision ?? "");
+    this.smokeTests = (args.smokeTest ? pods : []).map(
+      (pod) =>
+        new command.local.Command(
+          clusterChildName(`${name}-${pod}`, "smokeTest"),
+          {
+            // The provider can report an updated StatefulSet before its controller has started the roll: the proof
+            // first waits, bounded, for kubectl's own view of the roll (every pod at the new revision and ready).
+            create: [
+              `${KUBECTL} rollout status statefulset/"$STATEFULSET" -n "$NAMESPACE" --timeout="$ROLL_TIMEOUT" >&2`,
+              smokeTestScript(`${KUBECTL} exec -i -n "$NAMESPACE" -c "$CONTAINER_NAME" "$POD" -- sh`, smokeTestEndpoint(args, pod)),
+            ].join("\n"),
+            environment: {
+              KUBECONFIG: args.kubeconfig,
+              ...(args.kubeContext ? { KUBE_CONTEXT: args.kubeContext } : {}),
+              NAMESPACE: ns,
+              POD: pod,
+              // The name as declared, not the output: a replacement's preview shows a placeholder name there.
+              STATEFULSET: args.name,
+              ROLL_TIMEOUT: `${rollTimeoutSeconds(args)}s`,
+              CONTAINER_NAME: CLUSTER_DAEMON_CONTAINER,
+              // What the proof's messages call the daemon.
+              CONTAINER: pulumi.interpolate`pod ${pod} in namespace ${ns}`,
+              ATTEMPTS: String(SMOKE_TEST_ATTEMPTS),
+            },
+            triggers: [templateDigest, revision, this.statefulSet.metadata.uid],
+          },
+          { parent: this, dependsOn: [this.statefulSet] },
+        ),
+    );
+    this.smokeTestSummaries = args.smokeTest
+      ? pulumi.all(this.smokeTests.map((test) => test.stdout)).apply((outs) => Object.fromEntries(pods.map((pod, i) => [pod, outs[i]])))
+      : pulumi.output(Object.fromEntries(pods.map((pod) => [pod, "smoke test disabled"])));
+    this.kubeconfig = args.kubeconfig;
+    this.namespaceName = ns;
+
+    this.registerOutputs({ endpoints: this.endpoints, smokeTestSummaries: this.smokeTestSummaries, namespace: ns });
+  }
+}
+
+/** kubectl as the proofs run it: the stack's kubeconfig (KUBECONFIG) and context. */
+const KUBECTL = 'kubectl ${KUBE_CONTEXT:+--context "$KUBE_CONTEXT"}';
+
+/** How long a roll may take: ten minutes to schedule and start, plus every replica draining for its whole grace period. */
+function rollTimeoutSeconds(args: ClusterSettings): number {
+  return 600 + args.replicas * args.stopGraceSeconds;
+}
+
+/** Requests equal to limits: a build daemon's memory is its working set, and a guaranteed pod is the last evicted. */
+function resourcesOf(args: ClusterSettings): k8s.types.input.core.v1.ResourceRequirements | undefined {
+  const amounts: Record<string, string> = {};
+  if (args.memoryBytes !== undefined) amounts.memory = `${args.memoryBytes / MIB}Mi`;
+  if (args.cpus !== undefined) amounts.cpu = `${Math.round(args.cpus * 1000)}m`;
+  return Object.keys(amounts).length > 0 ? { requests: amounts, limits: amounts } : undefined;
+}

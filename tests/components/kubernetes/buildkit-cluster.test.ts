@@ -1,0 +1,198 @@
+/**
+ * BuildkitCluster under Pulumi's mocks: what it declares for a cluster stack,
+ * from the core's rules (command line, probes, buildkitd.toml), and the drain
+ * its pods run before SIGTERM, run against a fake buildctl.
+ */
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+
+import * as pulumi from "@pulumi/pulumi";
+
+import { daemonCommand, workersProbe } from "../../../components/core/buildkitd";
+import { renderBuildkitdToml } from "../../../components/core/buildkitd-toml";
+import type { ClusterSettings } from "../../../components/kubernetes/config";
+
+interface Registered {
+  type: string;
+  name: string;
+  inputs: any;
+}
+const registered: Registered[] = [];
+
+pulumi.runtime.setMocks(
+  {
+    newResource(args) {
+      registered.push({ type: args.type, name: args.name, inputs: args.inputs });
+      const state: Record<string, unknown> = { ...args.inputs };
+      if (args.type === "command:local:Command") state.stdout = `proof of ${args.name}`;
+      if (args.type === "kubernetes:core/v1:Namespace") state.metadata = { ...args.inputs.metadata };
+      if (args.type === "kubernetes:core/v1:ConfigMap") state.metadata = { ...args.inputs.metadata, name: `${args.name}-abc123` };
+      if (args.type === "kubernetes:apps/v1:StatefulSet") state.status = { updateRevision: "buildkitd-rev1" };
+      return { id: `${args.name}-id`, state };
+    },
+    call: () => ({}),
+  },
+  "buildkit",
+  "cluster",
+  false,
+);
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { BuildkitCluster, drainScript } = require("../../../components/kubernetes/buildkit-cluster") as typeof import("../../../components/kubernetes/buildkit-cluster");
+
+const promiseOf = <T>(output: pulumi.Output<T>): Promise<T> => new Promise((resolve) => output.apply(resolve));
+const MIB = 1024 ** 2;
+
+const settings: ClusterSettings = {
+  kubeconfig: "/home/u/.kube/config",
+  kubeContext: "ci",
+  namespace: "buildkit-ci",
+  name: "buildkitd",
+  replicas: 3,
+  cacheSizeBytes: 2048 * MIB,
+  storageClass: "fast",
+  image: "moby/buildkit:v0.32.2",
+  rootless: false,
+  allowPrivileged: true,
+  production: false,
+  memoryBytes: 1024 * MIB,
+  cpus: 0.5,
+  cacheProtected: true,
+  cacheMaxUsedSpaceBytes: 1536 * MIB,
+  registryMirrors: ["http://10.233.0.1:5000"],
+  debug: false,
+  platforms: [],
+  smokeTest: true,
+  requirePinnedImage: false,
+  stopGraceSeconds: 600,
+  maxParallelism: 2,
+};
+
+/** What the "buildkit" cluster registered of a type (another test declares one named "scratch"). */
+const of = (type: string, cluster = "buildkit") => registered.filter((r) => r.type === type && r.name.startsWith(`${cluster}-`));
+
+describe("BuildkitCluster", () => {
+  let cluster: InstanceType<typeof BuildkitCluster>;
+  beforeAll(async () => {
+    cluster = new BuildkitCluster("buildkit", settings);
+    await promiseOf(cluster.smokeTestSummaries);
+  });
+
+  it("talks to the cluster the kubeconfig path and context name, through a provider of its own", () => {
+    expect(of("pulumi:providers:kubernetes").map((r) => r.inputs)).toEqual([expect.objectContaining({ kubeconfig: settings.kubeconfig, context: "ci" })]);
+  });
+
+  it("renders buildkitd.toml with the core's renderer into an auto-named ConfigMap (a change is a new one, so the pods roll)", () => {
+    const [config] = of("kubernetes:core/v1:ConfigMap");
+    expect(config.inputs.metadata.name).toBeUndefined();
+    expect(config.inputs.data["buildkitd.toml"]).toBe(renderBuildkitdToml(settings));
+  });
+
+  it("runs the replicas as a StatefulSet: parallel, a cache volume each, the core's command and probes, a drain before SIGTERM", () => {
+    const [sts] = of("kubernetes:apps/v1:StatefulSet");
+    const spec = sts.inputs.spec;
+    expect(spec).toMatchObject({ replicas: 3, podManagementPolicy: "Parallel", serviceName: "buildkitd", updateStrategy: { type: "RollingUpdate" } });
+    // A protected cache outlives the StatefulSet; a scale-down keeps it for the replica that comes back.
+    expect(spec.persistentVolumeClaimRetentionPolicy).toEqual({ whenDeleted: "Retain", whenScaled: "Retain" });
+    const [claim] = spec.volumeClaimTemplates;
+    expect(claim.spec).toEqual({ accessModes: ["ReadWriteOnce"], storageClassName: "fast", resources: { requests: { storage: String(2048 * MIB) } } });
+    const pod = spec.template.spec;
+    expect(pod.terminationGracePeriodSeconds).toBe(600);
+    expect(pod.volumes).toEqual([{ name: "config", configMap: { name: "buildkit-config-abc123" } }]);
+    const [container] = pod.containers;
+    expect(container.args).toEqual(daemonCommand(settings));
+    expect(container.securityContext).toEqual({ privileged: true });
+    expect(container.resources).toEqual({ requests: { memory: "1024Mi", cpu: "500m" }, limits: { memory: "1024Mi", cpu: "500m" } });
+    expect(container.startupProbe.exec.command).toEqual(workersProbe("privileged"));
+    expect(container.readinessProbe.exec.command).toEqual(workersProbe("privileged"));
+    expect(container.lifecycle.preStop.exec.command).toEqual(["sh", "-c", drainScript("unix:///run/buildkit/buildkitd.sock")]);
+    expect(container.volumeMounts).toEqual([
+      { name: "config", mountPath: "/etc/buildkit/buildkitd.toml", subPath: "buildkitd.toml", readOnly: true },
+      { name: "cache", mountPath: "/var/lib/buildkit" },
+    ]);
+  });
+
+  it("deletes the caches with the StatefulSet only when the cache is not protected", async () => {
+    const unprotected = new BuildkitCluster("scratch", { ...settings, cacheProtected: false, memoryBytes: undefined, cpus: undefined });
+    await promiseOf(unprotected.smokeTestSummaries);
+    const [sts] = of("kubernetes:apps/v1:StatefulSet", "scratch");
+    expect(sts.inputs.spec.persistentVolumeClaimRetentionPolicy).toEqual({ whenDeleted: "Delete", whenScaled: "Retain" });
+    expect(sts.inputs.spec.template.spec.containers[0].resources).toBeUndefined();
+  });
+
+  it("declares no proof when buildkit:smokeTest is false, and says so in the summaries", async () => {
+    const unproven = new BuildkitCluster("unproven", { ...settings, replicas: 2, smokeTest: false });
+    expect(await promiseOf(unproven.smokeTestSummaries)).toEqual({ "buildkitd-0": "smoke test disabled", "buildkitd-1": "smoke test disabled" });
+    expect(of("command:local:Command", "unproven")).toEqual([]);
+  });
+
+  it("names each replica for clients: kube-pod:// with namespace, container and context", async () => {
+    expect(await promiseOf(cluster.endpoints)).toEqual(
+      [0, 1, 2].map((i) => ({ name: `buildkitd-${i}`, buildkitHost: `kube-pod://buildkitd-${i}?namespace=buildkit-ci&container=buildkitd&context=ci` })),
+    );
+    expect(cluster.kubeconfig).toBe(settings.kubeconfig);
+  });
+
+  it("owns its fields: every object it declares forces its apply over an operator's kubectl edits (so drift is healable)", () => {
+    const declared = registered.filter((r) => r.type.startsWith("kubernetes:") && r.name.startsWith("buildkit-"));
+    expect(declared.map((r) => r.type).sort()).toEqual([
+      "kubernetes:apps/v1:StatefulSet",
+      "kubernetes:core/v1:ConfigMap",
+      "kubernetes:core/v1:Namespace",
+      "kubernetes:core/v1:Service",
+      "kubernetes:policy/v1:PodDisruptionBudget",
+    ]);
+    for (const r of declared) expect(r.inputs.metadata.annotations).toEqual({ "pulumi.com/patchForce": "true" });
+  });
+
+  it("waits for the roll before each proof, bounded by every replica's grace period, through the stack's kubeconfig and context", () => {
+    const tests = of("command:local:Command");
+    expect(tests.map((t) => t.name)).toEqual(["buildkit-buildkitd-0-smoke-test", "buildkit-buildkitd-1-smoke-test", "buildkit-buildkitd-2-smoke-test"]);
+    for (const [i, test] of tests.entries()) {
+      expect(test.inputs.create.split("\n")[0]).toBe('kubectl ${KUBE_CONTEXT:+--context "$KUBE_CONTEXT"} rollout status statefulset/"$STATEFULSET" -n "$NAMESPACE" --timeout="$ROLL_TIMEOUT" >&2');
+      expect(test.inputs.environment).toMatchObject({ KUBECONFIG: settings.kubeconfig, KUBE_CONTEXT: "ci", POD: `buildkitd-${i}`, STATEFULSET: "buildkitd", ROLL_TIMEOUT: `${600 + 3 * 600}s` });
+    }
+  });
+
+  it("proves every replica through its own pod, again whenever the StatefulSet's revision changes", async () => {
+    expect(await promiseOf(cluster.smokeTestSummaries)).toEqual({
+      "buildkitd-0": "proof of buildkit-buildkitd-0-smoke-test",
+      "buildkitd-1": "proof of buildkit-buildkitd-1-smoke-test",
+      "buildkitd-2": "proof of buildkit-buildkitd-2-smoke-test",
+    });
+  });
+});
+
+describe("the preStop drain", () => {
+  /** Runs the drain against a fake buildctl that reports `records` one listing per call, then the last one forever. */
+  function drain(listings: string[]): { code: number | null; calls: number } {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bkc-drain-"));
+    try {
+      listings.forEach((listing, i) => fs.writeFileSync(path.join(dir, `listing-${i}`), listing));
+      const count = path.join(dir, "count");
+      fs.writeFileSync(count, "0");
+      fs.writeFileSync(
+        path.join(dir, "buildctl"),
+        `#!/bin/sh\nn=$(cat ${count}); echo $((n + 1)) > ${count}\nlast=${listings.length - 1}\n[ "$n" -gt "$last" ] && n=$last\ncat ${dir}/listing-$n\n`,
+        { mode: 0o755 },
+      );
+      const result = spawnSync("sh", ["-c", drainScript("unix:///run/buildkit/buildkitd.sock")], { env: { ...process.env, PATH: `${dir}:${process.env.PATH}` }, timeout: 30_000 });
+      return { code: result.status, calls: Number(fs.readFileSync(count, "utf8")) };
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  const HEADER = "TYPE\t\tREF\t\tCREATED\t\tCOMPLETED\t\tGENERATION\tPINNED\n";
+
+  it("returns at once when every build record is complete", () => {
+    expect(drain([HEADER + "COMPLETE\tref1\t2026-12-07T10:08:58Z\t2026-12-07T10:08:58Z\t0\t\n"])).toEqual({ code: 0, calls: 1 });
+  });
+
+  it("waits while a build is still running, and returns once it completed", () => {
+    const running = HEADER + "COMPLETE\tref1\tt\tt\t0\t\nSTARTED\tref2\tt\t\t0\t\n";
+    const done = HEADER + "COMPLETE\tref1\tt\tt\t0\t\nCOMPLETE\tref2\tt\tt\t0\t\n";
+    expect(drain([running, running, done])).toEqual({ code: 0, calls: 3 });
+  });
+});
