@@ -36,10 +36,11 @@ describe("a rootless daemon", () => {
     expect(hostConfig.Privileged).toBe(false);
     expect([...(hostConfig.SecurityOpt ?? [])].sort()).toEqual(["apparmor=unconfined", "seccomp=unconfined"]);
     // The host's view of the container's processes: buildkitd's uid is 1000, not 0.
-    const top = mustRun("docker", ["top", NAME, "-eo", "uid,args"]).trim().split("\n").slice(1);
+    // docker top needs the pid column to map its rows to the container.
+    const top = mustRun("docker", ["top", NAME, "-eo", "pid,uid,args"]).trim().split("\n").slice(1);
     const daemon = top.find((line) => /buildkitd/.test(line) && !/rootlesskit/.test(line));
     expect(daemon).toBeDefined();
-    expect(daemon!.trim().split(/\s+/)[0]).toBe("1000");
+    expect(daemon!.trim().split(/\s+/)[1]).toBe("1000");
   });
 
   it("lets a build step see buildkitd's process and signal it (no process sandbox)", () => {
