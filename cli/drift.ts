@@ -58,7 +58,7 @@ import {
 } from "./drift-report";
 import { clearInterruption, describeInterruption, findInterruption, Interruption, interruptionFix, isInterrupted, recoverable } from "./interrupted-update";
 import { UsageError, firstLine, parseCli, repoRoot, runMain } from "./options";
-import { policyGate } from "./policy-gate";
+import { policyGate, policyGateFlags } from "./policy-gate";
 import { shellQuote } from "./shell";
 import { OpenEngine, openEngine, probeEngines, stackEngines, unreachableExcludes } from "./stack-engines";
 import { RecordedResource, StackState, openStack, readState, readStackState, withStackCheck } from "./stack-state";
@@ -138,7 +138,7 @@ async function recover(stack: Stack, found: Interruption, scope: Scope, opened: 
     return EXIT_ERROR;
   }
   await clearInterruption(stack, found, scope.envOf, (line) => console.log(line));
-  console.log(`heal: pulumi up --refresh --policy-pack policy --policy-pack-config policy/config.json --stack ${shellQuote(stack.name)} (re-runs the interrupted update)`);
+  console.log(`heal: pulumi up --refresh ${policyGateFlags(repoRoot).map(shellQuote).join(" ")} --stack ${shellQuote(stack.name)} (re-runs the interrupted update)`);
   const events: EngineEvent[] = [];
   try {
     await stack.up({ refresh: true, ...policyGate(), onOutput: (out) => process.stdout.write(out), onEvent: (event) => events.push(event) });
