@@ -69,11 +69,19 @@ export interface Scope {
   hostOf(urn: string): string | undefined;
   /** A fleet host is unreachable: no pulumi run may touch it (see {@link healPlan}). */
   partial: boolean;
+  /** The recorded commands (smoke test, cache guard) on a host (undefined: a single host): a heal targets them with what it heals. */
+  commandsOn(host: string | undefined): string[];
+}
+
+/** The URNs of the recorded commands, for {@link Scope.commandsOn}. */
+function commandUrns(state: RecordedResource[]): string[] {
+  return state.filter((r) => r.type === COMMAND_TYPE).map((r) => r.urn);
 }
 
 /** A single host: every call goes to its one engine, lines name no host. */
-export function singleHostScope(env: NodeJS.ProcessEnv): Scope {
+export function singleHostScope(env: NodeJS.ProcessEnv, state: RecordedResource[] = []): Scope {
   return {
+    commandsOn: () => commandUrns(state),
     envOf: () => env,
     labelOf: () => "",
     dockerLine: (_urn, args) => `docker ${args.map(shellQuote).join(" ")}`,
@@ -100,9 +108,10 @@ export interface FleetFound {
 }
 
 /** Each resource's docker calls and lines go to the host it is on; anything outside every host, to this process's engine. */
-export function fleetScope(hosts: StackEngine[], opened: OpenEngine[], partial: boolean): Scope {
+export function fleetScope(hosts: StackEngine[], opened: OpenEngine[], partial: boolean, state: RecordedResource[] = []): Scope {
   const local = singleHostScope(process.env);
   return {
+    commandsOn: (host) => commandUrns(state).filter((urn) => engineOfUrn(hosts, urn)?.host === host),
     envOf: (urn) => {
       const host = engineOfUrn(hosts, urn);
       return opened.find((engine) => engine.engine === host)?.env ?? local.envOf(urn);
@@ -187,13 +196,16 @@ export function fleetReport(found: FleetFound, stackName: string, workDir: strin
 }
 
 /**
- * What a heal's `pulumi up` may touch: only what changed out of band (with the
- * smoke test of its host, which proves the healed daemon), always as
- * `--target` (with `--target-dependents`: what uses a re-created network or
- * volume follows it). Pending program changes are not drift: a heal leaves
- * them (`deferred`) to `npm run up`, the reviewed deploy. With a fleet host
- * unreachable this also keeps a stopped roll from going on while it is down
- * (two hosts out at once).
+ * What a heal's `pulumi up` may touch: only what changed out of band, always
+ * as `--target`, with what must follow it on its host — a resource replaced
+ * only because something it uses is re-created (a container on a re-created
+ * network), and the smoke test and cache guard (commands), which prove the
+ * healed daemon. They are named one by one, not with `--target-dependents`:
+ * Pulumi 3.276's targeted refresh then reaches a dependent whose default
+ * provider it has not loaded ("unknown provider"). Pending program changes are
+ * not drift: a heal leaves them (`deferred`) to `npm run up`, the reviewed
+ * deploy. With a fleet host unreachable this also keeps a stopped roll from
+ * going on while it is down (two hosts out at once).
  */
 export function healPlan(drifts: Drift[], scope: Scope): { target: string[]; up: Drift[]; deferred: Drift[] } {
   // A pause is healed by `docker unpause` alone: a paused container's planned step is the program's, and waits.
@@ -201,7 +213,11 @@ export function healPlan(drifts: Drift[], scope: Scope): { target: string[]; up:
   const hostsHealed = new Set(drifts.filter(outOfBand).map((d) => scope.hostOf(d.urn)));
   const follows = (d: Drift) => (d.type === COMMAND_TYPE || d.dependent === true) && hostsHealed.has(scope.hostOf(d.urn));
   const up = drifts.filter((d) => outOfBand(d) || follows(d));
-  return { target: up.map((d) => d.urn), up, deferred: drifts.filter((d) => !up.includes(d) && needsUp(d)) };
+  // A replaced container re-runs its smoke test even when the preview could not foresee it (a replacement
+  // only our own checks asked for): every command recorded on a healed host is targeted too.
+  const commands = [...hostsHealed].flatMap((host) => scope.commandsOn(host));
+  const target = [...new Set([...up.map((d) => d.urn), ...commands])];
+  return { target, up, deferred: drifts.filter((d) => !up.includes(d) && needsUp(d)) };
 }
 
 /** Whether pulumi has to act: anything but a pause, which unpausing alone heals. */
@@ -411,5 +427,5 @@ export function healUpArgs(up: Drift[], target: string[], workDir: string): stri
   const replace = up.filter((d) => d.needsReplace).flatMap((d) => ["--replace", shellQuote(d.urn)]);
   const providerVisible = up.some((d) => !d.needsReplace || d.op !== undefined);
   const targets = target.flatMap((urn) => ["--target", shellQuote(urn)]);
-  return ["up", ...(providerVisible ? ["--refresh"] : []), ...replace, ...targets, "--target-dependents", ...policyGateFlags(workDir).map(shellQuote)];
+  return ["up", ...(providerVisible ? ["--refresh"] : []), ...replace, ...targets, ...policyGateFlags(workDir).map(shellQuote)];
 }

@@ -96,7 +96,7 @@ async function main(): Promise<number> {
   try {
     // What a killed update left (a stale lock, pending operations, a container never recorded) comes first:
     // it blocks every pulumi up, so no other fix works until it is recovered.
-    const scope = fleet ? fleetScope(engines, opened, false) : singleHostScope(opened[0].env);
+    const scope = fleet ? fleetScope(engines, opened, false, state) : singleHostScope(opened[0].env, state);
     const interruption = await findInterruption(stack, state, read.pendingOperations, scope.envOf);
     if (isInterrupted(interruption)) {
       printInterruption(interruption, stack.name, scope);
@@ -167,7 +167,7 @@ async function recover(stack: Stack, found: Interruption, scope: Scope, opened: 
 }
 
 async function singleHostMain(stack: Stack, state: RecordedResource[], engine: OpenEngine, workDir: string, healing: boolean, running: RunningPreview): Promise<number> {
-  const scope = singleHostScope(engine.env);
+  const scope = singleHostScope(engine.env, state);
   const found = await check(stack, engine, scope, state, running);
   if (found.drifts.length === 0) {
     printClean(stack.name, found.state);
@@ -311,7 +311,7 @@ async function checkFleet(stack: Stack, state: RecordedResource[], opened: OpenE
     if (!probe.ok) unreachable.set(hosts[index].host!, probe.reason);
   });
   const exclude = unreachableExcludes(hosts, new Set(unreachable.keys()));
-  const scope = fleetScope(hosts, opened, unreachable.size > 0);
+  const scope = fleetScope(hosts, opened, unreachable.size > 0, state);
   if (exclude || (hosts.length > 0 && unreachable.size === hosts.length)) {
     // A whole-stack preview fails at the first provider that cannot connect.
     await stopPreview(running);
@@ -366,7 +366,6 @@ async function heal(stack: Stack, drifts: Drift[], scope: Scope): Promise<boolea
       refresh: true,
       replace,
       target: plan.target,
-      targetDependents: true,
       ...policyGate(),
       onOutput: (out) => process.stdout.write(out),
       onEvent: (event) => events.push(event),

@@ -65,7 +65,7 @@ describe("a fleet's drift report", () => {
     ]);
     expect(report[5]).toBe("fix (or run: npm run drift -- --heal):");
     // Only what drifted, with the smoke test that proves it, under the policy gate `npm run up` uses.
-    expect(report[6]).toMatch(/pulumi -C \/repo up --refresh --target '[^']+::buildkit-local-daemon' --target '[^']+::buildkit-local-smoke-test' --target-dependents --policy-pack \S+\/policy --policy-pack-config \S+\/policy\/config\.json --stack fa-unit$/);
+    expect(report[6]).toMatch(/pulumi -C \/repo up --refresh --target '[^']+::buildkit-local-daemon' --target '[^']+::buildkit-local-smoke-test' --policy-pack \S+\/policy --policy-pack-config \S+\/policy\/config\.json --stack fa-unit$/);
     expect(fleetExitCode(found([stopped("local")]))).toBe(2);
   });
 
@@ -114,6 +114,12 @@ describe("healing a fleet", () => {
     const report = fleetReport(found(drifts), STACK, "/repo");
     expect(report.find((line) => line.includes("pulumi"))).not.toContain("buildkit-tls-1");
     expect(report).toContain(`  pending program changes are not drift and --heal leaves them: deploy them with npm run up -- ${STACK} (the policy gate, as for any deploy) (hosts tls-1)`);
+  });
+
+  it("targets the recorded smoke test of a healed host even when the preview did not plan it (a replacement only our checks asked for)", () => {
+    const edited: Drift = { urn: childUrn("local", CONTAINER_TYPE, "daemon"), type: CONTAINER_TYPE, name: "bk-fa-local", changes: ["/etc/buildkit/buildkitd.toml changed inside the container"], keys: new Set(), needsReplace: true };
+    const plan = healPlan([edited], fleetScope(hosts, [], false, state));
+    expect(plan.target).toEqual([edited.urn, childUrn("local", COMMAND_TYPE, "smoke-test")]);
   });
 
   it("follows a re-created network with the container that uses it (replaced only because of it), on the healed host only", () => {
