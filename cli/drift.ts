@@ -359,7 +359,10 @@ async function heal(stack: Stack, drifts: Drift[], scope: Scope): Promise<boolea
 
   // Only what drifted (--target), under the policy gate `npm run up` deploys through.
   const replace = plan.up.filter((d) => d.needsReplace).map((d) => d.urn);
-  console.log(`heal: pulumi ${healUpArgs(plan.up, plan.target, repoRoot).join(" ")} --stack ${shellQuote(stack.name)}`);
+  // The heal always refreshes first (what the printed fix leaves out when only our own checks saw the drift).
+  const args = healUpArgs(plan.up, plan.target, repoRoot);
+  if (!args.includes("--refresh")) args.splice(1, 0, "--refresh");
+  console.log(`heal: pulumi ${args.join(" ")} --stack ${shellQuote(stack.name)}`);
   const events: EngineEvent[] = [];
   try {
     await stack.up({
