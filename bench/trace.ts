@@ -129,13 +129,14 @@ export function readExecs(file: string): Exec[] {
   const execs: Exec[] = [];
   const exited = new Map<number, number>();
   for (const line of fs.readFileSync(file, "utf8").split("\n")) {
-    const exec = /^(\d+) (\d+\.\d+) execve\("[^"]*", \[(.*)\], .*\) = 0$/.exec(line);
+    // strace pads the pid to five columns: "5798  1796641307.270910 execve(...)" once pids are below 10000.
+    const exec = /^(\d+)\s+(\d+\.\d+) execve\("[^"]*", \[(.*)\], .*\) = 0$/.exec(line);
     if (exec) {
       const argv = [...exec[3].matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((m) => m[1].replace(/\\(.)/g, "$1"));
       execs.push({ pid: Number(exec[1]), start: Number(exec[2]), end: NaN, argv });
       continue;
     }
-    const exit = /^(\d+) (\d+\.\d+) \+\+\+ (?:exited with|killed by)/.exec(line);
+    const exit = /^(\d+)\s+(\d+\.\d+) \+\+\+ (?:exited with|killed by)/.exec(line);
     if (exit) exited.set(Number(exit[1]), Number(exit[2]));
   }
   if (execs.length === 0) throw new Error(`no execve in ${file}`);
@@ -150,11 +151,14 @@ const isProgram = (e: Exec) => base(e.argv) === "node" && e.argv.some((a) => /@p
 const isProvider = (e: Exec, name: string) => base(e.argv) === `pulumi-resource-${name}`;
 
 /**
- * Where a `pulumi preview` (or `up`) spends its time until the first provider
- * starts, from its process timeline: the CLI's own start, the language host,
- * node with the program, and the providers. `spans` (the same run's
- * --otel-traces file) adds when the SDK had loaded (the stack's registration)
- * and when the program registered its first resource.
+ * Where a `pulumi preview` (or `up`) spends its time, from its process
+ * timeline: the CLI's start, the language host, node with the program, and
+ * the providers; `spans` (the same run's --otel-traces file) adds when the SDK
+ * had loaded (the stack's registration) and when the program registered its
+ * first resource. Phases run between consecutive milestones in the order they
+ * happened: a plain preview starts the providers after the program registers
+ * resources, a `preview --refresh` starts them first to read every resource
+ * back, so no order is assumed.
  */
 export function previewPhases(execs: Exec[], spansFile?: string): Phase[] {
   const cli = execs.find((e) => base(e.argv) === "pulumi");
@@ -162,12 +166,13 @@ export function previewPhases(execs: Exec[], spansFile?: string): Phase[] {
   const program = execs.find(isProgram);
   const docker = execs.find((e) => isProvider(e, "docker"));
   const command = execs.find((e) => isProvider(e, "command"));
-  const phases: Phase[] = [];
-  const add = (phase: string, from: number | undefined, to: number | undefined) => {
-    if (from !== undefined && to !== undefined && Number.isFinite(from) && Number.isFinite(to)) phases.push({ phase, seconds: to - from });
-  };
-  add("CLI started → language host started (CLI start, backend, plan)", cli?.start, host?.start);
-  add("language host started → program's node started", host?.start, program?.start);
+  const milestones: { name: string; at: number | undefined }[] = [
+    { name: "CLI started", at: cli?.start },
+    { name: "language host started", at: host?.start },
+    { name: "program's node started", at: program?.start },
+    { name: "docker provider started", at: docker?.start },
+    { name: "command provider started", at: command?.start },
+  ];
   if (spansFile) {
     const spans = readSpans(spansFile);
     // Span times are ms from the first span, which is the CLI's root span: line them up on its start.
@@ -176,16 +181,13 @@ export function previewPhases(execs: Exec[], spansFile?: string): Phase[] {
     const registrations = spans.filter((s) => s.service === "pulumi-language-host" && s.name.endsWith("ResourceMonitor/RegisterResource"));
     const stack = registrations.find((s) => (s.attributes.Msg ?? "").includes('type:\\"pulumi:pulumi:Stack\\"'));
     const first = registrations.find((s) => s !== stack && s.start >= (stack?.start ?? 0));
-    add("program's node started → stack registered (node, preload, @pulumi/pulumi)", program?.start, at(stack?.start));
-    add("stack registered → first resource registered (our program's modules, config)", at(stack?.start), at(first?.start));
-    add("first resource registered → docker provider started", at(first?.start), docker?.start);
-  } else {
-    add("program's node started → docker provider started (SDK, program)", program?.start, docker?.start);
+    milestones.push({ name: "stack registered", at: at(stack?.start) }, { name: "first resource registered", at: at(first?.start) });
   }
-  add("docker provider started → command provider started", docker?.start, command?.start);
-  add("first provider started → CLI exited (provider start, checks, diffs, snapshot)", docker?.start ?? program?.end, cli?.end);
-  add("program's node: whole life", program?.start, program?.end);
-  add("total: CLI start → exit", cli?.start, cli?.end);
+  const known = milestones.filter((m): m is { name: string; at: number } => m.at !== undefined && Number.isFinite(m.at)).sort((a, b) => a.at - b.at);
+  if (cli && Number.isFinite(cli.end)) known.push({ name: "CLI exited", at: cli.end });
+  const phases: Phase[] = known.slice(1).map((m, i) => ({ phase: `${known[i].name} → ${m.name}`, seconds: m.at - known[i].at }));
+  if (program && Number.isFinite(program.end)) phases.push({ phase: "program's node: whole life", seconds: program.end - program.start });
+  if (cli && Number.isFinite(cli.end)) phases.push({ phase: "total: CLI start → exit", seconds: cli.end - cli.start });
   return phases;
 }
 

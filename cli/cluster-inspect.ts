@@ -35,6 +35,8 @@ export interface ClusterTarget {
   pods: string[];
   /** Each replica's smoke test, by pod name: what a heal re-runs for a replica it repaired. */
   smokeTestUrns: Map<string, string>;
+  /** The daemons run rootless (their socket is elsewhere). */
+  rootless: boolean;
 }
 
 /** Whether the stack's state holds a BuildkitCluster. */
@@ -48,7 +50,7 @@ export function clusterOf(state: RecordedResource[], outputs: Record<string, unk
   const provider = state.find((r) => r.type === "pulumi:providers:kubernetes");
   const kubeconfig = typeof outputs.kubeconfig === "string" ? outputs.kubeconfig : (provider?.inputs.kubeconfig as string | undefined);
   const metadata = (sts?.outputs.metadata ?? {}) as { name?: string; namespace?: string };
-  const spec = (sts?.inputs.spec ?? {}) as { replicas?: number };
+  const spec = (sts?.inputs.spec ?? {}) as { replicas?: number; template?: { spec?: { containers?: { securityContext?: { runAsNonRoot?: boolean } }[] } } };
   if (!sts || !kubeconfig || !metadata.name || !metadata.namespace) return "the stack's state holds no StatefulSet (never deployed, or destroyed)";
   const replicas = Number(spec.replicas ?? 1);
   const pods = Array.from({ length: replicas }, (_, ordinal) => `${metadata.name}-${ordinal}`);
@@ -66,6 +68,7 @@ export function clusterOf(state: RecordedResource[], outputs: Record<string, unk
     replicas,
     pods,
     smokeTestUrns,
+    rootless: spec.template?.spec?.containers?.[0]?.securityContext?.runAsNonRoot === true,
   };
 }
 
@@ -141,7 +144,7 @@ function listOf<T>(cluster: ClusterTarget, kind: string): T[] {
 
 /** `buildctl debug workers` inside the replica, as its readiness probe runs it: the worker lines, or why not. */
 export function replicaWorkers(cluster: ClusterTarget, pod: string): { workers: string[] } | { problem: string } {
-  const listed = kubectl(cluster, ["exec", pod, "-c", DAEMON_CONTAINER, "--", ...workersProbe("privileged")]);
+  const listed = kubectl(cluster, ["exec", pod, "-c", DAEMON_CONTAINER, "--", ...workersProbe(cluster.rootless ? "rootless" : "privileged")]);
   if (listed.code !== 0) return { problem: firstLine(listed.stderr) || `exited ${listed.code}` };
   const workers = listed.stdout.trim().split("\n").slice(1).filter(Boolean);
   return workers.length > 0 ? { workers } : { problem: "buildkitd lists no workers" };

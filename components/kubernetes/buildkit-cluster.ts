@@ -97,12 +97,26 @@ export class BuildkitCluster extends pulumi.ComponentResource {
       metadata: { labels },
       spec: {
         terminationGracePeriodSeconds: args.stopGraceSeconds,
+        // Rootless: buildkitd runs as uid 1000 and must own its cache. Not every provisioner applies fsGroup (a
+        // hostPath-backed volume, like the local-path provisioner's, keeps root's ownership), so a root init step
+        // with CAP_CHOWN only hands the volume over, once per pod start.
+        initContainers: args.rootless
+          ? [
+              {
+                name: "cache-owner",
+                image: args.image,
+                command: ["sh", "-c", `chown ${ROOTLESS_UID}:${ROOTLESS_UID} ${STATE_PATH[mode]}`],
+                securityContext: { runAsUser: 0, runAsNonRoot: false, capabilities: { drop: ["ALL"], add: ["CHOWN"] } },
+                volumeMounts: [{ name: CLUSTER_CACHE_VOLUME, mountPath: STATE_PATH[mode] }],
+              },
+            ]
+          : undefined,
         containers: [
           {
             name: CLUSTER_DAEMON_CONTAINER,
             image: args.image,
             args: daemonCommand(args),
-            securityContext: { privileged: true },
+            securityContext: daemonSecurity(args.rootless),
             resources,
             volumeMounts: [
               { name: "config", mountPath: CONFIG_FILE, subPath: "buildkitd.toml", readOnly: true },
@@ -120,7 +134,7 @@ export class BuildkitCluster extends pulumi.ComponentResource {
     this.statefulSet = new k8s.apps.v1.StatefulSet(
       clusterChildName(name, "daemons"),
       {
-        metadata: { name: args.name, namespace: ns, ...owned },
+        metadata: { name: args.name, namespace: ns, labels, annotations: { ...owned.annotations, [AWAIT_ANNOTATION]: AWAIT_ONLY_EXISTENCE } },
         spec: {
           serviceName: this.service.metadata.name,
           replicas: args.replicas,
@@ -143,8 +157,9 @@ export class BuildkitCluster extends pulumi.ComponentResource {
           ],
         },
       },
-      // Bounded: each replica may drain for its whole grace period, one at a time.
-      { ...children, customTimeouts: { create: "10m", update: `${Math.ceil(rollTimeoutSeconds(args) / 60)}m` } },
+      // The proofs wait for the pods (rollWaitScript): they name a replica that cannot start and why, where the
+      // provider's own wait would only count ready replicas after its timeout.
+      children,
     );
 
     this.disruptionBudget = new k8s.policy.v1.PodDisruptionBudget(
@@ -160,10 +175,9 @@ export class BuildkitCluster extends pulumi.ComponentResource {
     );
 
     // Every change of the pod template rolls the pods and re-runs every proof. Its digest is known at preview
-    // (unknown while a new ConfigMap's name is), so preview shows the proofs re-running; the update revision
-    // also catches a roll the program did not make.
+    // (unknown while a new ConfigMap's name is), so preview shows exactly the proofs that up re-runs. (The
+    // StatefulSet's update revision would say the same, but it is unknown at preview for any update, a scale too.)
     const templateDigest = pulumi.output(podTemplate).apply((template) => createHash("sha256").update(JSON.stringify(template)).digest("hex"));
-    const revision = this.statefulSet.status.apply((status) => status?.updateRevision ?? "");
     this.smokeTests = (args.smokeTest ? pods : []).map(
       (pod) =>
         new command.local.Command(
@@ -172,7 +186,7 @@ export class BuildkitCluster extends pulumi.ComponentResource {
             // The provider can report an updated StatefulSet before its controller has started the roll: the proof
             // first waits, bounded, for kubectl's own view of the roll (every pod at the new revision and ready).
             create: [
-              `${KUBECTL} rollout status statefulset/"$STATEFULSET" -n "$NAMESPACE" --timeout="$ROLL_TIMEOUT" >&2`,
+              rollWaitScript(KUBECTL),
               smokeTestScript(`${KUBECTL} exec -i -n "$NAMESPACE" -c "$CONTAINER_NAME" "$POD" -- sh`, smokeTestEndpoint(args, pod)),
             ].join("\n"),
             environment: {
@@ -182,13 +196,14 @@ export class BuildkitCluster extends pulumi.ComponentResource {
               POD: pod,
               // The name as declared, not the output: a replacement's preview shows a placeholder name there.
               STATEFULSET: args.name,
-              ROLL_TIMEOUT: `${rollTimeoutSeconds(args)}s`,
+              ROLL_SECONDS: String(rollTimeoutSeconds(args)),
+              SELECTOR: Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(","),
               CONTAINER_NAME: CLUSTER_DAEMON_CONTAINER,
               // What the proof's messages call the daemon.
               CONTAINER: pulumi.interpolate`pod ${pod} in namespace ${ns}`,
               ATTEMPTS: String(SMOKE_TEST_ATTEMPTS),
             },
-            triggers: [templateDigest, revision, this.statefulSet.metadata.uid],
+            triggers: [templateDigest, this.statefulSet.metadata.uid],
           },
           { parent: this, dependsOn: [this.statefulSet] },
         ),
@@ -201,6 +216,64 @@ export class BuildkitCluster extends pulumi.ComponentResource {
 
     this.registerOutputs({ endpoints: this.endpoints, smokeTestSummaries: this.smokeTestSummaries, namespace: ns });
   }
+}
+
+/**
+ * The provider's readiness wait for the StatefulSet, replaced by "it exists":
+ * the proofs wait for the pods instead ({@link rollWaitScript}) and name a
+ * replica that cannot start, where the provider would count ready replicas
+ * after its timeout. (`pulumi.com/skipAwait` would also skip the wait for a
+ * deletion, and a replacement would then collide with the old StatefulSet.)
+ */
+const AWAIT_ANNOTATION = "pulumi.com/waitFor";
+const AWAIT_ONLY_EXISTENCE = "jsonpath={.metadata.name}";
+
+/** Container states no wait mends: the proof stops at once and names the replica. */
+const STUCK_REASONS = ["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError", "CreateContainerError", "CrashLoopBackOff"];
+
+/**
+ * The proof's first step: waits, bounded by $ROLL_SECONDS, until every replica
+ * runs the StatefulSet's current revision and is Ready (`kubectl rollout
+ * status`, polled). A replica stuck where waiting does not help (an image the
+ * node cannot pull, a crash loop, a pod no node can take) ends the wait at
+ * once; either way each replica that is not Ready is named with its reason and
+ * the command that shows more.
+ */
+export function rollWaitScript(kubectl: string): string {
+  const pods = `${kubectl} get pods -n "$NAMESPACE" -l "$SELECTOR"`;
+  return [
+    'deadline=$(( $(date +%s) + ROLL_SECONDS ))',
+    `until ${kubectl} rollout status statefulset/"$STATEFULSET" -n "$NAMESPACE" --timeout=5s >/dev/null 2>&1; do`,
+    // One line per pod: name, Ready, the container's waiting reason and message, why it is not scheduled.
+    `  report=$(${pods} -o jsonpath='{range .items[*]}{.metadata.name}{"\\t"}{.status.conditions[?(@.type=="Ready")].status}{"\\t"}{.status.containerStatuses[0].state.waiting.reason}{"\\t"}{.status.containerStatuses[0].state.waiting.message}{"\\t"}{.status.conditions[?(@.reason=="Unschedulable")].message}{"\\n"}{end}')`,
+    `  stuck=$(printf "%s\\n" "$report" | awk -F"\\t" '$3 ~ /^(${STUCK_REASONS.join("|")})$/ || $5 != ""')`,
+    '  if [ -n "$stuck" ] || [ "$(date +%s)" -ge "$deadline" ]; then',
+    '    echo "the replicas of StatefulSet $STATEFULSET in namespace $NAMESPACE are not all Ready${stuck:+ (and waiting does not help)}:" >&2',
+    `    printf "%s\\n" "$report" | awk -F"\\t" '$2 != "True" { printf "  replica %s: %s%s%s\\n", $1, ($3 != "" ? $3 : "not Ready"), ($4 != "" ? ": " $4 : ""), ($5 != "" ? ": " $5 : "") }' >&2`,
+    '    echo "fix: see kubectl -n $NAMESPACE describe pod <replica>; correct the stack config (the image, memory, cpus) and run up again" >&2',
+    "    exit 1",
+    "  fi",
+    "done",
+  ].join("\n");
+}
+
+/** The user the rootless image runs buildkitd as. */
+const ROOTLESS_UID = 1000;
+
+/**
+ * Privileged, or BuildKit's documented rootless requirements: its own user
+ * namespace needs seccomp and AppArmor unconfined (what that gives up:
+ * docs/security.md#hardening).
+ */
+function daemonSecurity(rootless: boolean): k8s.types.input.core.v1.SecurityContext {
+  if (!rootless) return { privileged: true };
+  return {
+    runAsUser: ROOTLESS_UID,
+    runAsGroup: ROOTLESS_UID,
+    runAsNonRoot: true,
+    seccompProfile: { type: "Unconfined" },
+    appArmorProfile: { type: "Unconfined" },
+  };
 }
 
 /** kubectl as the proofs run it: the stack's kubeconfig (KUBECONFIG) and context. */

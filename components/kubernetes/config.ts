@@ -132,11 +132,6 @@ export function parseClusterSettings(raw: Record<string, unknown>, context: { st
   }
   problems.push(...sizeFloorProblems(reading, [memoryFloor(basis.production), cacheSizeFloor, ...cacheFloors(basis.production)]));
   problems.push(...daemonAccessProblems(basis));
-  if (basis.rootless) {
-    problems.push(
-      `${full("rootless")} is true; a cluster stack runs the privileged daemon only for now (rootless needs a cache volume owned by uid 1000, which not every provisioner gives): remove it, or deploy rootless to a Docker host`,
-    );
-  }
   problems.push(...daemonRuleProblems(basis, problems));
   // GC keeps the cache under its ceiling; a ceiling above the volume would fill it first and fail builds with ENOSPC.
   const cacheSizeBytes = values.cacheSize ?? DEFAULT_CACHE_SIZE;

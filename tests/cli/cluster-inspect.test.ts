@@ -42,6 +42,7 @@ describe("clusterOf", () => {
         ["buildkitd-0", URN("command:local:Command", "buildkit-buildkitd-0-smoke-test")],
         ["buildkitd-1", URN("command:local:Command", "buildkit-buildkitd-1-smoke-test")],
       ]),
+      rootless: false,
     });
   });
 

@@ -40,7 +40,7 @@ pulumi.runtime.setMocks(
 );
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const { BuildkitCluster, drainScript } = require("../../../components/kubernetes/buildkit-cluster") as typeof import("../../../components/kubernetes/buildkit-cluster");
+const { BuildkitCluster, drainScript, rollWaitScript } = require("../../../components/kubernetes/buildkit-cluster") as typeof import("../../../components/kubernetes/buildkit-cluster");
 
 const promiseOf = <T>(output: pulumi.Output<T>): Promise<T> => new Promise((resolve) => output.apply(resolve));
 const MIB = 1024 ** 2;
@@ -104,6 +104,7 @@ describe("BuildkitCluster", () => {
     const [container] = pod.containers;
     expect(container.args).toEqual(daemonCommand(settings));
     expect(container.securityContext).toEqual({ privileged: true });
+    expect(pod.initContainers).toBeUndefined();
     expect(container.resources).toEqual({ requests: { memory: "1024Mi", cpu: "500m" }, limits: { memory: "1024Mi", cpu: "500m" } });
     expect(container.startupProbe.exec.command).toEqual(workersProbe("privileged"));
     expect(container.readinessProbe.exec.command).toEqual(workersProbe("privileged"));
@@ -120,6 +121,32 @@ describe("BuildkitCluster", () => {
     const [sts] = of("kubernetes:apps/v1:StatefulSet", "scratch");
     expect(sts.inputs.spec.persistentVolumeClaimRetentionPolicy).toEqual({ whenDeleted: "Delete", whenScaled: "Retain" });
     expect(sts.inputs.spec.template.spec.containers[0].resources).toBeUndefined();
+  });
+
+  it("runs rootless as uid 1000 with seccomp and AppArmor unconfined, after a root step that only chowns the cache", async () => {
+    const rootless = new BuildkitCluster("rootless", { ...settings, rootless: true, image: "moby/buildkit:v0.32.2-rootless" });
+    await promiseOf(rootless.smokeTestSummaries);
+    const [sts] = of("kubernetes:apps/v1:StatefulSet", "rootless");
+    const pod = sts.inputs.spec.template.spec;
+    expect(pod.containers[0].securityContext).toEqual({
+      runAsUser: 1000,
+      runAsGroup: 1000,
+      runAsNonRoot: true,
+      seccompProfile: { type: "Unconfined" },
+      appArmorProfile: { type: "Unconfined" },
+    });
+    expect(pod.containers[0].args).toEqual(daemonCommand({ rootless: true }));
+    expect(pod.containers[0].volumeMounts[1]).toEqual({ name: "cache", mountPath: "/home/user/.local/share/buildkit" });
+    expect(pod.initContainers).toEqual([
+      {
+        name: "cache-owner",
+        image: "moby/buildkit:v0.32.2-rootless",
+        command: ["sh", "-c", "chown 1000:1000 /home/user/.local/share/buildkit"],
+        securityContext: { runAsUser: 0, runAsNonRoot: false, capabilities: { drop: ["ALL"], add: ["CHOWN"] } },
+        volumeMounts: [{ name: "cache", mountPath: "/home/user/.local/share/buildkit" }],
+      },
+    ]);
+    expect(pod.containers[0].readinessProbe.exec.command).toEqual(workersProbe("rootless"));
   });
 
   it("declares no proof when buildkit:smokeTest is false, and says so in the summaries", async () => {
@@ -144,15 +171,26 @@ describe("BuildkitCluster", () => {
       "kubernetes:core/v1:Service",
       "kubernetes:policy/v1:PodDisruptionBudget",
     ]);
-    for (const r of declared) expect(r.inputs.metadata.annotations).toEqual({ "pulumi.com/patchForce": "true" });
+    for (const r of declared) expect(r.inputs.metadata.annotations["pulumi.com/patchForce"]).toBe("true");
+    // The StatefulSet alone is not awaited by the provider: the proofs wait for it, and name a replica that cannot start.
+    expect(declared.filter((r) => r.inputs.metadata.annotations["pulumi.com/waitFor"] === "jsonpath={.metadata.name}").map((r) => r.type)).toEqual([
+      "kubernetes:apps/v1:StatefulSet",
+    ]);
   });
 
   it("waits for the roll before each proof, bounded by every replica's grace period, through the stack's kubeconfig and context", () => {
     const tests = of("command:local:Command");
     expect(tests.map((t) => t.name)).toEqual(["buildkit-buildkitd-0-smoke-test", "buildkit-buildkitd-1-smoke-test", "buildkit-buildkitd-2-smoke-test"]);
     for (const [i, test] of tests.entries()) {
-      expect(test.inputs.create.split("\n")[0]).toBe('kubectl ${KUBE_CONTEXT:+--context "$KUBE_CONTEXT"} rollout status statefulset/"$STATEFULSET" -n "$NAMESPACE" --timeout="$ROLL_TIMEOUT" >&2');
-      expect(test.inputs.environment).toMatchObject({ KUBECONFIG: settings.kubeconfig, KUBE_CONTEXT: "ci", POD: `buildkitd-${i}`, STATEFULSET: "buildkitd", ROLL_TIMEOUT: `${600 + 3 * 600}s` });
+      expect(test.inputs.create.startsWith(rollWaitScript('kubectl ${KUBE_CONTEXT:+--context "$KUBE_CONTEXT"}') + "\n")).toBe(true);
+      expect(test.inputs.environment).toMatchObject({
+        KUBECONFIG: settings.kubeconfig,
+        KUBE_CONTEXT: "ci",
+        POD: `buildkitd-${i}`,
+        STATEFULSET: "buildkitd",
+        ROLL_SECONDS: String(600 + 3 * 600),
+        SELECTOR: "app.kubernetes.io/name=buildkitd,app.kubernetes.io/instance=buildkitd,app.kubernetes.io/managed-by=buildkit-stack",
+      });
     }
   });
 
@@ -162,6 +200,51 @@ describe("BuildkitCluster", () => {
       "buildkitd-1": "proof of buildkit-buildkitd-1-smoke-test",
       "buildkitd-2": "proof of buildkit-buildkitd-2-smoke-test",
     });
+  });
+});
+
+describe("the wait before each proof", () => {
+  /** Runs the wait against a fake kubectl: `rollout status` answers `rolled`, `get pods` prints `report` (tab-separated). */
+  function wait(rolled: boolean, report: string[], seconds = 30): { code: number | null; stderr: string; ms: number } {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bkc-wait-"));
+    try {
+      fs.writeFileSync(path.join(dir, "report"), report.join("\n") + "\n");
+      fs.writeFileSync(path.join(dir, "kubectl"), `#!/bin/sh\ncase "$*" in *rollout*) exit ${rolled ? 0 : 1};; *"get pods"*) cat ${dir}/report;; esac\n`, { mode: 0o755 });
+      const started = Date.now();
+      const env = { ...process.env, PATH: `${dir}:${process.env.PATH}`, NAMESPACE: "bk", STATEFULSET: "buildkitd", SELECTOR: "app=bk", ROLL_SECONDS: String(seconds) };
+      const result = spawnSync("sh", ["-c", rollWaitScript("kubectl")], { env, encoding: "utf8", timeout: 60_000 });
+      return { code: result.status, stderr: result.stderr, ms: Date.now() - started };
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  it("returns at once when the roll is done", () => {
+    expect(wait(true, [])).toMatchObject({ code: 0, stderr: "" });
+  });
+
+  it("stops at once on a replica whose image cannot be pulled, naming it, the reason and the fix", () => {
+    const result = wait(false, ["buildkitd-0\tTrue\t\t\t", "buildkitd-1\tFalse\tImagePullBackOff\tBack-off pulling image \"moby/buildkit:v0.0.0\"\t"], 600);
+    expect(result.code).toBe(1);
+    expect(result.ms).toBeLessThan(20_000);
+    expect(result.stderr).toBe(
+      [
+        "the replicas of StatefulSet buildkitd in namespace bk are not all Ready (and waiting does not help):",
+        '  replica buildkitd-1: ImagePullBackOff: Back-off pulling image "moby/buildkit:v0.0.0"',
+        "fix: see kubectl -n bk describe pod <replica>; correct the stack config (the image, memory, cpus) and run up again",
+        "",
+      ].join("\n"),
+    );
+  });
+
+  it("stops at once on a replica no node can take, and gives up on a slow one at its bound", () => {
+    const unschedulable = wait(false, ["buildkitd-1\tFalse\t\t\t0/1 nodes are available: 1 Insufficient cpu."], 600);
+    expect(unschedulable.code).toBe(1);
+    expect(unschedulable.stderr).toContain("  replica buildkitd-1: not Ready: 0/1 nodes are available: 1 Insufficient cpu.");
+    const slow = wait(false, ["buildkitd-0\tFalse\t\t\t"], 1);
+    expect(slow.code).toBe(1);
+    expect(slow.stderr).toContain("  replica buildkitd-0: not Ready\n");
+    expect(slow.stderr).not.toContain("waiting does not help");
   });
 });
 

@@ -114,8 +114,11 @@ describe("refusals name the key and the accepted form", () => {
     expect(parse({ "buildkit:cacheSize": "2g", "buildkit:cacheMaxUsedSpace": "2g" }).cacheSizeBytes).toBe(2 * GIB);
   });
 
-  it("refuses rootless on a cluster for now, with the reason", () => {
-    expect(problemsOf({ "buildkit:rootless": "true" })).toEqual([expect.stringContaining("buildkit:rootless is true; a cluster stack runs the privileged daemon only")]);
+  it("takes rootless with the rootless image by default, and refuses a privileged image for it as a Docker host does", () => {
+    expect(parse({ "buildkit:rootless": "true" })).toMatchObject({ rootless: true, image: "moby/buildkit:v0.32.2-rootless" });
+    expect(problemsOf({ "buildkit:rootless": "true", "buildkit:image": "moby/buildkit:v0.32.2" })).toEqual([
+      expect.stringContaining('buildkit:image is "moby/buildkit:v0.32.2" but buildkit:rootless is true'),
+    ]);
   });
 
   it("applies the daemon's rules exactly as a Docker host does: the same message for the same value", () => {
