@@ -196,7 +196,8 @@ export class BuildkitCluster extends pulumi.ComponentResource {
               POD: pod,
               // The name as declared, not the output: a replacement's preview shows a placeholder name there.
               STATEFULSET: args.name,
-              ROLL_SECONDS: String(rollTimeoutSeconds(args)),
+              // The bound grows with the replicas, read when the proof runs: a scale must not re-run the other proofs.
+              GRACE_SECONDS: String(args.stopGraceSeconds),
               SELECTOR: Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(","),
               CONTAINER_NAME: CLUSTER_DAEMON_CONTAINER,
               // What the proof's messages call the daemon.
@@ -232,7 +233,8 @@ const AWAIT_ONLY_EXISTENCE = "jsonpath={.metadata.name}";
 const STUCK_REASONS = ["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError", "CreateContainerError", "CrashLoopBackOff"];
 
 /**
- * The proof's first step: waits, bounded by $ROLL_SECONDS, until every replica
+ * The proof's first step: waits, bounded by ten minutes plus every replica's
+ * drain ($GRACE_SECONDS each, one at a time), until every replica
  * runs the StatefulSet's current revision and is Ready (`kubectl rollout
  * status`, polled). A replica stuck where waiting does not help (an image the
  * node cannot pull, a crash loop, a pod no node can take) ends the wait at
@@ -242,7 +244,8 @@ const STUCK_REASONS = ["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "
 export function rollWaitScript(kubectl: string): string {
   const pods = `${kubectl} get pods -n "$NAMESPACE" -l "$SELECTOR"`;
   return [
-    'deadline=$(( $(date +%s) + ROLL_SECONDS ))',
+    `replicas=$(${kubectl} get statefulset "$STATEFULSET" -n "$NAMESPACE" -o jsonpath='{.spec.replicas}' 2>/dev/null || echo 1)`,
+    `deadline=$(( $(date +%s) + ${ROLL_BASE_SECONDS} + \${replicas:-1} * GRACE_SECONDS ))`,
     `until ${kubectl} rollout status statefulset/"$STATEFULSET" -n "$NAMESPACE" --timeout=5s >/dev/null 2>&1; do`,
     // One line per pod: name, Ready, the container's waiting reason and message, why it is not scheduled.
     `  report=$(${pods} -o jsonpath='{range .items[*]}{.metadata.name}{"\\t"}{.status.conditions[?(@.type=="Ready")].status}{"\\t"}{.status.containerStatuses[0].state.waiting.reason}{"\\t"}{.status.containerStatuses[0].state.waiting.message}{"\\t"}{.status.conditions[?(@.reason=="Unschedulable")].message}{"\\n"}{end}')`,
@@ -279,10 +282,8 @@ function daemonSecurity(rootless: boolean): k8s.types.input.core.v1.SecurityCont
 /** kubectl as the proofs run it: the stack's kubeconfig (KUBECONFIG) and context. */
 const KUBECTL = 'kubectl ${KUBE_CONTEXT:+--context "$KUBE_CONTEXT"}';
 
-/** How long a roll may take: ten minutes to schedule and start, plus every replica draining for its whole grace period. */
-function rollTimeoutSeconds(args: ClusterSettings): number {
-  return 600 + args.replicas * args.stopGraceSeconds;
-}
+/** How long a roll may take besides the replicas' drains: to schedule, pull and start. */
+const ROLL_BASE_SECONDS = 600;
 
 /** Requests equal to limits: a build daemon's memory is its working set, and a guaranteed pod is the last evicted. */
 function resourcesOf(args: ClusterSettings): k8s.types.input.core.v1.ResourceRequirements | undefined {

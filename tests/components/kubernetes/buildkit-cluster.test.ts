@@ -188,7 +188,7 @@ describe("BuildkitCluster", () => {
         KUBE_CONTEXT: "ci",
         POD: `buildkitd-${i}`,
         STATEFULSET: "buildkitd",
-        ROLL_SECONDS: String(600 + 3 * 600),
+        GRACE_SECONDS: "600",
         SELECTOR: "app.kubernetes.io/name=buildkitd,app.kubernetes.io/instance=buildkitd,app.kubernetes.io/managed-by=buildkit-stack",
       });
     }
@@ -205,13 +205,14 @@ describe("BuildkitCluster", () => {
 
 describe("the wait before each proof", () => {
   /** Runs the wait against a fake kubectl: `rollout status` answers `rolled`, `get pods` prints `report` (tab-separated). */
-  function wait(rolled: boolean, report: string[], seconds = 30): { code: number | null; stderr: string; ms: number } {
+  /** `grace` × the replicas `get statefulset` reports (2), plus the base: the wait's bound; a negative grace makes it already past. */
+  function wait(rolled: boolean, report: string[], grace = 30): { code: number | null; stderr: string; ms: number } {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bkc-wait-"));
     try {
       fs.writeFileSync(path.join(dir, "report"), report.join("\n") + "\n");
-      fs.writeFileSync(path.join(dir, "kubectl"), `#!/bin/sh\ncase "$*" in *rollout*) exit ${rolled ? 0 : 1};; *"get pods"*) cat ${dir}/report;; esac\n`, { mode: 0o755 });
+      fs.writeFileSync(path.join(dir, "kubectl"), `#!/bin/sh\ncase "$*" in *rollout*) exit ${rolled ? 0 : 1};; *"get pods"*) cat ${dir}/report;; *"get statefulset"*) echo 2;; esac\n`, { mode: 0o755 });
       const started = Date.now();
-      const env = { ...process.env, PATH: `${dir}:${process.env.PATH}`, NAMESPACE: "bk", STATEFULSET: "buildkitd", SELECTOR: "app=bk", ROLL_SECONDS: String(seconds) };
+      const env = { ...process.env, PATH: `${dir}:${process.env.PATH}`, NAMESPACE: "bk", STATEFULSET: "buildkitd", SELECTOR: "app=bk", GRACE_SECONDS: String(grace) };
       const result = spawnSync("sh", ["-c", rollWaitScript("kubectl")], { env, encoding: "utf8", timeout: 60_000 });
       return { code: result.status, stderr: result.stderr, ms: Date.now() - started };
     } finally {
@@ -241,7 +242,7 @@ describe("the wait before each proof", () => {
     const unschedulable = wait(false, ["buildkitd-1\tFalse\t\t\t0/1 nodes are available: 1 Insufficient cpu."], 600);
     expect(unschedulable.code).toBe(1);
     expect(unschedulable.stderr).toContain("  replica buildkitd-1: not Ready: 0/1 nodes are available: 1 Insufficient cpu.");
-    const slow = wait(false, ["buildkitd-0\tFalse\t\t\t"], 1);
+    const slow = wait(false, ["buildkitd-0\tFalse\t\t\t"], -300);
     expect(slow.code).toBe(1);
     expect(slow.stderr).toContain("  replica buildkitd-0: not Ready\n");
     expect(slow.stderr).not.toContain("waiting does not help");
