@@ -26,6 +26,8 @@ export interface ContainerInfo {
     /** Frozen by `docker pause`: still "running" to the engine and the provider, but answers nothing. */
     Paused: boolean;
     Restarting: boolean;
+    /** "0001-01-01T00:00:00Z" for a container that was created and never started. */
+    StartedAt?: string;
     OOMKilled: boolean;
     ExitCode: number;
     Error: string;

@@ -4,19 +4,21 @@
  * the container is there and the stack's, running, healthy, not restarting,
  * answering with its workers, and its build cache against its GC ceiling.
  */
+import { modeOf, STATE_PATH } from "../components/core/buildkitd";
+import { dfAvailable, duTotal, judgeCache } from "./cache-usage";
 import { runCommand } from "./command";
 import {
   ContainerInfo,
   containerLogs,
   containerOwnership,
   describeLimits,
-  formatMib,
   inspectContainer,
   shortId,
 } from "./docker-inspect";
 import { firstLine } from "./options";
 import { temporaryPrivateFiles } from "../components/private-files";
 import { pulumiCommand, shellQuote } from "./shell";
+import type { LeftoverContainer } from "./interrupted-update";
 import type { RecordedResource } from "./stack-state";
 import type { DockerSettings } from "../components/docker/config";
 
@@ -56,6 +58,8 @@ export interface DaemonTarget {
   /** The container as the state recorded it. */
   recorded?: RecordedResource;
   recordedId?: string;
+  /** The container under the name, when an interrupted update made it (never recorded): not "replaced by hand". */
+  leftover?: LeftoverContainer;
   /** Environment of the docker and buildctl calls: the daemon's engine. */
   env: NodeJS.ProcessEnv;
   /** The daemon's validated settings (for buildctl's client certificate and the GC ceiling); throws on bad config. */
@@ -83,7 +87,13 @@ export async function checkDaemonHost(report: Report, target: DaemonTarget): Pro
     report.fail(`container ${name}: missing`, `container missing: ${upRefresh}`);
     return false;
   }
-  if (ownership.kind === "foreign") {
+  if (ownership.kind === "foreign" && target.leftover?.info.Id === ownership.info.Id) {
+    report.fail(
+      `container ${name}: made by the interrupted update (id ${shortId(ownership.info.Id)}, ${target.leftover.neverStarted ? "created, never started" : ownership.info.State.Status}), not in the state`,
+      `npm run drift -- --stack ${shellQuote(stackName)} --heal (recovers the interrupted update)`,
+    );
+    if (target.leftover.neverStarted) return false;
+  } else if (ownership.kind === "foreign") {
     report.fail(
       `container ${name}: replaced by hand (id ${shortId(ownership.info.Id)}: ${describeLimits(ownership.info)}; the stack created ${shortId(recordedId)})`,
       `docker rm -f ${shellQuote(name)}, then ${upRefresh}`,
@@ -224,19 +234,31 @@ function checkDaemon(
     return;
   }
 
-  const du = runCommand("buildctl", [...client.args, "du"], { timeoutMs: BUILDCTL_TIMEOUT_MS, env });
-  const total = /^Total:\s+(\S+)/m.exec(du.stdout)?.[1];
-  const ceiling = client.settings?.cacheMaxUsedSpaceBytes;
-  const limit = ceiling !== undefined ? `GC ceiling ${formatMib(ceiling)} (buildkit:cacheMaxUsedSpace)` : "no GC ceiling set: BuildKit's default applies";
-  if (du.code === 0 && total) {
-    report.ok(`buildctl du: build cache ${total}; ${limit}`);
-  } else {
+  const du = runCommand("buildctl", [...client.args, "du", "--format", "{{json .}}"], { timeoutMs: BUILDCTL_TIMEOUT_MS, env });
+  const total = du.code === 0 ? duTotal(du.stdout) : undefined;
+  if (total === undefined) {
     report.fail(
       `buildctl --addr ${buildkitHost} du: ${firstLine(du.stderr || du.stdout) || `exit ${du.code}, no total`}`,
       `the daemon lists workers but cannot report its cache: see logs above; recreate it: ${recreate}`,
       withLogs(),
     );
+    return;
   }
+  // The disk the cache lives on, as the daemon sees it (its state directory inside the container).
+  const state = client.settings ? STATE_PATH[modeOf(client.settings)] : STATE_PATH.privileged;
+  const df = runCommand("docker", ["exec", name, "df", "-Pk", state], { timeoutMs: BUILDCTL_TIMEOUT_MS, env });
+  const verdict = judgeCache(
+    {
+      totalBytes: total,
+      ceilingBytes: client.settings?.cacheMaxUsedSpaceBytes,
+      freeBytes: df.code === 0 ? dfAvailable(df.stdout) : undefined,
+      minFreeBytes: client.settings?.cacheMinFreeSpaceBytes,
+    },
+    // As a user types it: the stack's client certificate files under the names the README uses, not our temporary copies.
+    `buildctl --addr ${shellQuote(buildkitHost)}${tls ? " --tlscacert ca.pem --tlscert client.pem --tlskey client.key" : ""} prune`,
+  );
+  if (verdict.failures.length === 0) report.ok(`cache filling the disk: ${verdict.summary}`);
+  for (const failure of verdict.failures) report.fail(`cache filling the disk: ${failure.what}`, failure.fix);
 }
 
 /**

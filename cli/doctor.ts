@@ -25,7 +25,8 @@ import { checkDaemonHost, Report } from "./doctor-checks";
 import { firstLine, parseCli, runMain } from "./options";
 import { pulumiCommand, shellQuote } from "./shell";
 import { OpenEngine, endpointOf, openEngine, probeEngines, stackEngines } from "./stack-engines";
-import { RecordedResource, bareStackName, openStack, readConfig, readOutputs, readState, recordedName, withStackCheck } from "./stack-state";
+import { describeInterruption, findInterruption, interruptionFix, isInterrupted, LeftoverContainer } from "./interrupted-update";
+import { PendingOperation, RecordedResource, bareStackName, openStack, readConfig, readOutputs, readStackState, recordedName, withStackCheck } from "./stack-state";
 
 const USAGE = `usage: npm run doctor [-- --stack NAME] [--cwd DIR]
   Checks the engine, the buildkitd container and the daemon behind the stack's BUILDKIT_HOST;
@@ -53,18 +54,25 @@ function settingsReader(stack: Stack): (host?: string) => Promise<DockerSettings
   };
 }
 
+/** Containers the interrupted update made, if any: the container checks name them for what they are. */
+let leftovers: LeftoverContainer[] = [];
+
 async function main(): Promise<number> {
   const options = parseCli(process.argv.slice(2), USAGE);
   const report = new Report();
 
   let stackName = options.stack ?? "the selected stack";
   let state: RecordedResource[];
+  let pending: PendingOperation[];
   let outputs: Record<string, unknown>;
   let stack: Stack;
   try {
     stack = await openStack(options.stack, options.cwd, "dev");
     stackName = stack.name;
-    [state, outputs] = await withStackCheck(stack, Promise.all([readState(stack), readOutputs(stack)]));
+    let read;
+    [read, outputs] = await withStackCheck(stack, Promise.all([readStackState(stack), readOutputs(stack)]));
+    state = read.resources;
+    pending = read.pendingOperations;
   } catch (error) {
     report.fail(`stack ${stackName}: ${firstLine(error)}`, `deploy it: ${pulumiCommand(options.stack ?? "dev", options.cwd, ["up"])}`);
     return 1;
@@ -74,7 +82,20 @@ async function main(): Promise<number> {
   const opened = engines.map((engine) => openEngine(engine));
   const settingsOf = settingsReader(stack);
   try {
-    if (fleet) return await fleetDoctor(stack, state, outputs, opened, options.cwd, settingsOf);
+    // A killed update (stale lock, pending operations, a container it made and never started) first: it
+    // explains the container checks below, and blocks every fix but its own.
+    const envOf = (urn: string) => (opened.find((engine) => engine.engine.urns.includes(urn)) ?? opened[0]).env;
+    const interruption = await findInterruption(stack, state, pending, envOf);
+    leftovers = interruption.leftovers;
+    if (isInterrupted(interruption)) {
+      report.fail(`stack ${stack.name}: an update was interrupted (a pulumi run killed part-way)`, interruptionFix(interruption, stack.name), describeInterruption(interruption));
+    } else {
+      report.ok(`stack ${stack.name}: no interrupted update (no stale lock, no pending operations)`);
+    }
+    if (fleet) {
+      const code = await fleetDoctor(stack, state, outputs, opened, options.cwd, settingsOf);
+      return report.failures > 0 ? 1 : code;
+    }
     return await singleHostDoctor(stack, state, outputs, opened[0], options.cwd, settingsOf, report);
   } finally {
     for (const engine of opened) engine.close();
@@ -107,6 +128,7 @@ async function singleHostDoctor(
     buildkitHost: typeof outputs.buildkitHost === "string" ? outputs.buildkitHost : undefined,
     recorded,
     recordedId: recorded?.id ?? (typeof outputs.containerId === "string" ? outputs.containerId : undefined),
+    leftover: leftovers.find((l) => l.name === name),
     env: engine.env,
     settings: () => settingsOf(),
     owner: `stack ${stack.name}`,
@@ -156,6 +178,7 @@ async function fleetDoctor(
       buildkitHost: typeof endpoint?.buildkitHost === "string" ? endpoint.buildkitHost : undefined,
       recorded,
       recordedId: recorded?.id,
+      leftover: leftovers.find((l) => recorded && l.name === recordedName(recorded)),
       env,
       settings: () => settingsOf(host),
       owner: `stack ${stack.name}`,

@@ -10,6 +10,7 @@ import type { EngineEvent, StepEventMetadata } from "@pulumi/pulumi/automation";
 
 import { childName, COMMAND_TYPE, CONTAINER_TYPE, IMAGE_TYPE, NETWORK_TYPE, VOLUME_TYPE } from "../components/resource-types";
 import { ContainerInfo, containerOwnership, describeLimits, inspectContainer, invisibleDrift, shortId } from "./docker-inspect";
+import { policyGateFlags } from "./policy-gate";
 import { pulumiCommand, shellQuote } from "./shell";
 import { OpenEngine, StackEngine, dockerCommandFor, endpointOf, engineOfUrn, unreachableLine } from "./stack-engines";
 import { RecordedResource, recordedName, urnName } from "./stack-state";
@@ -68,11 +69,19 @@ export interface Scope {
   hostOf(urn: string): string | undefined;
   /** A fleet host is unreachable: no pulumi run may touch it (see {@link healPlan}). */
   partial: boolean;
+  /** The recorded commands (smoke test, cache guard) on a host (undefined: a single host): a heal targets them with what it heals. */
+  commandsOn(host: string | undefined): string[];
+}
+
+/** The URNs of the recorded commands, for {@link Scope.commandsOn}. */
+function commandUrns(state: RecordedResource[]): string[] {
+  return state.filter((r) => r.type === COMMAND_TYPE).map((r) => r.urn);
 }
 
 /** A single host: every call goes to its one engine, lines name no host. */
-export function singleHostScope(env: NodeJS.ProcessEnv): Scope {
+export function singleHostScope(env: NodeJS.ProcessEnv, state: RecordedResource[] = []): Scope {
   return {
+    commandsOn: () => commandUrns(state),
     envOf: () => env,
     labelOf: () => "",
     dockerLine: (_urn, args) => `docker ${args.map(shellQuote).join(" ")}`,
@@ -99,9 +108,10 @@ export interface FleetFound {
 }
 
 /** Each resource's docker calls and lines go to the host it is on; anything outside every host, to this process's engine. */
-export function fleetScope(hosts: StackEngine[], opened: OpenEngine[], partial: boolean): Scope {
+export function fleetScope(hosts: StackEngine[], opened: OpenEngine[], partial: boolean, state: RecordedResource[] = []): Scope {
   const local = singleHostScope(process.env);
   return {
+    commandsOn: (host) => commandUrns(state).filter((urn) => engineOfUrn(hosts, urn)?.host === host),
     envOf: (urn) => {
       const host = engineOfUrn(hosts, urn);
       return opened.find((engine) => engine.engine === host)?.env ?? local.envOf(urn);
@@ -171,7 +181,11 @@ export function fleetReport(found: FleetFound, stackName: string, workDir: strin
   lines.push(healable.length > 0 ? "fix (or run: npm run drift -- --heal):" : "fix:");
   if (drifts.length > 0) lines.push(...fixes(drifts, stackName, workDir, scope).map((line) => `  ${line}`));
   const waiting = [...new Set(plan.deferred.map((d) => scope.hostOf(d.urn)).filter((h): h is string => h !== undefined))];
-  for (const host of waiting) lines.push(`  host ${host}: its pending change waits until every host answers; pulumi up then resumes the roll in order`);
+  if (scope.partial) {
+    for (const host of waiting) lines.push(`  host ${host}: its pending change waits until every host answers; pulumi up then resumes the roll in order`);
+  } else if (waiting.length > 0) {
+    lines.push(`  ${pendingChangeLine(stackName)} (hosts ${waiting.join(", ")})`);
+  }
   for (const host of hosts.filter((h) => unreachable.has(h.host!))) {
     lines.push(
       `  host ${host.host}: make its engine answer at ${endpointOf(host)} (start dockerd there, or repair the ssh or TLS connection), ` +
@@ -182,20 +196,28 @@ export function fleetReport(found: FleetFound, stackName: string, workDir: strin
 }
 
 /**
- * What a heal's `pulumi up` may touch. With every host answering: the whole
- * stack, as for a single host. With a fleet host unreachable, a whole-stack up
- * fails on it, and one that only left it out would also roll the hosts after
- * it through a pending change while it is down (two hosts out at once): so
- * only what changed out of band is targeted, with the smoke test of its host,
- * and pending program changes wait (`deferred`) until every host answers.
+ * What a heal's `pulumi up` may touch: only what changed out of band, always
+ * as `--target`, with what must follow it on its host — a resource replaced
+ * only because something it uses is re-created (a container on a re-created
+ * network), and the smoke test and cache guard (commands), which prove the
+ * healed daemon. They are named one by one, not with `--target-dependents`:
+ * Pulumi 3.276's targeted refresh then reaches a dependent whose default
+ * provider it has not loaded ("unknown provider"). Pending program changes are
+ * not drift: a heal leaves them (`deferred`) to `npm run up`, the reviewed
+ * deploy. With a fleet host unreachable this also keeps a stopped roll from
+ * going on while it is down (two hosts out at once).
  */
-export function healPlan(drifts: Drift[], scope: Scope): { target?: string[]; up: Drift[]; deferred: Drift[] } {
-  if (!scope.partial) return { up: drifts, deferred: [] };
+export function healPlan(drifts: Drift[], scope: Scope): { target: string[]; up: Drift[]; deferred: Drift[] } {
   // A pause is healed by `docker unpause` alone: a paused container's planned step is the program's, and waits.
   const outOfBand = (d: Drift) => d.changes.some((c) => c !== PAUSED) || Boolean(d.needsReplace) || Boolean(d.foreign);
   const hostsHealed = new Set(drifts.filter(outOfBand).map((d) => scope.hostOf(d.urn)));
-  const up = drifts.filter((d) => outOfBand(d) || (d.type === COMMAND_TYPE && hostsHealed.has(scope.hostOf(d.urn))));
-  return { target: up.map((d) => d.urn), up, deferred: drifts.filter((d) => !up.includes(d) && needsUp(d)) };
+  const follows = (d: Drift) => (d.type === COMMAND_TYPE || d.dependent === true) && hostsHealed.has(scope.hostOf(d.urn));
+  const up = drifts.filter((d) => outOfBand(d) || follows(d));
+  // A replaced container re-runs its smoke test even when the preview could not foresee it (a replacement
+  // only our own checks asked for): every command recorded on a healed host is targeted too.
+  const commands = [...hostsHealed].flatMap((host) => scope.commandsOn(host));
+  const target = [...new Set([...up.map((d) => d.urn), ...commands])];
+  return { target, up, deferred: drifts.filter((d) => !up.includes(d) && needsUp(d)) };
 }
 
 /** Whether pulumi has to act: anything but a pause, which unpausing alone heals. */
@@ -385,11 +407,25 @@ export function fixes(drifts: Drift[], stackName: string, workDir: string, scope
   }
   for (const drift of drifts.filter((d) => d.paused)) lines.push(scope.dockerLine(drift.urn, ["unpause", drift.name]));
   const plan = healPlan(drifts, scope);
-  if (!plan.up.some(needsUp)) return lines;
-  const replace = plan.up.filter((d) => d.needsReplace).flatMap((d) => ["--replace", shellQuote(d.urn)]);
-  const providerVisible = plan.up.some((d) => !d.needsReplace || d.op !== undefined);
-  const target = (plan.target ?? []).flatMap((urn) => ["--target", shellQuote(urn)]);
-  const upArgs = ["up", ...(providerVisible ? ["--refresh"] : []), ...replace, ...target];
-  lines.push(pulumiCommand(stackName, workDir, upArgs));
+  if (plan.up.some(needsUp)) lines.push(pulumiCommand(stackName, workDir, healUpArgs(plan.up, plan.target, workDir)));
+  // A fleet's report words its deferred changes per host (fleetReport).
+  if (!scope.partial && plan.deferred.length > 0 && !drifts.some((d) => scope.hostOf(d.urn))) lines.push(pendingChangeLine(stackName));
   return lines;
+}
+
+/** What a heal leaves: changes of the program, which the reviewed deploy applies. */
+export function pendingChangeLine(stackName: string): string {
+  return `pending program changes are not drift and --heal leaves them: deploy them with npm run up -- ${shellQuote(stackName)} (the policy gate, as for any deploy)`;
+}
+
+/**
+ * The heal's `pulumi up` arguments: refresh (unless only what the provider
+ * cannot see is replaced), the replacements our own checks asked for, only
+ * the drifted resources targeted, and the policy gate `npm run up` passes.
+ */
+export function healUpArgs(up: Drift[], target: string[], workDir: string): string[] {
+  const replace = up.filter((d) => d.needsReplace).flatMap((d) => ["--replace", shellQuote(d.urn)]);
+  const providerVisible = up.some((d) => !d.needsReplace || d.op !== undefined);
+  const targets = target.flatMap((urn) => ["--target", shellQuote(urn)]);
+  return ["up", ...(providerVisible ? ["--refresh"] : []), ...replace, ...targets, ...policyGateFlags(workDir).map(shellQuote)];
 }

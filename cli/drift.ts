@@ -47,17 +47,21 @@ import {
   analyse,
   describe,
   fixes,
+  healUpArgs,
   fleetExitCode,
   fleetReport,
   fleetScope,
   healPlan,
   needsUp,
+  pendingChangeLine,
   singleHostScope,
 } from "./drift-report";
-import { UsageError, firstLine, parseCli, runMain } from "./options";
+import { clearInterruption, describeInterruption, findInterruption, Interruption, interruptionFix, isInterrupted, recoverable } from "./interrupted-update";
+import { UsageError, firstLine, parseCli, repoRoot, runMain } from "./options";
+import { policyGate, policyGateFlags } from "./policy-gate";
 import { shellQuote } from "./shell";
 import { OpenEngine, openEngine, probeEngines, stackEngines, unreachableExcludes } from "./stack-engines";
-import { RecordedResource, openStack, readState, withStackCheck } from "./stack-state";
+import { RecordedResource, StackState, openStack, readState, readStackState, withStackCheck } from "./stack-state";
 
 const USAGE = `usage: npm run drift -- --stack NAME [--cwd DIR] [--heal]
   Refreshes in memory (state is not written), previews, and reports what changed out of band.
@@ -76,29 +80,94 @@ async function main(): Promise<number> {
   // most of the check's time, and it is the preview the check needs unless the state names a
   // fleet host that does not answer (then it is stopped, and one without that host runs).
   const speculative = startPreview(stack);
-  let state: RecordedResource[];
+  let read: StackState;
   try {
-    state = await withStackCheck(stack, readState(stack));
+    read = await withStackCheck(stack, readStackState(stack));
   } catch (error) {
     await stopPreview(speculative);
     throw error;
   }
+  const state = read.resources;
   if (isClusterState(state)) {
     return clusterDriftMain(stack, state, options.cwd, options.heal, () => previewed(stack, speculative), () => previewed(stack, startPreview(stack)));
   }
   const { fleet, engines } = stackEngines(state);
   const opened = engines.map((engine) => openEngine(engine));
   try {
-    return fleet
+    // What a killed update left (a stale lock, pending operations, a container never recorded) comes first:
+    // it blocks every pulumi up, so no other fix works until it is recovered.
+    const scope = fleet ? fleetScope(engines, opened, false, state) : singleHostScope(opened[0].env, state);
+    const interruption = await findInterruption(stack, state, read.pendingOperations, scope.envOf);
+    if (isInterrupted(interruption)) {
+      printInterruption(interruption, stack.name, scope);
+      if (options.heal) {
+        await stopPreview(speculative);
+        return await recover(stack, interruption, scope, opened, fleet);
+      }
+    }
+    const code = fleet
       ? await fleetMain(stack, state, opened, options.cwd, options.heal, speculative)
       : await singleHostMain(stack, state, opened[0], options.cwd, options.heal, speculative);
+    // An interrupted update is not a clean stack, whatever the preview shows.
+    return isInterrupted(interruption) && code === EXIT_CLEAN ? EXIT_DRIFT : code;
+  } catch (error) {
+    await stopPreview(speculative);
+    throw error;
   } finally {
     for (const engine of opened) engine.close();
   }
 }
 
+function printInterruption(found: Interruption, stackName: string, scope: Scope): void {
+  console.log(`interrupted update in stack ${stackName} (a pulumi run was killed part-way):`);
+  for (const line of describeInterruption(found, scope.labelOf)) console.log(`  ${line}`);
+  if (found.lockUnchecked) console.log(`  (${found.lockUnchecked})`);
+  console.log("fix:");
+  console.log(`  ${interruptionFix(found, stackName)}`);
+}
+
+/**
+ * `--heal` of an interrupted update: the leftovers cleared (see
+ * clearInterruption), then the update the kill stopped run again in full —
+ * the state already holds part of it, so a targeted up could not finish it —
+ * under the policy gate, then a fresh check.
+ */
+async function recover(stack: Stack, found: Interruption, scope: Scope, opened: OpenEngine[], fleet: boolean): Promise<number> {
+  if (!recoverable(found)) {
+    console.log(`heal: not recovering: ${interruptionFix(found, stack.name)}`);
+    return EXIT_ERROR;
+  }
+  await clearInterruption(stack, found, scope.envOf, (line) => console.log(line));
+  console.log(`heal: pulumi up --refresh ${policyGateFlags(repoRoot).map(shellQuote).join(" ")} --stack ${shellQuote(stack.name)} (re-runs the interrupted update)`);
+  const events: EngineEvent[] = [];
+  try {
+    await stack.up({ refresh: true, ...policyGate(), onOutput: (out) => process.stdout.write(out), onEvent: (event) => events.push(event) });
+  } catch (error) {
+    throw new UsageError(`pulumi up of stack ${stack.name} failed: ${reportedError(events) ?? firstLine(error)}`);
+  }
+  const after = await readStackState(stack);
+  const left = await findInterruption(stack, after.resources, after.pendingOperations, scope.envOf);
+  if (isInterrupted(left)) {
+    printInterruption(left, stack.name, scope);
+    return EXIT_DRIFT;
+  }
+  console.log(`recovered: stack ${stack.name} (the interrupted update is finished)`);
+  if (fleet) {
+    const found2 = await checkFleet(stack, after.resources, opened);
+    printLines(fleetReport(found2, stack.name, stack.workspace.workDir));
+    return fleetExitCode(found2);
+  }
+  const checked = await check(stack, opened[0], scope, after.resources);
+  if (checked.drifts.length > 0) {
+    printDrift(checked.drifts, stack.name, stack.workspace.workDir, scope);
+    return EXIT_DRIFT;
+  }
+  printClean(stack.name, checked.state);
+  return EXIT_CLEAN;
+}
+
 async function singleHostMain(stack: Stack, state: RecordedResource[], engine: OpenEngine, workDir: string, healing: boolean, running: RunningPreview): Promise<number> {
-  const scope = singleHostScope(engine.env);
+  const scope = singleHostScope(engine.env, state);
   const found = await check(stack, engine, scope, state, running);
   if (found.drifts.length === 0) {
     printClean(stack.name, found.state);
@@ -112,6 +181,13 @@ async function singleHostMain(stack: Stack, state: RecordedResource[], engine: O
   if (after.drifts.length === 0) {
     console.log(`healed: stack ${stack.name}`);
     printClean(stack.name, after.state);
+    return EXIT_CLEAN;
+  }
+  // What is left may be the program's own pending change, which --heal leaves to npm run up.
+  const pending = healPlan(after.drifts, scope).deferred;
+  if (after.drifts.every((d) => pending.includes(d))) {
+    console.log(`healed: stack ${stack.name} (nothing out of band is left; the program's pending changes wait for npm run up)`);
+    printDrift(after.drifts, stack.name, workDir, scope);
     return EXIT_CLEAN;
   }
   console.log("still drifting after --heal:");
@@ -235,7 +311,7 @@ async function checkFleet(stack: Stack, state: RecordedResource[], opened: OpenE
     if (!probe.ok) unreachable.set(hosts[index].host!, probe.reason);
   });
   const exclude = unreachableExcludes(hosts, new Set(unreachable.keys()));
-  const scope = fleetScope(hosts, opened, unreachable.size > 0);
+  const scope = fleetScope(hosts, opened, unreachable.size > 0, state);
   if (exclude || (hosts.length > 0 && unreachable.size === hosts.length)) {
     // A whole-stack preview fails at the first provider that cannot connect.
     await stopPreview(running);
@@ -266,7 +342,14 @@ async function heal(stack: Stack, drifts: Drift[], scope: Scope): Promise<boolea
     return false;
   }
   const plan = healPlan(drifts, scope);
-  for (const drift of plan.deferred) console.log(`heal: ${scope.labelOf(drift.urn)}left until every host answers (the roll resumes then): ${describe(drift)}`);
+  for (const drift of plan.deferred) {
+    console.log(
+      scope.partial
+        ? `heal: ${scope.labelOf(drift.urn)}left until every host answers (the roll resumes then): ${describe(drift)}`
+        : `heal: ${scope.labelOf(drift.urn)}left alone, not out of band: ${describe(drift)}`,
+    );
+  }
+  if (!scope.partial && plan.deferred.length > 0) console.log(`heal: ${pendingChangeLine(stack.name)}`);
   for (const drift of drifts.filter((d) => d.paused)) {
     console.log(`heal: ${scope.labelOf(drift.urn)}docker unpause ${shellQuote(drift.name)}`);
     const unpaused = docker(["unpause", drift.name], scope.envOf(drift.urn));
@@ -274,17 +357,19 @@ async function heal(stack: Stack, drifts: Drift[], scope: Scope): Promise<boolea
   }
   if (!plan.up.some(needsUp)) return true;
 
+  // Only what drifted (--target), under the policy gate `npm run up` deploys through.
   const replace = plan.up.filter((d) => d.needsReplace).map((d) => d.urn);
-  console.log(
-    `heal: pulumi up --refresh${replace.map((urn) => ` --replace ${shellQuote(urn)}`).join("")}` +
-      `${(plan.target ?? []).map((urn) => ` --target ${shellQuote(urn)}`).join("")} --stack ${shellQuote(stack.name)}`,
-  );
+  // The heal always refreshes first (what the printed fix leaves out when only our own checks saw the drift).
+  const args = healUpArgs(plan.up, plan.target, repoRoot);
+  if (!args.includes("--refresh")) args.splice(1, 0, "--refresh");
+  console.log(`heal: pulumi ${args.join(" ")} --stack ${shellQuote(stack.name)}`);
   const events: EngineEvent[] = [];
   try {
     await stack.up({
       refresh: true,
       replace,
-      ...(plan.target ? { target: plan.target } : {}),
+      target: plan.target,
+      ...policyGate(),
       onOutput: (out) => process.stdout.write(out),
       onEvent: (event) => events.push(event),
     });

@@ -74,11 +74,47 @@ export interface RecordedResource {
   secretFiles: Set<string>;
 }
 
-/** Reads the deployment; `exportStack` decrypts secrets, which {@link unwrapSecrets} turns back into values. */
+/**
+ * An operation an update had started and not finished when it ended: the
+ * deployment keeps it (`pending_operations`) when the pulumi process was
+ * killed mid-step. `type` is Pulumi's: creating, updating, deleting, reading, ...
+ */
+export interface PendingOperation {
+  type: string;
+  urn: string;
+  resourceType: string;
+  /** The docker object name the step was creating or changing, when it has one. */
+  name: string;
+}
+
+/** The recorded resources and the operations an interrupted update left pending. */
+export interface StackState {
+  resources: RecordedResource[];
+  pendingOperations: PendingOperation[];
+}
+
+/** Reads the deployment's resources (see {@link readStackState}). */
 export async function readState(stack: Stack): Promise<RecordedResource[]> {
+  return (await readStackState(stack)).resources;
+}
+
+/** Reads the deployment; `exportStack` decrypts secrets, which {@link unwrapSecrets} turns back into values. */
+export async function readStackState(stack: Stack): Promise<StackState> {
   const exported = ((await earlyExport(stack.name, stack.workspace.workDir)) ?? (await stack.exportStack())) as { deployment: unknown };
-  const resources = ((exported.deployment as { resources?: unknown[] }).resources ?? []) as Record<string, unknown>[];
-  return resources.map((r) => ({
+  const deployment = exported.deployment as { resources?: unknown[]; pending_operations?: unknown[] };
+  const resources = (deployment.resources ?? []) as Record<string, unknown>[];
+  const pending = (deployment.pending_operations ?? []) as { type?: unknown; resource?: Record<string, unknown> }[];
+  return {
+    resources: resources.map(recordedResource),
+    pendingOperations: pending.map((op) => {
+      const resource = recordedResource(op.resource ?? {});
+      return { type: String(op.type ?? "unknown"), urn: resource.urn, resourceType: resource.type, name: recordedName(resource) };
+    }),
+  };
+}
+
+function recordedResource(r: Record<string, unknown>): RecordedResource {
+  return {
     urn: String(r.urn),
     type: String(r.type),
     id: typeof r.id === "string" && r.id !== "" ? r.id : undefined,
@@ -87,7 +123,7 @@ export async function readState(stack: Stack): Promise<RecordedResource[]> {
     parent: typeof r.parent === "string" && r.parent !== "" ? r.parent : undefined,
     provider: typeof r.provider === "string" && r.provider !== "" ? r.provider : undefined,
     secretFiles: secretUploadFiles(r.outputs),
-  }));
+  };
 }
 
 /**

@@ -18,6 +18,8 @@ export const CONFIG_NAMESPACE = "buildkit";
  * silently overridden, or worse, pass for the program's own.
  */
 export const LABEL_PREFIX = "org.buildkit-stack";
+/** The label naming the daemon's container: how the CLIs tell a container of ours from a hand-made one under its name. */
+export const CONTAINER_LABEL = `${LABEL_PREFIX}.container`;
 
 /** Raised when the configuration is invalid; `problems` holds one sentence each. */
 export class ConfigError extends Error {

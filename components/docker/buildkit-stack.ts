@@ -6,7 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 
 import { CONFIG_FILE, daemonCommand, DaemonMode, modeOf, STATE_PATH, TCP_PORT, TLS_DIR, TLS_FILES, workersProbe } from "../core/buildkitd";
 import { renderBuildkitdToml } from "../core/buildkitd-toml";
-import { full, LABEL_PREFIX } from "../core/config-keys";
+import { CONTAINER_LABEL, full, LABEL_PREFIX } from "../core/config-keys";
 import { removalTimeoutSeconds } from "../core/drain";
 import type { TagRegistry } from "../core/image-reference";
 import { SMOKE_TEST_ATTEMPTS, smokeTestEndpoint, smokeTestScript } from "../core/smoke-test";
@@ -350,7 +350,7 @@ function daemonLabels(args: BuildkitStackArgs): Record<string, string> {
   return {
     ...args.labels,
     ...ownershipLabels(),
-    [`${LABEL_PREFIX}.container`]: args.containerName,
+    [CONTAINER_LABEL]: args.containerName,
     [`${LABEL_PREFIX}.production`]: String(args.production),
     [`${LABEL_PREFIX}.rootless`]: String(args.rootless),
     // What policy checks a privileged daemon against: the stack opted in.

@@ -117,16 +117,46 @@ const cpus: KeySpec<number> = {
   }),
   form: DAEMON_KEYS.cpus.form,
 };
-const name: KeySpec<string> = {
-  schema: z.string().regex(NAME_PATTERN),
-  form: "a docker object name: two or more letters, digits, '_', '.', '-', starting with a letter or digit",
+const NAME_FORM = "a docker object name: two or more letters, digits, '_', '.', '-', starting with a letter or digit";
+/**
+ * Longest name the local volume driver can take: it is one directory under
+ * /var/lib/docker/volumes, and a file name holds 255 bytes (longer fails at
+ * create time with "file name too long").
+ */
+export const VOLUME_NAME_MAX = 255;
+/**
+ * DNS limits for the container's name: containers on its network (the smoke
+ * test of a TCP listener, builds' clients) resolve it by name through docker's
+ * DNS, and a resolver refuses a label over 63 characters or a name over 253.
+ */
+export const DNS_LABEL_MAX = 63;
+export const DNS_NAME_MAX = 253;
+
+const containerNameSpec: KeySpec<string> = {
+  schema: z
+    .string()
+    .regex(NAME_PATTERN)
+    .transform((v, ctx) => {
+      const long = v.split(".").find((label) => label.length > DNS_LABEL_MAX);
+      if (long !== undefined) return refuse(ctx, `its part "${long.slice(0, 20)}…" is ${long.length} characters; containers on its network find it by DNS, where a name's dot-separated parts hold ${DNS_LABEL_MAX} at most`);
+      if (v.length > DNS_NAME_MAX) return refuse(ctx, `it is ${v.length} characters; containers on its network find it by DNS, where a name holds ${DNS_NAME_MAX} at most`);
+      return v;
+    }),
+  form: `${NAME_FORM}, at most ${DNS_LABEL_MAX} characters between dots`,
+};
+const volumeNameSpec: KeySpec<string> = {
+  schema: z
+    .string()
+    .regex(NAME_PATTERN)
+    .transform((v, ctx) => (v.length > VOLUME_NAME_MAX ? refuse(ctx, `it is ${v.length} characters; the volume is a directory on the engine's disk, whose names hold ${VOLUME_NAME_MAX}`) : v)),
+  form: `${NAME_FORM}, at most ${VOLUME_NAME_MAX} characters`,
 };
 const networkName: KeySpec<string> = {
   schema: z
     .string()
     .regex(NAME_PATTERN)
     .transform((v, ctx) => (RESERVED_NETWORK_NAMES.includes(v) ? refuse(ctx, `"${v}" is a network docker keeps for itself`) : v)),
-  form: `${name.form}, other than ${RESERVED_NETWORK_NAMES.join(", ")}`,
+  form: `${NAME_FORM}, other than ${RESERVED_NETWORK_NAMES.join(", ")}`,
 };
 
 /** Why an extra-hosts entry is refused, or undefined. Docker splits HOST:IP at the first colon. */
@@ -141,6 +171,31 @@ function extraHostProblem(entry: string): string | undefined {
   return undefined;
 }
 
+/**
+ * One name, one address: docker writes every entry to /etc/hosts, and the
+ * first line for a name wins there, so a second address for the same name
+ * (names compare case-insensitively) would be written and never used; the
+ * provider keeps the entries as a set, so a repeated one would be a
+ * perpetual diff.
+ */
+function extraHostConflicts(entries: string[] | undefined): string[] {
+  if (!entries) return [];
+  const byHost = new Map<string, string[]>();
+  for (const entry of entries) {
+    const host = entry.slice(0, entry.indexOf(":")).toLowerCase();
+    byHost.set(host, [...(byHost.get(host) ?? []), entry]);
+  }
+  return [...byHost.values()]
+    .filter((given) => given.length > 1)
+    .map((given) => {
+      const addresses = new Set(given.map((e) => e.slice(e.indexOf(":") + 1)));
+      const name = given[0].slice(0, given[0].indexOf(":"));
+      return addresses.size > 1
+        ? `${full("extraHosts")} maps ${JSON.stringify(name)} to ${[...addresses].join(" and ")} (${given.map((e) => JSON.stringify(e)).join(", ")}); list each host once, with the one address it should resolve to`
+        : `${full("extraHosts")} lists ${JSON.stringify(given[0])} ${given.length} times; list each host once`;
+    });
+}
+
 /** Why a container label name is refused, or undefined. */
 function labelNameProblem(key: string): string | undefined {
   if (key.trim() === "" || /[\s=]/.test(key)) return `label name ${JSON.stringify(key)} is empty or has a space or '='`;
@@ -151,9 +206,9 @@ function labelNameProblem(key: string): string | undefined {
 
 /** Every key a daemon on a Docker host reads, under the `buildkit:` namespace, in the reference's order. */
 const KEYS = {
-  containerName: name,
+  containerName: containerNameSpec,
   networkName,
-  cacheVolumeName: name,
+  cacheVolumeName: volumeNameSpec,
   image: DAEMON_KEYS.image,
   rootless: DAEMON_KEYS.rootless,
   allowPrivileged: DAEMON_KEYS.allowPrivileged,
@@ -302,6 +357,7 @@ export function parseDockerSettings(raw: Record<string, unknown>, context: Stack
       `${full("restartMaxRetries")} is ${values.restartMaxRetries} but ${full("restartPolicy")} is ${show(restartPolicy)}; retries apply only to on-failure`,
     );
   }
+  problems.push(...extraHostConflicts(values.extraHosts));
   problems.push(...daemonRuleProblems(basis, problems));
   problems.push(...dockerTlsProblems(reading));
   if (problems.length > 0) throw new ConfigError(problems);

@@ -64,7 +64,8 @@ describe("a fleet's drift report", () => {
       "  host tls-1: no drift (1 container checked)",
     ]);
     expect(report[5]).toBe("fix (or run: npm run drift -- --heal):");
-    expect(report[6]).toMatch(/pulumi -C \/repo up --refresh --stack fa-unit$/);
+    // Only what drifted, with the smoke test that proves it, under the policy gate `npm run up` uses.
+    expect(report[6]).toMatch(/pulumi -C \/repo up --refresh --target '[^']+::buildkit-local-daemon' --target '[^']+::buildkit-local-smoke-test' --policy-pack \S+\/policy --policy-pack-config \S+\/policy\/config\.json --stack fa-unit$/);
     expect(fleetExitCode(found([stopped("local")]))).toBe(2);
   });
 
@@ -105,9 +106,29 @@ describe("a fleet's drift report", () => {
 });
 
 describe("healing a fleet", () => {
-  it("touches the whole stack when every host answers, as for one host", () => {
-    const drifts = [stopped("local"), ...pendingImage("tls-1")];
-    expect(healPlan(drifts, found([]).scope)).toEqual({ up: drifts, deferred: [] });
+  it("with every host answering, still targets only what changed out of band: a pending program change is left to npm run up", () => {
+    const drifts = [stopped("local"), smokeTest("local"), ...pendingImage("tls-1")];
+    const plan = healPlan(drifts, found(drifts).scope);
+    expect(plan.target).toEqual([childUrn("local", CONTAINER_TYPE, "daemon"), childUrn("local", COMMAND_TYPE, "smoke-test")]);
+    expect(plan.deferred).toEqual(pendingImage("tls-1"));
+    const report = fleetReport(found(drifts), STACK, "/repo");
+    expect(report.find((line) => line.includes("pulumi"))).not.toContain("buildkit-tls-1");
+    expect(report).toContain(`  pending program changes are not drift and --heal leaves them: deploy them with npm run up -- ${STACK} (the policy gate, as for any deploy) (hosts tls-1)`);
+  });
+
+  it("targets the recorded smoke test of a healed host even when the preview did not plan it (a replacement only our checks asked for)", () => {
+    const edited: Drift = { urn: childUrn("local", CONTAINER_TYPE, "daemon"), type: CONTAINER_TYPE, name: "bk-fa-local", changes: ["/etc/buildkit/buildkitd.toml changed inside the container"], keys: new Set(), needsReplace: true };
+    const plan = healPlan([edited], fleetScope(hosts, [], false, state));
+    expect(plan.target).toEqual([edited.urn, childUrn("local", COMMAND_TYPE, "smoke-test")]);
+  });
+
+  it("follows a re-created network with the container that uses it (replaced only because of it), on the healed host only", () => {
+    const network: Drift = { urn: childUrn("local", "docker:index/network:Network", "network"), type: "docker:index/network:Network", name: "bk-fa-local", changes: ["deleted out of band"], op: "create", keys: new Set() };
+    const dependent: Drift = { urn: childUrn("local", CONTAINER_TYPE, "daemon"), type: CONTAINER_TYPE, name: "bk-fa-local", changes: [], op: "replace", keys: new Set(), dependent: true };
+    const elsewhere: Drift = { ...pendingImage("tls-1")[0], dependent: true };
+    const plan = healPlan([network, dependent, elsewhere], found([]).scope);
+    expect(plan.target).toEqual([network.urn, dependent.urn]);
+    expect(plan.deferred).toEqual([elsewhere]);
   });
 
   it("with a host down, heals only what changed out of band (with its smoke test) and leaves a stopped roll for later", () => {

@@ -9,6 +9,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 
+import { duTotal, humanBytes } from "../../cli/cache-usage";
 import { CONTAINER_TYPE } from "../../components/resource-types";
 import { CommandResult, createTestStack, DEPLOY_TIMEOUT_MS, makeCertificates, mustRun, repoRoot, requireEngine, run, TestStack, tlsSecretConfig, waitFor } from "./harness";
 
@@ -185,11 +186,14 @@ describe("a plain stack (docker-container://)", () => {
 
     const summary = expectExit(drift(), 2);
     expect(summary).toContain(`container ${testStack.containerName}: deleted out of band → will be re-created`);
-    expect(summary).toMatch(/pulumi .*up --refresh --stack c-drift/);
+    expect(summary).toMatch(/pulumi .*up --refresh --target \S+ .*--stack c-drift/);
     expect(stateFile(testStack, ID).equals(state)).toBe(true);
 
     const healed = expectExit(drift("--heal"), 0);
-    expect(healed).toMatch(/^heal: pulumi up --refresh --stack c-drift$/m);
+    // Only what drifted, under the policy pack and configuration `npm run up` deploys through.
+    expect(healed).toMatch(/^heal: pulumi up --refresh( --target '[^']+')+ --policy-pack policy --policy-pack-config policy\/config\.json --stack c-drift$/m);
+    expect(healed).toMatch(/^Policies:/m);
+    expect(healed).toMatch(/buildkit-stack@v0\.1\.0/);
     const now = inspect(testStack.containerName);
     expect(now?.Id).toBeDefined();
     expect(now?.Id).not.toBe(before);
@@ -237,6 +241,32 @@ describe("a plain stack (docker-container://)", () => {
     broken = false;
   });
 
+  it("a pending program change beside out-of-band drift: --heal unpauses, and leaves the program's change to npm run up", async () => {
+    broken = true;
+    const id = await recordedContainerId(testStack);
+    await testStack.stack.setConfig("buildkit:memory", { value: "768m" });
+    try {
+      mustRun("docker", ["pause", testStack.containerName]);
+      const summary = expectExit(drift(), 2);
+      expect(summary).toContain(`container ${testStack.containerName}: paused out of band`);
+      expect(summary).toContain("pending program changes are not drift and --heal leaves them: deploy them with npm run up -- c-drift");
+
+      const healed = expectExit(drift("--heal"), 0);
+      expect(healed).toMatch(new RegExp(`^heal: docker unpause ${testStack.containerName}$`, "m"));
+      expect(healed).toMatch(new RegExp(`^heal: left alone, not out of band: container ${testStack.containerName}: .*will be (replaced|updated in place) \\(.*memory`, "m"));
+      expect(healed).not.toMatch(/^heal: pulumi up/m);
+      expect(healed).toMatch(/^healed: stack c-drift \(nothing out of band is left; the program's pending changes wait for npm run up\)$/m);
+      // The same container, unpaused, with the limit it had: the change waits for a reviewed deploy.
+      expect(inspect(testStack.containerName)?.Id).toBe(id);
+      expect(inspect(testStack.containerName)?.State.Paused).toBe(false);
+      expect(mustRun("docker", ["inspect", "-f", "{{.HostConfig.Memory}}", testStack.containerName]).trim()).toBe(String(1024 * 1024 * 1024));
+    } finally {
+      await testStack.stack.setConfig("buildkit:memory", { value: "1g" });
+    }
+    expect(expectExit(drift(), 0)).toMatch(/^no drift/m);
+    broken = false;
+  });
+
   it("container replaced by hand under the same name: drift says to remove it; --heal refuses to, then heals once we have", async () => {
     broken = true;
     const image = mustRun("docker", ["inspect", "--format", "{{.Config.Image}}", testStack.containerName]).trim();
@@ -281,7 +311,8 @@ describe("a plain stack (docker-container://)", () => {
     expect(expectExit(drift(), 2)).toContain(`container ${testStack.containerName}: detached from network ${testStack.networkName}`);
 
     const healed = expectExit(drift("--heal"), 0);
-    expect(healed).toContain(`heal: pulumi up --refresh --replace '${containerUrn}' --stack c-drift`);
+    expect(healed).toContain(`heal: pulumi up --refresh --replace '${containerUrn}' --target `);
+    expect(healed).toMatch(/ --policy-pack policy --policy-pack-config policy\/config\.json --stack c-drift$/m);
     expect(inspect(testStack.containerName)?.Id).not.toBe(before);
     expect(Object.keys(inspect(testStack.containerName)?.NetworkSettings.Networks ?? {})).toEqual([testStack.networkName]);
     await expectHealed(testStack, ID, healed);
@@ -328,11 +359,11 @@ describe("a plain stack (docker-container://)", () => {
     expect(healthy).not.toMatch(/^FAIL/m);
     expect(healthy).toMatch(new RegExp(`^ok +container ${name}: healthy$`, "m"));
     expect(healthy).toMatch(new RegExp(`^ok +buildctl --addr docker-container://${name} debug workers: 1 worker`, "m"));
-    // The troubleshooting table's cache row: what buildctl du reports, against the GC ceiling (none set here).
-    const total = /^Total:\s+(\S+)/m.exec(mustRun("buildctl", ["--addr", `docker-container://${name}`, "du"]))?.[1];
+    // The troubleshooting table's cache row: what buildctl du reports, against the GC ceiling (none set here) and the disk.
+    const total = duTotal(mustRun("buildctl", ["--addr", `docker-container://${name}`, "du", "--format", "{{json .}}"]));
     expect(total).toBeDefined();
-    expect(healthy).toMatch(/^ok +buildctl du: build cache \S+; no GC ceiling set: BuildKit's default applies$/m);
-    expect(healthy).toContain(`buildctl du: build cache ${total};`);
+    expect(healthy).toMatch(/^ok +cache filling the disk: build cache \S+ [KMG]iB; no GC ceiling set: BuildKit's default applies; \d+ MiB free on its disk$/m);
+    expect(healthy).toContain(`cache filling the disk: build cache ${humanBytes(total!)};`);
 
     broken = true;
     mustRun("docker", ["stop", name]);
@@ -388,7 +419,7 @@ describe("an mTLS stack on TCP", () => {
     const report = expectExit(doctor(), 0);
     expect(report).not.toMatch(/^FAIL/m);
     expect(report).toMatch(new RegExp(`^ok +buildctl --addr tcp://127.0.0.1:${TLS_PORT} debug workers \\(client certificate from the stack's config\\): 1 worker`, "m"));
-    expect(report).toMatch(/^ok +buildctl du: build cache \S+; GC ceiling 2048 MiB \(buildkit:cacheMaxUsedSpace\)$/m);
+    expect(report).toMatch(/^ok +cache filling the disk: build cache \S+ [KMG]iB; GC ceiling 2048 MiB \(buildkit:cacheMaxUsedSpace\); \d+ MiB free on its disk$/m);
     expect(report).toMatch(/^healthy: stack c-drift-tls$/m);
   });
 

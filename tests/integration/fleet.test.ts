@@ -325,7 +325,7 @@ describe("a fleet of three Docker hosts: local, ssh:// and tcp:// with TLS", () 
     expectExit(heal, 1);
     expect(heal.stdout).toMatch(/^heal: host ssh-1 skipped: unreachable \(.+\)$/m);
     expect(heal.stdout).toMatch(new RegExp(`^heal: host tls-1: docker unpause ${containerOf("tls-1")}$`, "m"));
-    expect(heal.stdout).toMatch(new RegExp(`^heal: pulumi up --refresh --target '[^']+::buildkit-local-daemon' --stack fleet$`, "m"));
+    expect(heal.stdout).toMatch(new RegExp(`^heal: pulumi up --refresh --target '[^']+::buildkit-local-daemon'( --target '[^']+::buildkit-local-[a-z-]+')* --policy-pack policy --policy-pack-config policy/config\\.json --stack fleet$`, "m"));
     expect(heal.stdout).toMatch(/^healed: stack fleet on the hosts that answer \(skipped: ssh-1\)$/m);
     expect(docker("local", ["inspect", "-f", "{{.State.Running}}", containerOf("local")]).trim()).toBe("true");
     expect(docker("tls-1", ["inspect", "-f", "{{.State.Paused}}", containerOf("tls-1")]).trim()).toBe("false");

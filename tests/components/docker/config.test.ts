@@ -42,6 +42,8 @@ function problemsOf(raw: Record<string, unknown>, stack = "dev"): string[] {
 // The forms, spelt once so a change of wording shows up here.
 const SIZE = "a size in docker's units, like 512m or 4g (b, k, m, g, t; binary multiples; at most 8191t)";
 const NAME = "a docker object name: two or more letters, digits, '_', '.', '-', starting with a letter or digit";
+const CONTAINER = `${NAME}, at most 63 characters between dots`;
+const VOLUME = `${NAME}, at most 255 characters`;
 const NETWORK = `${NAME}, other than bridge, host, none, default, ingress, docker_gwbridge`;
 const CPUS = "a number of CPUs from 0.1 to 1024 with at most two decimals, like 1, 2.5 or 0.25";
 const MIRRORS = 'a list of registry hosts like ["mirror.example.com", "http://host.docker.internal:5000"] (http:// marks a plain-HTTP mirror)';
@@ -149,10 +151,10 @@ const BAD_CONFIGS: [string, Record<string, unknown>, string[]][] = [
     { "buildkit:dockerHost": "localhost" },
     [`buildkit:dockerHost is "localhost"; expected ${DOCKER_HOST}`],
   ],
-  ["a container name starting with a dash", { "buildkit:containerName": "-bad" }, [`buildkit:containerName is "-bad"; expected ${NAME}`]],
+  ["a container name starting with a dash", { "buildkit:containerName": "-bad" }, [`buildkit:containerName is "-bad"; expected ${CONTAINER}`]],
   // Docker refuses one-character container and volume names at create time.
-  ["a one-character container name", { "buildkit:containerName": "b" }, [`buildkit:containerName is "b"; expected ${NAME}`]],
-  ["a volume name with a slash", { "buildkit:cacheVolumeName": "cache/vol" }, [`buildkit:cacheVolumeName is "cache/vol"; expected ${NAME}`]],
+  ["a one-character container name", { "buildkit:containerName": "b" }, [`buildkit:containerName is "b"; expected ${CONTAINER}`]],
+  ["a volume name with a slash", { "buildkit:cacheVolumeName": "cache/vol" }, [`buildkit:cacheVolumeName is "cache/vol"; expected ${VOLUME}`]],
   ["a network name with a space", { "buildkit:networkName": "my net" }, [`buildkit:networkName is "my net"; expected ${NETWORK}`]],
   [
     "a TLS key that is not PEM, alone",
@@ -344,9 +346,13 @@ const PRODUCTION_CEILING = (given: string, bytes: number) =>
 
 const ADVERSARIAL: [string, Record<string, unknown>, string[]][] = [
   // Names docker refuses, or keeps for itself (the network create fails mid-deploy).
-  ["containerName", { "buildkit:containerName": "_bk" }, [`buildkit:containerName is "_bk"; expected ${NAME}`]],
-  ["containerName", { "buildkit:containerName": "" }, [`buildkit:containerName is ""; expected ${NAME}`]],
-  ["cacheVolumeName", { "buildkit:cacheVolumeName": "../etc" }, [`buildkit:cacheVolumeName is "../etc"; expected ${NAME}`]],
+  ["containerName", { "buildkit:containerName": "_bk" }, [`buildkit:containerName is "_bk"; expected ${CONTAINER}`]],
+  ["containerName", { "buildkit:containerName": "" }, [`buildkit:containerName is ""; expected ${CONTAINER}`]],
+  ["cacheVolumeName", { "buildkit:cacheVolumeName": "../etc" }, [`buildkit:cacheVolumeName is "../etc"; expected ${VOLUME}`]],
+  // Lengths: what DNS resolves a container by, and what a volume directory can be named.
+  ["containerName", { "buildkit:containerName": "b".repeat(64) }, [`buildkit:containerName is "${"b".repeat(64)}"; expected ${CONTAINER} (its part "${"b".repeat(20)}…" is 64 characters; containers on its network find it by DNS, where a name's dot-separated parts hold 63 at most)`]],
+  ["containerName", { "buildkit:containerName": Array(5).fill("c".repeat(60)).join(".") }, [`buildkit:containerName is "${Array(5).fill("c".repeat(60)).join(".")}"; expected ${CONTAINER} (it is 304 characters; containers on its network find it by DNS, where a name holds 253 at most)`]],
+  ["cacheVolumeName", { "buildkit:cacheVolumeName": "v".repeat(256) }, [`buildkit:cacheVolumeName is "${"v".repeat(256)}"; expected ${VOLUME} (it is 256 characters; the volume is a directory on the engine's disk, whose names hold 255)`]],
   ["networkName", { "buildkit:networkName": "host" }, [RESERVED_NETWORK("host")]],
   ["networkName", { "buildkit:networkName": "bridge" }, [RESERVED_NETWORK("bridge")]],
   ["networkName", { "buildkit:networkName": "none" }, [RESERVED_NETWORK("none")]],
@@ -490,6 +496,20 @@ const ADVERSARIAL: [string, Record<string, unknown>, string[]][] = [
   ["platforms", { "buildkit:platforms": ["linux/amd64", 64] }, [`buildkit:platforms is ["linux/amd64",64]; expected ${PLATFORMS}`]],
   ["platforms", { "buildkit:platforms": "[]" }, ["buildkit:platforms is []; expected at least one platform, or no buildkit:platforms at all for what buildkitd detects on its host"]],
   ["platforms", { "buildkit:platforms": '["linux/arm64","linux/amd64","linux/arm64"]' }, ['buildkit:platforms lists "linux/arm64" more than once; list each platform once']],
+  // Variants that do not exist: advertised as written, they match no build and no image in an index.
+  ["platforms", { "buildkit:platforms": '["linux/amd64/v9"]' }, [BAD_PLATFORMS('["linux/amd64/v9"]', '"linux/amd64/v9": amd64 has no variant v9 (its variants: v1, v2, v3, v4)')]],
+  ["platforms", { "buildkit:platforms": '["linux/arm/v4"]' }, [BAD_PLATFORMS('["linux/arm/v4"]', '"linux/arm/v4": arm has no variant v4 (its variants: v5, v6, v7, v8)')]],
+  ["platforms", { "buildkit:platforms": '["linux/arm64/v7"]' }, [BAD_PLATFORMS('["linux/arm64/v7"]', '"linux/arm64/v7": arm64 has no variant v7 (its variants: v8, v8.0-v8.9, v9, v9.0-v9.5)')]],
+  ["platforms", { "buildkit:platforms": '["linux/arm64/v9.6"]' }, [BAD_PLATFORMS('["linux/arm64/v9.6"]', '"linux/arm64/v9.6": arm64 has no variant v9.6 (its variants: v8, v8.0-v8.9, v9, v9.0-v9.5)')]],
+  ["platforms", { "buildkit:platforms": '["linux/amd64/v2.1"]' }, [BAD_PLATFORMS('["linux/amd64/v2.1"]', '"linux/amd64/v2.1": amd64 has no variant v2.1 (its variants: v1, v2, v3, v4)')]],
+  ["platforms", { "buildkit:platforms": '["linux/riscv64/v1"]' }, [BAD_PLATFORMS('["linux/riscv64/v1"]', '"linux/riscv64/v1": riscv64 has no variants; write linux/riscv64')]],
+  // Extra hosts: one address per name (the first /etc/hosts line wins; the provider keeps a set).
+  [
+    "extraHosts",
+    { "buildkit:extraHosts": '["db:10.0.0.2","DB:10.0.0.3","gw:host-gateway"]' },
+    ['buildkit:extraHosts maps "db" to 10.0.0.2 and 10.0.0.3 ("db:10.0.0.2", "DB:10.0.0.3"); list each host once, with the one address it should resolve to'],
+  ],
+  ["extraHosts", { "buildkit:extraHosts": '["db:10.0.0.2","db:10.0.0.2"]' }, ['buildkit:extraHosts lists "db:10.0.0.2" 2 times; list each host once']],
   // Ports and addresses.
   ["tcpPort", { "buildkit:tcpPort": "0x10" }, [`buildkit:tcpPort is "0x10"; expected ${PORT}`]],
   ["tcpPort", { "buildkit:tcpPort": "1e3" }, [`buildkit:tcpPort is "1e3"; expected ${PORT}`]],
@@ -603,10 +623,14 @@ describe("values at the edges that work as written", () => {
     ["image", { "buildkit:image": "localhost/moby/buildkit:v1" }, { image: "localhost/moby/buildkit:v1" }],
     ["image", { "buildkit:rootless": "true", "buildkit:image": "moby/buildkit:rootless" }, { image: "moby/buildkit:rootless" }],
     ["networkName", { "buildkit:networkName": "hosts" }, { networkName: "hosts" }],
+    ["containerName", { "buildkit:containerName": `${"b".repeat(63)}.${"c".repeat(63)}` }, { containerName: `${"b".repeat(63)}.${"c".repeat(63)}` }],
+    ["cacheVolumeName", { "buildkit:cacheVolumeName": "v".repeat(255) }, { cacheVolumeName: "v".repeat(255) }],
     ["dockerHost", { "buildkit:dockerHost": "ssh://builder@build-host:2222" }, { dockerHost: "ssh://builder@build-host:2222" }],
     ["restartMaxRetries", { "buildkit:restartPolicy": "on-failure", "buildkit:restartMaxRetries": 3 }, { restartMaxRetries: 3 }],
     ["platforms", { "buildkit:platforms": '["linux/arm64"]' }, { platforms: ["linux/arm64"] }],
     ["platforms", { "buildkit:platforms": ["linux/amd64", "linux/arm/v7", "linux/amd64/v3", "linux/riscv64"] }, { platforms: ["linux/amd64", "linux/arm/v7", "linux/amd64/v3", "linux/riscv64"] }],
+    ["platforms", { "buildkit:platforms": ["linux/amd64/v1", "linux/amd64/v4", "linux/arm/v5", "linux/arm/v8", "linux/arm64/v8", "linux/arm64/v8.2", "linux/arm64/v9"] }, { platforms: ["linux/amd64/v1", "linux/amd64/v4", "linux/arm/v5", "linux/arm/v8", "linux/arm64/v8", "linux/arm64/v8.2", "linux/arm64/v9"] }],
+    ["extraHosts", { "buildkit:extraHosts": '["db:10.0.0.2","db2:10.0.0.2","db.example:10.0.0.2"]' }, { extraHosts: ["db:10.0.0.2", "db2:10.0.0.2", "db.example:10.0.0.2"] }],
   ])("accepts %s %j", (_key, raw, expected) => {
     expect(parseDockerSettings(raw, { stack: "dev" })).toMatchObject(expected);
   });
