@@ -33,6 +33,7 @@ import "./early-start";
 
 import type { EngineEvent, Stack } from "@pulumi/pulumi/automation";
 
+import { DRIFT_CHECK_ENV } from "../components/docker/engine-preflight";
 import { CONTAINER_TYPE } from "../components/resource-types";
 import { clusterDriftMain } from "./cluster-drift";
 import { isClusterState } from "./cluster-inspect";
@@ -72,6 +73,9 @@ const USAGE = `usage: npm run drift -- --stack NAME [--cwd DIR] [--heal]
   (a fleet with an unreachable host: 1, after printing what the other hosts show)`;
 
 async function main(): Promise<number> {
+  // The program's previews (which inherit this environment) leave a name another program holds to this check:
+  // it names the container that took it and what heals it, where the engine preflight would stop the preview.
+  process.env[DRIFT_CHECK_ENV] = "1";
   const options = parseCli(process.argv.slice(2), USAGE, true);
   if (!options.stack) throw new UsageError(`--stack NAME is required\n${USAGE}`);
   const stack = await openStack(options.stack, options.cwd);

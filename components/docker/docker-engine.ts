@@ -8,7 +8,7 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 
 import type { DockerSettings, DockerTlsMaterial } from "./config";
-import { dockerInspector, EngineFacts, enginePreflightProblems } from "./engine-preflight";
+import { DRIFT_CHECK_ENV, dockerInspector, EngineFacts, enginePreflightProblems } from "./engine-preflight";
 import { DEFAULT_DOCKER_HOST, isLocalEndpoint, withEngineEnv } from "./engine-probe";
 
 /** Arguments of {@link DockerEngine}. */
@@ -95,7 +95,7 @@ export function enginePreflight(engine: DockerEngine, settings: DockerSettings):
   if (!engine.askEngine) return Promise.resolve([]);
   return withEngineEnv(engine.host, engine.tls, (env) => {
     const inspector = { ...dockerInspector(env, isLocalEndpoint(engine.host)), facts: () => engine.facts() };
-    return enginePreflightProblems(settings, inspector, env.DOCKER_HOST ?? DEFAULT_DOCKER_HOST);
+    return enginePreflightProblems(settings, inspector, env.DOCKER_HOST ?? DEFAULT_DOCKER_HOST, process.env[DRIFT_CHECK_ENV] !== "1");
   });
 }
 

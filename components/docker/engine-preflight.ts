@@ -103,11 +103,20 @@ function ours(labels: Labels): boolean {
 }
 
 /**
+ * Set (to "1") in the environment of the previews `npm run drift` runs: a
+ * name another program holds is then drift to report (drift names the
+ * container that took it, with its id and limits, and what heals it), not a
+ * refusal that would stop the check. `pulumi up` and plain previews refuse it.
+ */
+export const DRIFT_CHECK_ENV = "BUILDKIT_STACK_DRIFT_CHECK";
+
+/**
  * The problems of `settings` on the engine `inspector` asks, each naming the
  * key, the engine (`where`) and what it said; empty when the engine can run
- * the daemon exactly as configured.
+ * the daemon exactly as configured. `names: false` leaves out the names
+ * another program holds (see {@link DRIFT_CHECK_ENV}).
  */
-export async function enginePreflightProblems(settings: DockerSettings, inspector: EngineInspector, where: string): Promise<string[]> {
+export async function enginePreflightProblems(settings: DockerSettings, inspector: EngineInspector, where: string, names = true): Promise<string[]> {
   const [facts, container, network, volume, publishers] = await Promise.all([
     inspector.facts(),
     inspector.containerLabels(settings.containerName),
@@ -134,7 +143,7 @@ export async function enginePreflightProblems(settings: DockerSettings, inspecto
     ["cacheVolumeName", "volume", volume, settings.cacheVolumeName],
   ];
   for (const [key, kind, labels, name] of held) {
-    if (labels !== undefined && !ours(labels)) {
+    if (names && labels !== undefined && !ours(labels)) {
       problems.push(
         `${full(key)} is ${show(name)} but a ${kind} of that name on the Docker engine at ${where} was not made by this program ` +
           `(no ${LABEL_PREFIX}.managed-by label); choose another name, or remove that ${kind} if it is yours to remove`,

@@ -278,8 +278,9 @@ describe("a plain stack (docker-container://)", () => {
     expect(summary).toContain("memory 256 MiB");
     expect(summary).toContain(`remove it with \`docker rm -f ${testStack.containerName}\`, then run pulumi up --refresh`);
 
-    // What the warning is about: up alone cannot take the name back.
-    await expect(testStack.stack.up({ refresh: true, onOutput: () => undefined })).rejects.toThrow(/already in use/);
+    // What the warning is about: up alone cannot take the name back (the engine preflight refuses it before anything
+    // is touched, the state included: without --refresh, which would forget the deleted container).
+    await expect(testStack.stack.up({ onOutput: () => undefined })).rejects.toThrow(/buildkit:containerName is "[^"]+" but a container of that name .* was not made by this program/);
     // --heal does not remove what the stack did not create.
     const refused = expectExit(drift("--heal"), 2);
     expect(refused).toContain(`heal: not removing container ${testStack.containerName} (id ${handMade.slice(0, 12)}): this stack did not create it`);

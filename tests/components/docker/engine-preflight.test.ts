@@ -50,6 +50,13 @@ describe("what only the engine can judge", () => {
     ]);
   });
 
+  it("leaves a held name to npm run drift's own report when asked (its previews): the other checks still run", async () => {
+    const foreign = async () => ({ "com.example.owner": "someone" });
+    const inspector = engine({ containerLabels: foreign, volumeLabels: foreign });
+    expect(await enginePreflightProblems(settings({}), inspector, WHERE, false)).toEqual([]);
+    expect(await enginePreflightProblems(settings({ "buildkit:cpus": "64" }), inspector, WHERE, false)).toHaveLength(1);
+  });
+
   describe("a published port", () => {
     const certificates = tlsSettings(makeCertificates({ serverSans: ["DNS:buildkitd", "IP:127.0.0.1", "IP:10.9.9.9"] }));
     const tcp = { "buildkit:tcpPort": "1234", ...Object.fromEntries(Object.entries(certificates).map(([key, value]) => [`buildkit:${key}`, value])) };
