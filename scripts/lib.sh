@@ -46,9 +46,10 @@ install_debian_packages() {
 }
 
 # start_daemon LOG COMMAND...: start COMMAND for good, in its own session,
-# output to LOG, and print its pid. It keeps none of the caller's other open
-# files: a daemon started under `flock /tmp/buildkit-stack-engine.lock …`
-# would otherwise hold the engine lock for as long as it lives.
+# output appended to LOG, and print its pid. It keeps none of the caller's
+# other open files: a daemon started under `flock /tmp/buildkit-stack-engine.lock …`
+# (or by a script holding a lock of its own, as cluster.sh does) would
+# otherwise hold that lock for as long as it lives.
 start_daemon() {
   local log=$1 fd
   shift
@@ -57,7 +58,7 @@ start_daemon() {
       fd=${fd##*/}
       if ((fd > 2)); then eval "exec ${fd}>&-" 2>/dev/null || true; fi
     done
-    exec setsid nohup "$@" >"$log" 2>&1 </dev/null
+    exec setsid nohup "$@" >>"$log" 2>&1 </dev/null
   ) &
   echo $!
 }

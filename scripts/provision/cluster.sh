@@ -134,8 +134,9 @@ daemon() {
   fi
   log "starting $name (log: $logfile)"
   printf '\n==== %s starting: %s\n' "$(date -u +%FT%TZ)" "$*" >>"$logfile"
-  env "${env[@]}" setsid nohup "$@" >>"$logfile" 2>&1 </dev/null &
-  pid=$!
+  # start_daemon (lib.sh): without this script's lock (fd 8), which the daemon would otherwise hold for its life,
+  # keeping every later cluster.sh up waiting.
+  pid=$(start_daemon "$logfile" env "${env[@]}" "$@")
   printf '%s %s\n' "$pid" "$(readlink -f "$binary")" >"$run/$name.pid"
   stamp_write "$run/$name.key" "$key"
   # Poll until healthy, and stop polling at once if it exited.

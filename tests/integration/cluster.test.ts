@@ -111,6 +111,8 @@ describe("the local cluster", () => {
     const daemons = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "containerd", "kubelet", "kube-proxy"];
     const pids = () => daemons.map((d) => fs.readFileSync(path.join("/run/buildkit-stack/cluster", `${d}.pid`), "utf8").split(" ")[0]);
     const before = pids();
+    // No daemon holds cluster.sh's own lock (they were started without its open files): a second up does not wait.
+    expect(run("flock", ["-n", path.join(cache, "cluster", "cluster.lock"), "true"]).code).toBe(0);
     const up = run("bash", [script, "up"], { timeoutMs: 5 * 60 * 1000 });
     expect({ code: up.code, stderr: up.code === 0 ? "" : up.stderr }).toEqual({ code: 0, stderr: "" });
     for (const d of daemons) expect(up.stderr).toContain(`[cluster/${d}] ${d} is running (pid `);
