@@ -5,13 +5,16 @@
  * the provider cannot see (a replica's cache volume deleted), and `--heal`
  * puts the program back: the pod of a replica whose volume is gone is
  * deleted so the StatefulSet recreates both, then one `pulumi up --refresh`
- * (which re-proves that replica) — and the check runs again.
+ * under the policy gate (which re-proves that replica) — and the check runs
+ * again. Unlike a Docker stack's heal it is not targeted: a program change not
+ * yet deployed goes out with it (docs/known-limits.md).
  */
 import type { EngineEvent, Stack } from "@pulumi/pulumi/automation";
 
 import { apiServerProblem, ClusterDrift, ClusterTarget, clusterOf, kubectl, kubectlLine, refreshedDrift, replicaDrift, replicaStates } from "./cluster-inspect";
 import { EXIT_CLEAN, EXIT_DRIFT } from "./drift-report";
-import { firstLine, UsageError } from "./options";
+import { firstLine, repoRoot, UsageError } from "./options";
+import { policyGate, policyGateFlags } from "./policy-gate";
 import { pulumiCommand, shellQuote } from "./shell";
 import { readOutputs, readState, RecordedResource } from "./stack-state";
 
@@ -64,7 +67,7 @@ function printDrift(stackName: string, cluster: ClusterTarget, drifts: ClusterDr
   for (const drift of drifts) console.log(`  ${drift.what}: ${drift.change}; ${drift.action}`);
   console.log("fix (or run: npm run drift -- --heal):");
   for (const drift of drifts.filter((d) => d.recreatePod)) console.log(`  ${kubectlLine(cluster, ["delete", "pod", drift.recreatePod!])}`);
-  console.log(`  ${pulumiCommand(stackName, workDir, ["up", "--refresh", ...replacements(cluster, drifts).flatMap((urn) => ["--replace", shellQuote(urn)])])}`);
+  console.log(`  ${pulumiCommand(stackName, workDir, ["up", "--refresh", ...replacements(cluster, drifts).flatMap((urn) => ["--replace", shellQuote(urn)]), ...policyGateFlags(workDir).map(shellQuote)])}`);
 }
 
 /** The proofs of the replicas a heal recreates: they must run again. */
@@ -80,10 +83,11 @@ async function heal(stack: Stack, cluster: ClusterTarget, drifts: ClusterDrift[]
     if (deleted.code !== 0) throw new UsageError(`kubectl delete pod ${drift.recreatePod} failed: ${firstLine(deleted.stderr)}`);
   }
   const replace = replacements(cluster, drifts);
-  console.log(`heal: pulumi up --refresh${replace.map((urn) => ` --replace ${shellQuote(urn)}`).join("")} --stack ${shellQuote(stack.name)}`);
+  console.log(`heal: pulumi up --refresh${replace.map((urn) => ` --replace ${shellQuote(urn)}`).join("")} ${policyGateFlags(repoRoot).map(shellQuote).join(" ")} --stack ${shellQuote(stack.name)}`);
   const events: EngineEvent[] = [];
   try {
-    await stack.up({ refresh: true, replace, onOutput: (out) => process.stdout.write(out), onEvent: (event) => events.push(event) });
+    // Under the policy gate `npm run up` deploys through (policy-gate.ts): a heal cannot deploy what up would refuse.
+    await stack.up({ refresh: true, replace, ...policyGate(), onOutput: (out) => process.stdout.write(out), onEvent: (event) => events.push(event) });
   } catch (error) {
     const reported = events.map((e) => e.diagnosticEvent).find((d) => d?.severity === "error");
     throw new UsageError(`pulumi up of stack ${stack.name} failed: ${reported?.message.trim() ?? firstLine(error)}`);
