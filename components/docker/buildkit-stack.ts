@@ -256,7 +256,7 @@ export class BuildkitStack extends pulumi.ComponentResource {
  * when the engine refuses the settings (or the tag or the caller's gate fails).
  */
 function readyToDeclare(stack: BuildkitStack, args: BuildkitStackArgs, engine: DockerEngine, pinnedImage?: pulumi.Output<string>): pulumi.Output<void> {
-  const checked = enginePreflight(engine, args).then((problems) => {
+  const checked = enginePreflight(engine, args, stack).then((problems) => {
     if (problems.length === 0) return;
     const message =
       `Refused before anything was created on the engine (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n` +

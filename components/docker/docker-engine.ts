@@ -89,13 +89,21 @@ export function engineFacts(host: string | undefined, tls: DockerTlsMaterial | u
 
 /**
  * The problems of `settings` on this engine that only the engine can judge
- * (engine-preflight.ts); none when the engine is not to be asked.
+ * (engine-preflight.ts); none when the engine is not to be asked. An engine
+ * that does not answer is not judged here: the provider fails on it where it
+ * reaches it, naming the host (a fleet's roll stops at that host, the hosts
+ * after it untouched; drift and doctor report it as unreachable), and a
+ * warning says the checks were skipped.
  */
-export function enginePreflight(engine: DockerEngine, settings: DockerSettings): Promise<string[]> {
+export function enginePreflight(engine: DockerEngine, settings: DockerSettings, parent?: pulumi.Resource): Promise<string[]> {
   if (!engine.askEngine) return Promise.resolve([]);
   return withEngineEnv(engine.host, engine.tls, (env) => {
     const inspector = { ...dockerInspector(env, isLocalEndpoint(engine.host)), facts: () => engine.facts() };
     return enginePreflightProblems(settings, inspector, env.DOCKER_HOST ?? DEFAULT_DOCKER_HOST, process.env[DRIFT_CHECK_ENV] !== "1");
+  }).catch((error: unknown) => {
+    const reason = (error instanceof Error ? error.message : String(error)).split("\n")[0];
+    void pulumi.log.warn(`the Docker engine at ${engine.host ?? DEFAULT_DOCKER_HOST} did not answer (${reason}); its preflight checks are skipped`, parent);
+    return [];
   });
 }
 
