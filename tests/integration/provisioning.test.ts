@@ -119,14 +119,19 @@ describe("the registry mirror's reach", () => {
 
 describe("pushes to the registry mirror", () => {
   const registryDir = () => path.join(cache, "registry");
+  /**
+   * Whether `pid` still runs. A killed process whose parent is gone stays a zombie until this machine's init reaps
+   * it, which not every init does promptly (this VM's does not): a zombie has stopped running.
+   */
   const processAlive = (pid: number) => {
     try {
-      process.kill(pid, 0);
-      return true;
+      return fs.readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /s, "")[0] !== "Z";
     } catch {
       return false;
     }
   };
+  /** A process's command line as /proc shows it (the resolved interpreter, not the name typed). */
+  const commandLine = (pid: string) => fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean).join(" ");
 
   it("are accepted from this machine on 127.0.0.1 (provisioning and the tests push there)", () => {
     expect(status("127.0.0.1", "POST", UPLOAD_PATH)).toBe("202");
@@ -181,9 +186,11 @@ describe("pushes to the registry mirror", () => {
     const other = mustRun("bash", ["-c", `setsid nohup python3 -m http.server ${PORT} --bind ${EXTRA_GATEWAY} >/dev/null 2>&1 </dev/null & echo $!`]).trim();
     try {
       await waitFor(`python's http.server on ${EXTRA_GATEWAY}:${PORT}`, 10_000, () => status(EXTRA_GATEWAY) !== "refused");
+      const held = commandLine(other);
+      expect(held).toMatch(new RegExp(`python3 -m http.server ${PORT} --bind ${EXTRA_GATEWAY.replace(/\./g, "\\.")}$`));
       const output = run("bash", [path.join(repoRoot, "scripts/provision/registry.sh")], { env });
       expect(output.code).toBe(1);
-      expect(output.stderr).toContain(`[registry] ERROR: ${EXTRA_GATEWAY}:${PORT}, where containers reach the mirror, is held by pid ${other} (python3 -m http.server ${PORT} --bind ${EXTRA_GATEWAY}), not by provisioning;`);
+      expect(output.stderr).toContain(`[registry] ERROR: ${EXTRA_GATEWAY}:${PORT}, where containers reach the mirror, is held by pid ${other} (${held}), not by provisioning;`);
     } finally {
       process.kill(Number(other));
     }
