@@ -8,7 +8,7 @@
  */
 import type { EngineEvent, StepEventMetadata } from "@pulumi/pulumi/automation";
 
-import { childName, COMMAND_TYPE, CONTAINER_TYPE, IMAGE_TYPE, NETWORK_TYPE, VOLUME_TYPE } from "../components/resource-types";
+import { childName, COMMAND_TYPE, STACK_CHILD, CONTAINER_TYPE, IMAGE_TYPE, NETWORK_TYPE, VOLUME_TYPE } from "../components/resource-types";
 import { ContainerInfo, containerOwnership, describeLimits, inspectContainer, invisibleDrift, shortId } from "./docker-inspect";
 import { policyGateFlags } from "./policy-gate";
 import { pulumiCommand, shellQuote } from "./shell";
@@ -111,7 +111,9 @@ export interface FleetFound {
 export function fleetScope(hosts: StackEngine[], opened: OpenEngine[], partial: boolean, state: RecordedResource[] = []): Scope {
   const local = singleHostScope(process.env);
   return {
-    commandsOn: (host) => commandUrns(state).filter((urn) => engineOfUrn(hosts, urn)?.host === host),
+    // A fleet host's smoke test only: its cache guard waits on the previous host's proof, and targeting it pulled
+    // the roll's order into the heal (Pulumi then planned to destroy an untargeted image).
+    commandsOn: (host) => commandUrns(state).filter((urn) => engineOfUrn(hosts, urn)?.host === host && !urnName(urn).endsWith(`-${STACK_CHILD.cacheGuard}`)),
     envOf: (urn) => {
       const host = engineOfUrn(hosts, urn);
       return opened.find((engine) => engine.engine === host)?.env ?? local.envOf(urn);
