@@ -20,7 +20,7 @@ import * as path from "path";
 
 import { DEFAULT_IMAGE } from "../components/core/buildkitd";
 import { copyProgram } from "../runtime/program-files";
-import { exec, log, mustExec, onCleanup, repoRoot, Result, tempDir } from "./lib";
+import { buildxDockerConfig, exec, log, mustExec, onCleanup, repoRoot, Result, tempDir } from "./lib";
 import type { Series, Target } from "./report";
 
 type Add = (part: string, label: string, unit: Series["unit"], samples: number[], extra?: { target?: Target; note?: string }) => void;
@@ -30,21 +30,6 @@ const KUBECONFIG = path.join(cache, "cluster", "kubeconfig");
 const REPLICAS = 2;
 /** What Pulumi.cluster.yaml gives each replica, given to buildx's pods too. */
 const RESOURCES = "requests.cpu=500m,limits.cpu=500m,requests.memory=1Gi,limits.memory=1Gi";
-
-function buildxVersion(): string {
-  const versions = fs.readFileSync(path.join(repoRoot, "scripts/versions.sh"), "utf8");
-  return /^BUILDX_VERSION="([^"]+)"/m.exec(versions)![1];
-}
-
-/** A DOCKER_CONFIG with the provisioned buildx plugin, for this bench only. */
-function buildxConfig(): string {
-  const plugin = path.join(cache, "tools", `buildx-${buildxVersion()}`, "docker-buildx");
-  if (!fs.existsSync(plugin)) throw new Error(`docker buildx is not built (${plugin}); run \`bash scripts/provision.sh\``);
-  const dir = tempDir("buildx-config");
-  fs.mkdirSync(path.join(dir, "cli-plugins"));
-  fs.symlinkSync(plugin, path.join(dir, "cli-plugins", "docker-buildx"));
-  return dir;
-}
 
 async function timed(run: () => Promise<Result>): Promise<number> {
   const started = process.hrtime.bigint();
@@ -71,8 +56,7 @@ export async function partClusterPeer(runs: number, add: Add): Promise<void> {
   onCleanup("cluster peer stack", async () => {
     await pulumi(["destroy", "--yes", "--skip-preview"]);
   });
-  const dockerConfig = buildxConfig();
-  const buildxEnv = { ...env, DOCKER_CONFIG: dockerConfig };
+  const buildxEnv = { ...env, DOCKER_CONFIG: buildxDockerConfig("cluster-buildx-config") };
 
   const ours: number[] = [];
   const buildx: number[] = [];

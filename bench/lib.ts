@@ -526,3 +526,20 @@ export function memoryStat(dir: string, key: string): number {
   const match = new RegExp(`^${key} (\\d+)$`, "m").exec(fs.readFileSync(path.join(dir, "memory.stat"), "utf8"));
   return match ? Number(match[1]) : NaN;
 }
+
+/** The provisioned buildx version (scripts/versions.sh). */
+export const BUILDX_VERSION = /^BUILDX_VERSION="([^"]+)"/m.exec(fs.readFileSync(path.join(repoRoot, "scripts/versions.sh"), "utf8"))![1];
+
+/**
+ * A DOCKER_CONFIG of the bench's own holding the provisioned buildx plugin:
+ * buildx keeps its builders and contexts there, so a user's ~/.docker stays untouched.
+ */
+export function buildxDockerConfig(prefix: string): string {
+  const cache = process.env.BUILDKIT_STACK_CACHE ?? path.join(os.homedir(), ".cache/buildkit-stack");
+  const plugin = path.join(cache, "tools", `buildx-${BUILDX_VERSION}`, "docker-buildx");
+  if (!fs.existsSync(plugin)) throw new Error(`docker buildx ${BUILDX_VERSION} is not built (${plugin}); run \`bash scripts/provision/buildx.sh\``);
+  const dockerConfig = tempDir(prefix);
+  fs.mkdirSync(path.join(dockerConfig, "cli-plugins"));
+  fs.symlinkSync(plugin, path.join(dockerConfig, "cli-plugins", "docker-buildx"));
+  return dockerConfig;
+}

@@ -21,7 +21,7 @@ import * as path from "path";
 import { renderBuildkitdToml } from "../components/core/buildkitd-toml";
 import { DEFAULT_IMAGE } from "../components/core/buildkitd";
 import { MIB } from "../components/core/units";
-import { NAME_PREFIX, ProgramCopy, Result, STACK, devSettings, exec, log, mustExec, onCleanup, removeDockerObjects, repoRoot, tail, tempDir } from "./lib";
+import { BUILDX_VERSION, buildxDockerConfig, NAME_PREFIX, ProgramCopy, Result, STACK, devSettings, exec, log, mustExec, onCleanup, removeDockerObjects, repoRoot, tail, tempDir } from "./lib";
 import { Series, Target, summarize } from "./report";
 import { Exec, Phase, STRACE_ARGS, driftPhases, previewPhases, readExecs, upPhases } from "./trace";
 
@@ -58,7 +58,6 @@ type Add = (part: string, label: string, unit: Series["unit"], samples: number[]
 const cache = process.env.BUILDKIT_STACK_CACHE ?? path.join(os.homedir(), ".cache/buildkit-stack");
 const versions = fs.readFileSync(path.join(repoRoot, "scripts/versions.sh"), "utf8");
 const version = (name: string) => new RegExp(`^${name}="([^"]+)"`, "m").exec(versions)?.[1];
-const BUILDX_VERSION = version("BUILDX_VERSION")!;
 const PEERS_DIR = path.join(cache, "peers");
 
 /** Seconds of each phase for one tool in one run. */
@@ -125,13 +124,7 @@ function rawPeer(network: string): { run: () => Promise<ToolRun> } {
 // buildx
 
 async function buildxPeer(network: string): Promise<{ run: () => Promise<ToolRun>; version: string }> {
-  const plugin = path.join(cache, "tools", `buildx-${BUILDX_VERSION}`, "docker-buildx");
-  if (!fs.existsSync(plugin)) throw new Error(`docker buildx ${BUILDX_VERSION} is not built (${plugin}); run \`bash scripts/provision/buildx.sh\``);
-  // A DOCKER_CONFIG of our own: buildx keeps its builder list there, and a user's ~/.docker stays untouched.
-  const dockerConfig = tempDir("docker-config");
-  fs.mkdirSync(path.join(dockerConfig, "cli-plugins"));
-  fs.symlinkSync(plugin, path.join(dockerConfig, "cli-plugins", "docker-buildx"));
-  const env = { ...process.env, DOCKER_CONFIG: dockerConfig };
+  const env = { ...process.env, DOCKER_CONFIG: buildxDockerConfig("docker-config") };
   const builder = `${NAME_PREFIX}peer-buildx`;
   // buildx names its container buildx_buildkit_<node>: the node name carries our prefix.
   const node = `${builder}0`;

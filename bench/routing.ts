@@ -38,7 +38,7 @@ import * as path from "path";
 
 import type { FleetEndpoint } from "../components/docker/buildkit-fleet";
 import { LOAD_FACTOR } from "../cli/route";
-import { FleetHostSpec, NAME_PREFIX, ProgramCopy, Result, countSteps, exec, log, mustExec, onCleanup, repoRoot, tail, tempDir } from "./lib";
+import { BUILDX_VERSION, buildxDockerConfig, FleetHostSpec, NAME_PREFIX, ProgramCopy, Result, countSteps, exec, log, mustExec, onCleanup, repoRoot, tail, tempDir } from "./lib";
 import { Series, Target } from "./report";
 
 type Add = (part: string, label: string, unit: Series["unit"], samples: number[], extra?: { target?: Target; note?: string }) => void;
@@ -64,8 +64,6 @@ export const STRATEGIES = ["route", "plain-hash", "random", "round-robin", "buil
 export type Strategy = (typeof STRATEGIES)[number];
 
 export const HOST_NAMES = ["local", "ssh-1", "tls-1"] as const;
-const BUILDX_VERSION = /^BUILDX_VERSION="([^"]+)"/m.exec(fs.readFileSync(path.join(repoRoot, "scripts/versions.sh"), "utf8"))![1];
-const cache = process.env.BUILDKIT_STACK_CACHE ?? path.join(os.homedir(), ".cache/buildkit-stack");
 
 // ---------------------------------------------------------------------------
 // The workload
@@ -282,12 +280,7 @@ async function buildRouted(job: Job, hosts: Host[], fleetFile: string, inFlight?
  * and tcp:// engines), in a DOCKER_CONFIG of the part's own.
  */
 async function buildxBuilder(hosts: Host[], env: Record<string, string>): Promise<{ build: (job: Job) => Promise<BuildResult>; builder: string }> {
-  const plugin = path.join(cache, "tools", `buildx-${BUILDX_VERSION}`, "docker-buildx");
-  if (!fs.existsSync(plugin)) throw new Error(`docker buildx ${BUILDX_VERSION} is not built (${plugin}); run \`npm run provision\``);
-  const dockerConfig = tempDir("routing-docker-config");
-  fs.mkdirSync(path.join(dockerConfig, "cli-plugins"));
-  fs.symlinkSync(plugin, path.join(dockerConfig, "cli-plugins", "docker-buildx"));
-  const buildxEnv = { ...process.env, DOCKER_CONFIG: dockerConfig };
+  const buildxEnv = { ...process.env, DOCKER_CONFIG: buildxDockerConfig("routing-docker-config") };
   const context = (host: Host) => `${NAME_PREFIX}route-${host.name}`;
   await mustExec("docker", ["context", "create", context(hosts[1]), "--docker", `host=${env.FLEET_SSH_DOCKER_HOST}`], { env: buildxEnv });
   const certs = env.FLEET_TLS_CERT_DIR;

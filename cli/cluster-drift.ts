@@ -12,7 +12,7 @@
 import type { EngineEvent, Stack } from "@pulumi/pulumi/automation";
 
 import { apiServerProblem, ClusterDrift, ClusterTarget, clusterOf, kubectl, kubectlLine, refreshedDrift, replicaDrift, replicaStates } from "./cluster-inspect";
-import { EXIT_CLEAN, EXIT_DRIFT } from "./drift-report";
+import { EXIT_CLEAN, EXIT_DRIFT, reportedError } from "./drift-report";
 import { firstLine, repoRoot, UsageError } from "./options";
 import { policyGate, policyGateFlags } from "./policy-gate";
 import { pulumiCommand, shellQuote } from "./shell";
@@ -89,7 +89,6 @@ async function heal(stack: Stack, cluster: ClusterTarget, drifts: ClusterDrift[]
     // Under the policy gate `npm run up` deploys through (policy-gate.ts): a heal cannot deploy what up would refuse.
     await stack.up({ refresh: true, replace, ...policyGate(), onOutput: (out) => process.stdout.write(out), onEvent: (event) => events.push(event) });
   } catch (error) {
-    const reported = events.map((e) => e.diagnosticEvent).find((d) => d?.severity === "error");
-    throw new UsageError(`pulumi up of stack ${stack.name} failed: ${reported?.message.trim() ?? firstLine(error)}`);
+    throw new UsageError(`pulumi up of stack ${stack.name} failed: ${reportedError(events) ?? firstLine(error)}`);
   }
 }

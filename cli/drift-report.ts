@@ -431,3 +431,11 @@ export function healUpArgs(up: Drift[], target: string[], workDir: string): stri
   const targets = target.flatMap((urn) => ["--target", shellQuote(urn)]);
   return ["up", ...(providerVisible ? ["--refresh"] : []), ...replace, ...targets, ...policyGateFlags(workDir).map(shellQuote)];
 }
+
+/** The first error an operation's engine events reported (what Pulumi printed under Diagnostics), if any. */
+export function reportedError(events: EngineEvent[]): string | undefined {
+  return events
+    .map((e) => e.diagnosticEvent)
+    .filter((d) => d?.severity === "error")
+    .map((d) => d!.message.trim())[0];
+}

@@ -55,6 +55,7 @@ import {
   healPlan,
   needsUp,
   pendingChangeLine,
+  reportedError,
   singleHostScope,
 } from "./drift-report";
 import { clearInterruption, describeInterruption, findInterruption, Interruption, interruptionFix, isInterrupted, recoverable } from "./interrupted-update";
@@ -253,12 +254,6 @@ async function previewed(stack: Stack, running: RunningPreview): Promise<EngineE
   return events;
 }
 
-function reportedError(events: EngineEvent[]): string | undefined {
-  return events
-    .map((e) => e.diagnosticEvent)
-    .filter((d) => d?.severity === "error")
-    .map((d) => d!.message.trim())[0];
-}
 
 function printClean(stackName: string, state: RecordedResource[]): void {
   const containers = state.filter((r) => r.type === CONTAINER_TYPE).length;
