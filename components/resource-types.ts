@@ -52,6 +52,7 @@ export const CLUSTER_CHILD = {
   service: "service",
   daemons: "daemons",
   "disruption-budget": "disruption-budget",
+  tls: "tls",
   smokeTest: STACK_CHILD.smokeTest,
 } as const;
 

@@ -28,7 +28,11 @@ export const CONFIG_FILE = "/etc/buildkit/buildkitd.toml";
 export const TLS_DIR = "/etc/buildkit/tls";
 /** The files of the listener's TLS material under {@link TLS_DIR}. */
 export const TLS_FILES = { ca: "ca.pem", cert: "cert.pem", key: "key.pem" } as const;
-/** buildkitd's conventional TCP port inside the container. */
+/**
+ * buildkitd's conventional TCP port inside a Docker container (the host
+ * publishes `tcpPort` onto it). A pod listens on `tcpPort` itself: clients
+ * dial the pod's address directly through a headless Service.
+ */
 export const TCP_PORT = 1234;
 
 /** What decides the daemon's command line. */
@@ -41,11 +45,11 @@ export interface DaemonCommandSettings {
 /**
  * buildkitd's arguments: the rendered config, and with a TCP listener both the
  * unix socket (for the probes and `buildctl` inside the image) and
- * `tcp://0.0.0.0:1234` with mTLS.
+ * `tcp://0.0.0.0:<listenPort>` with mTLS.
  */
-export function daemonCommand(settings: DaemonCommandSettings): string[] {
+export function daemonCommand(settings: DaemonCommandSettings, listenPort: number = TCP_PORT): string[] {
   const mode = modeOf(settings);
-  const tcp = settings.tcpPort !== undefined ? `tcp://0.0.0.0:${TCP_PORT}` : undefined;
+  const tcp = settings.tcpPort !== undefined ? `tcp://0.0.0.0:${listenPort}` : undefined;
   return [
     "--config",
     CONFIG_FILE,

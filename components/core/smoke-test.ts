@@ -12,15 +12,31 @@ export type SmokeTestEndpoint =
   /** The daemon's own unix socket: the runner is a shell inside the daemon's container. */
   | { kind: "socket"; rootless: boolean }
   /**
-   * The TCP listener at `host`:1234 with the client certificate, which the
-   * runner passes in as BK_CA, BK_CERT, BK_KEY (secrets, never on a command line).
+   * The TCP listener at `host`:`port` with the client certificate, never on a
+   * command line: the runner passes it in as BK_CA, BK_CERT, BK_KEY
+   * (`material: "environment"`, `docker run -e`), or writes it to the
+   * shell's stdin as {@link tlsMaterialLines} (`material: "stdin"`:
+   * `kubectl exec` passes no environment).
    */
-  | { kind: "tcp"; host: string };
+  | { kind: "tcp"; host: string; port: number; material: "environment" | "stdin" };
 
 /** The endpoint a daemon with these settings is proven through: TCP with mTLS when it listens there. */
-export function smokeTestEndpoint(settings: { rootless: boolean; tcpPort?: number; tls?: unknown }, tcpHost: string): SmokeTestEndpoint {
-  return settings.tcpPort !== undefined && settings.tls !== undefined ? { kind: "tcp", host: tcpHost } : { kind: "socket", rootless: settings.rootless };
+export function smokeTestEndpoint(
+  settings: { rootless: boolean; tcpPort?: number; tls?: unknown },
+  tcpHost: string,
+  via: { port: number; material: "environment" | "stdin" } = { port: TCP_PORT, material: "environment" },
+): SmokeTestEndpoint {
+  return settings.tcpPort !== undefined && settings.tls !== undefined
+    ? { kind: "tcp", host: tcpHost, ...via }
+    : { kind: "socket", rootless: settings.rootless };
 }
+
+/**
+ * Shell (run where the runner starts) that prints the client material as three
+ * base64 lines, CA, certificate, key, from $BK_CA, $BK_CERT and $BK_KEY: what
+ * a `material: "stdin"` client reads. Pipe it into the runner.
+ */
+export const tlsMaterialLines = 'for pem in "$BK_CA" "$BK_CERT" "$BK_KEY"; do printf "%s" "$pem" | base64 | tr -d "\\n"; echo; done';
 
 /**
  * The program the runner starts with `sh -c '<this>' client workers|build TEXT`,
@@ -29,13 +45,19 @@ export function smokeTestEndpoint(settings: { rootless: boolean; tcpPort?: numbe
 export function smokeTestClient(endpoint: SmokeTestEndpoint): string {
   const tcp = endpoint.kind === "tcp";
   const address = tcp
-    ? `--addr tcp://${endpoint.host}:${TCP_PORT} --tlscacert $d/ca.pem --tlscert $d/cert.pem --tlskey $d/key.pem`
+    ? `--addr tcp://${endpoint.host}:${endpoint.port} --tlscacert $d/ca.pem --tlscert $d/cert.pem --tlskey $d/key.pem`
     : `--addr ${SOCKET[modeOf(endpoint)]}`;
+  const material =
+    endpoint.kind !== "tcp"
+      ? []
+      : endpoint.material === "environment"
+        ? ['printf "%s" "$BK_CA" >$d/ca.pem', 'printf "%s" "$BK_CERT" >$d/cert.pem', 'printf "%s" "$BK_KEY" >$d/key.pem']
+        : ["for f in ca cert key; do read -r line; printf \"%s\" \"$line\" | base64 -d >$d/$f.pem; done"];
   return [
     "set -e",
     "d=$(mktemp -d)",
     'trap "rm -rf $d" EXIT',
-    ...(tcp ? ['printf "%s" "$BK_CA" >$d/ca.pem', 'printf "%s" "$BK_CERT" >$d/cert.pem', 'printf "%s" "$BK_KEY" >$d/key.pem'] : []),
+    ...material,
     'if [ "$1" = workers ]; then exec buildctl ' + address + " debug workers; fi",
     // A Dockerfile with no base image to pull: it exercises the frontend, the solver and the cache.
     'printf "FROM scratch\\nCOPY hello /hello\\n" >$d/Dockerfile',

@@ -4,12 +4,12 @@ import * as command from "@pulumi/command";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 
-import { CONFIG_FILE, daemonCommand, modeOf, SOCKET, STATE_PATH, workersProbe } from "../core/buildkitd";
+import { CONFIG_FILE, daemonCommand, modeOf, SOCKET, STATE_PATH, TLS_DIR, TLS_FILES, workersProbe } from "../core/buildkitd";
 import { renderBuildkitdToml } from "../core/buildkitd-toml";
-import { SMOKE_TEST_ATTEMPTS, smokeTestEndpoint, smokeTestScript } from "../core/smoke-test";
+import { SMOKE_TEST_ATTEMPTS, smokeTestEndpoint, smokeTestScript, tlsMaterialLines } from "../core/smoke-test";
 import { MIB } from "../core/units";
 import { CLUSTER_CACHE_VOLUME, CLUSTER_DAEMON_CONTAINER, CLUSTER_TYPE, clusterChildName } from "../resource-types";
-import type { ClusterSettings } from "./config";
+import { ClusterSettings, replicaHost, replicaPods } from "./config";
 
 /** Arguments of {@link BuildkitCluster}: validated settings (see `config.ts`). */
 export type BuildkitClusterArgs = ClusterSettings;
@@ -20,6 +20,12 @@ export interface ReplicaEndpoint {
   name: string;
   /** Paste into a shell with the kubeconfig exported: `export BUILDKIT_HOST=<this>`. */
   buildkitHost: string;
+  /**
+   * With a TCP listener (`buildkit:tcpPort` and mTLS): the replica's address
+   * for clients inside the cluster, `tcp://<pod>.<service>.<namespace>.svc:<port>`,
+   * dialled with the CA and a client certificate it signed.
+   */
+  tcpHost?: string;
 }
 
 
@@ -48,6 +54,8 @@ export class BuildkitCluster extends pulumi.ComponentResource {
   public readonly provider: k8s.Provider;
   public readonly namespace: k8s.core.v1.Namespace;
   public readonly config: k8s.core.v1.ConfigMap;
+  /** The TCP listener's server material (CA, certificate, key); only with `buildkit:tcpPort`. */
+  public readonly tlsSecret?: k8s.core.v1.Secret;
   public readonly service: k8s.core.v1.Service;
   public readonly statefulSet: k8s.apps.v1.StatefulSet;
   public readonly disruptionBudget: k8s.policy.v1.PodDisruptionBudget;
@@ -85,10 +93,32 @@ export class BuildkitCluster extends pulumi.ComponentResource {
       children,
     );
 
+    // The listener's material, as a Secret and never in the pod template. Auto-named like the ConfigMap: buildkitd
+    // reads its certificates only at start, so new material is a new Secret, and naming it rolls the pods.
+    const tcpPort = args.tls ? args.tcpPort : undefined;
+    if (tcpPort !== undefined && args.tls) {
+      this.tlsSecret = new k8s.core.v1.Secret(
+        clusterChildName(name, "tls"),
+        {
+          metadata: { namespace: ns, ...owned },
+          type: "Opaque",
+          stringData: pulumi.secret({ [TLS_FILES.ca]: args.tls.ca, [TLS_FILES.cert]: args.tls.cert, [TLS_FILES.key]: args.tls.key }),
+        },
+        children,
+      );
+    }
+
     // Headless: each replica answers at <pod>.<service>.<namespace>.svc, and nothing balances builds away from their cache.
     this.service = new k8s.core.v1.Service(
       clusterChildName(name, "service"),
-      { metadata: { name: args.name, namespace: ns, ...owned }, spec: { clusterIP: "None", selector: labels } },
+      {
+        metadata: { name: args.name, namespace: ns, ...owned },
+        spec: {
+          clusterIP: "None",
+          selector: labels,
+          ports: tcpPort !== undefined ? [{ name: LISTENER_PORT_NAME, port: tcpPort, targetPort: tcpPort }] : undefined,
+        },
+      },
       children,
     );
 
@@ -115,12 +145,15 @@ export class BuildkitCluster extends pulumi.ComponentResource {
           {
             name: CLUSTER_DAEMON_CONTAINER,
             image: args.image,
-            args: daemonCommand(args),
+            // A pod listens on tcpPort itself: a headless Service's clients dial the pod, with no port mapping between.
+            args: daemonCommand(args, tcpPort),
             securityContext: daemonSecurity(args.rootless),
             resources,
+            ports: tcpPort !== undefined ? [{ name: LISTENER_PORT_NAME, containerPort: tcpPort, protocol: "TCP" }] : undefined,
             volumeMounts: [
               { name: "config", mountPath: CONFIG_FILE, subPath: "buildkitd.toml", readOnly: true },
               { name: CLUSTER_CACHE_VOLUME, mountPath: STATE_PATH[mode] },
+              ...(this.tlsSecret ? [{ name: "tls", mountPath: TLS_DIR, readOnly: true }] : []),
             ],
             // Ready means buildkitd lists its workers, not that the process exists.
             startupProbe: { exec: { command: workersProbe(mode) }, periodSeconds: 2, failureThreshold: SMOKE_TEST_ATTEMPTS / 2, timeoutSeconds: 5 },
@@ -128,7 +161,12 @@ export class BuildkitCluster extends pulumi.ComponentResource {
             lifecycle: { preStop: { exec: { command: ["sh", "-c", drainScript(SOCKET[mode])] } } },
           },
         ],
-        volumes: [{ name: "config", configMap: { name: this.config.metadata.name } }],
+        volumes: [
+          { name: "config", configMap: { name: this.config.metadata.name } },
+          // Root reads the key at 0400; the rootless daemon (uid 1000) cannot read a root-owned 0400 file, and the
+          // container runs nothing but buildkitd, so there the files are 0444.
+          ...(this.tlsSecret ? [{ name: "tls", secret: { secretName: this.tlsSecret.metadata.name, defaultMode: args.rootless ? 0o444 : 0o400 } }] : []),
+        ],
       },
     };
     this.statefulSet = new k8s.apps.v1.StatefulSet(
@@ -168,11 +206,21 @@ export class BuildkitCluster extends pulumi.ComponentResource {
       children,
     );
 
-    const pods = Array.from({ length: args.replicas }, (_, ordinal) => `${args.name}-${ordinal}`);
+    const pods = replicaPods(args.name, args.replicas);
     const contextQuery = args.kubeContext ? `&context=${encodeURIComponent(args.kubeContext)}` : "";
     this.endpoints = ns.apply((namespace) =>
-      pods.map((pod) => ({ name: pod, buildkitHost: `kube-pod://${pod}?namespace=${namespace}&container=${CLUSTER_DAEMON_CONTAINER}${contextQuery}` })),
+      pods.map((pod) => ({
+        name: pod,
+        buildkitHost: `kube-pod://${pod}?namespace=${namespace}&container=${CLUSTER_DAEMON_CONTAINER}${contextQuery}`,
+        ...(tcpPort !== undefined ? { tcpHost: `tcp://${replicaHost(pod, args.name, namespace)}:${tcpPort}` } : {}),
+      })),
     );
+    // With a listener, each proof dials its own replica's name over TCP with mTLS, from inside the pod: the
+    // listener, the certificate's names and the Service's DNS record are what it proves. kubectl exec passes no
+    // environment, so the client pair travels on the shell's stdin.
+    const kubectlExec = `${KUBECTL} exec -i -n "$NAMESPACE" -c "$CONTAINER_NAME" "$POD" -- sh`;
+    const runner = tcpPort !== undefined ? `bk_material | ${kubectlExec}` : kubectlExec;
+    const endpointOf = (pod: string) => smokeTestEndpoint(args, replicaHost(pod, args.name, args.namespace), { port: tcpPort ?? 0, material: "stdin" });
 
     // Every change of the pod template rolls the pods and re-runs every proof. Its digest is known at preview
     // (unknown while a new ConfigMap's name is), so preview shows exactly the proofs that up re-runs. (The
@@ -187,7 +235,8 @@ export class BuildkitCluster extends pulumi.ComponentResource {
             // first waits, bounded, for kubectl's own view of the roll (every pod at the new revision and ready).
             create: [
               rollWaitScript(KUBECTL),
-              smokeTestScript(`${KUBECTL} exec -i -n "$NAMESPACE" -c "$CONTAINER_NAME" "$POD" -- sh`, smokeTestEndpoint(args, pod)),
+              ...(tcpPort !== undefined ? [`bk_material() { ${tlsMaterialLines}; }`] : []),
+              smokeTestScript(runner, endpointOf(pod)),
             ].join("\n"),
             environment: {
               KUBECONFIG: args.kubeconfig,
@@ -203,6 +252,9 @@ export class BuildkitCluster extends pulumi.ComponentResource {
               // What the proof's messages call the daemon.
               CONTAINER: pulumi.interpolate`pod ${pod} in namespace ${ns}`,
               ATTEMPTS: String(SMOKE_TEST_ATTEMPTS),
+              ...(tcpPort !== undefined && args.tls
+                ? { BK_CA: args.tls.ca, BK_CERT: args.tls.clientCert, BK_KEY: pulumi.secret(args.tls.clientKey) }
+                : {}),
             },
             triggers: [templateDigest, this.statefulSet.metadata.uid],
           },
@@ -278,6 +330,9 @@ function daemonSecurity(rootless: boolean): k8s.types.input.core.v1.SecurityCont
     appArmorProfile: { type: "Unconfined" },
   };
 }
+
+/** The listener's port name, in the pod and the Service. */
+const LISTENER_PORT_NAME = "buildkitd";
 
 /** kubectl as the proofs run it: the stack's kubeconfig (KUBECONFIG) and context. */
 const KUBECTL = 'kubectl ${KUBE_CONTEXT:+--context "$KUBE_CONTEXT"}';

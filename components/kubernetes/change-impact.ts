@@ -1,7 +1,7 @@
 /**
  * What changing each `buildkit:*` key does to a deployed cluster stack: the
- * operation `pulumi preview` plans for the ConfigMap, the StatefulSet and the
- * replicas' proofs, what happens to the pods and to each replica's cache
+ * operation `pulumi preview` plans for the ConfigMap, the TLS Secret, the
+ * StatefulSet and the replicas' proofs, what happens to the pods and to each replica's cache
  * volume, and why. One row per key of {@link CLUSTER_KEYS} (a unit test fails
  * when a key has none). docs/scale-out.md's "What each change does on a
  * cluster" table is rendered from these rows, and
@@ -14,7 +14,7 @@ import type { ClusterKey } from "./config";
 export type PlannedOp = "—" | "update" | "replace" | "create" | "delete";
 
 /** The resources a change plans for, as the table's columns name them. */
-export const CLUSTER_RESOURCES = ["configMap", "statefulSet", "proofs"] as const;
+export const CLUSTER_RESOURCES = ["configMap", "secret", "statefulSet", "proofs"] as const;
 export type ClusterResource = (typeof CLUSTER_RESOURCES)[number];
 
 /** What happens to the pods. */
@@ -69,7 +69,26 @@ const volumeTemplate = (change: string, proof: "applied" | "reasoned"): ClusterC
     "a protected cache's PVCs are retained and reused as they are (resize them with your StorageClass's volume expansion), others are deleted and created new",
 });
 
-export const CLUSTER_CHANGE_IMPACT: Record<Exclude<ClusterKey, "tcpPort" | "tlsCa" | "tlsCert" | "tlsKey" | "tlsClientCert" | "tlsClientKey" | "tagRegistry">, ClusterChangeImpact> = {
+const serverTls = (): ClusterChangeImpact => ({
+  change: "new server TLS material (rotation)",
+  ops: { secret: "replace", statefulSet: "update", proofs: "replace" },
+  pods: "rolled one at a time",
+  cache: "kept",
+  proof: "reasoned",
+  why:
+    "buildkitd reads its certificates only at start: a new Secret (auto-named) the pod template names rolls each pod, drained first, on its own volume " +
+    "(tests/integration/cluster-tls.test.ts rotates all three and checks preview against this row)",
+});
+const clientTls = (): ClusterChangeImpact => ({
+  change: "a new client certificate for the proofs",
+  ops: { proofs: "update" },
+  pods: "none",
+  cache: "kept",
+  proof: "reasoned",
+  why: "only the proofs' environment changes: the daemons are untouched and every proof runs again with the new pair",
+});
+
+export const CLUSTER_CHANGE_IMPACT: Record<Exclude<ClusterKey, "tagRegistry">, ClusterChangeImpact> = {
   kubeconfig: {
     change: "another kubeconfig file",
     ops: {},
@@ -159,9 +178,19 @@ export const CLUSTER_CHANGE_IMPACT: Record<Exclude<ClusterKey, "tcpPort" | "tlsC
   },
   requirePinnedImage: checkOnly("either way"),
   stopGracePeriod: template("10m → 5m", "applied", "terminationGracePeriodSeconds is in the pod template"),
+  tcpPort: template(
+    "1234 → 1235",
+    "reasoned",
+    "each pod listens on the port itself (the headless Service lists it, and clients dial the pod): it is in the pod template; with the TLS keys set first, a Secret is created too",
+  ),
+  tlsCa: serverTls(),
+  tlsCert: serverTls(),
+  tlsKey: serverTls(),
+  tlsClientCert: clientTls(),
+  tlsClientKey: clientTls(),
 };
 
-const COLUMN_TITLES: Record<ClusterResource, string> = { configMap: "ConfigMap", statefulSet: "StatefulSet", proofs: "proofs" };
+const COLUMN_TITLES: Record<ClusterResource, string> = { configMap: "ConfigMap", secret: "TLS Secret", statefulSet: "StatefulSet", proofs: "proofs" };
 
 /** docs/scale-out.md's "What each change does on a cluster" table, rendered from {@link CLUSTER_CHANGE_IMPACT}. */
 export function renderClusterChangeImpactTable(): string {

@@ -27,6 +27,7 @@ import {
   memoryFloor,
   sizeFloorProblems,
 } from "../core/daemon-settings";
+import { tlsProblems, TlsKey } from "../core/tls";
 import { GIB, MIB } from "../core/units";
 import { configSecretness, DOCKER_KEYS, FLEET_HOSTS_KEY } from "../docker/config";
 
@@ -91,11 +92,10 @@ const KEYS = {
 } satisfies KeyTable;
 
 /**
- * Daemon keys that do not apply on a cluster yet (known limits in
- * docs/known-limits.md): the TCP listener with mTLS (each replica is reached
- * through its own `kube-pod://` endpoint instead), and following a moving tag.
+ * Daemon keys that do not apply on a cluster yet (a known limit in
+ * docs/known-limits.md): following a moving tag.
  */
-const NOT_ON_A_CLUSTER = ["tcpPort", "tlsCa", "tlsCert", "tlsKey", "tlsClientCert", "tlsClientKey", "tagRegistry"];
+const NOT_ON_A_CLUSTER = ["tagRegistry"];
 
 export type ClusterKey = keyof typeof KEYS;
 /** The keys a cluster stack reads (and the change-impact table has a row for), in the reference's order. */
@@ -124,11 +124,9 @@ export function parseClusterSettings(raw: Record<string, unknown>, context: { st
   const basis = daemonBasis(reading);
   const problems = [...reading.problems];
   for (const key of NOT_ON_A_CLUSTER.filter((k) => reading.given(k as keyof typeof KEYS))) {
-    const why =
-      key === "tagRegistry"
-        ? "following a moving tag; pin the image by digest or version tag and change it to roll"
-        : "a TCP listener with mTLS; clients reach each replica through kube-pod://";
-    problems.push(`${full(key)} is not read on a cluster stack yet (${why}); remove it, or deploy to a Docker host`);
+    problems.push(
+      `${full(key)} is not read on a cluster stack yet (following a moving tag; pin the image by digest or version tag and change it to roll); remove it, or deploy to a Docker host`,
+    );
   }
   problems.push(...sizeFloorProblems(reading, [memoryFloor(basis.production), cacheSizeFloor, ...cacheFloors(basis.production)]));
   problems.push(...daemonAccessProblems(basis));
@@ -140,19 +138,45 @@ export function parseClusterSettings(raw: Record<string, unknown>, context: { st
       `${full("cacheMaxUsedSpace")} is ${show(reading.rawOf("cacheMaxUsedSpace"))}, above ${full("cacheSize")} (${reading.given("cacheSize") ? show(reading.rawOf("cacheSize")) : "10g, the default"}): GC would let the cache fill its volume; make the ceiling at most the volume's size`,
     );
   }
+  const namespace = values.namespace ?? `buildkit-${context.stack.toLowerCase().replace(/[^a-z0-9-]/g, "-")}`.slice(0, 63).replace(/-+$/, "");
+  const name = values.name ?? "buildkitd";
+  const replicas = values.replicas ?? 1;
+  // Each replica's listener is dialled by its own name under the headless Service, by the smoke test (from inside
+  // the pod) and by clients in the cluster: the server certificate must carry each (a wildcard covers them all).
+  const dialled = {
+    dns: replicaPods(name, replicas).map((pod) => replicaHost(pod, name, namespace)),
+    ips: [],
+    dialledBy: `each replica's smoke test and clients in the cluster dial tcp://<pod>.${name}.${namespace}.svc:${values.tcpPort ?? "<tcpPort>"}`,
+  };
+  problems.push(...tlsProblems({ ...reading, tcpPort: values.tcpPort, formOf: (key: TlsKey) => KEYS[key].form }, dialled));
   if (!reading.given(KUBECONFIG_KEY)) problems.push(`${full(KUBECONFIG_KEY)} is not set; a cluster stack needs ${KEYS.kubeconfig.form}`);
   if (problems.length > 0) throw new ConfigError(problems);
 
   return {
     kubeconfig: values.kubeconfig!,
     kubeContext: values.kubeContext,
-    namespace: values.namespace ?? `buildkit-${context.stack.toLowerCase().replace(/[^a-z0-9-]/g, "-")}`.slice(0, 63).replace(/-+$/, ""),
-    name: values.name ?? "buildkitd",
-    replicas: values.replicas ?? 1,
+    namespace,
+    name,
+    replicas,
     cacheSizeBytes,
     storageClass: values.storageClass,
     ...daemonSettingsOf(basis),
   };
+}
+
+/** The replicas' pod names, in ordinal order: a StatefulSet names its pods `<name>-<ordinal>`. */
+export function replicaPods(name: string, replicas: number): string[] {
+  return Array.from({ length: replicas }, (_, ordinal) => `${name}-${ordinal}`);
+}
+
+/**
+ * A replica's stable DNS name under the headless Service (named like the
+ * StatefulSet): what its TCP listener is dialled by from inside the cluster.
+ * The `.svc` form resolves from any namespace through the pods' search path,
+ * whatever the cluster's domain.
+ */
+export function replicaHost(pod: string, service: string, namespace: string): string {
+  return `${pod}.${service}.${namespace}.svc`;
 }
 
 /** A PVC smaller than a base image and its layers is useless as a cache. */

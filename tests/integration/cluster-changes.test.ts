@@ -11,9 +11,8 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 
-import type { EngineEvent } from "@pulumi/pulumi/automation";
-
-import { CLUSTER_CHANGE_IMPACT, ClusterChangeImpact, ClusterResource, PlannedOp } from "../../components/kubernetes/change-impact";
+import { CLUSTER_CHANGE_IMPACT, ClusterChangeImpact } from "../../components/kubernetes/change-impact";
+import { clusterPlanRecorder, plannedOpsOf } from "./cluster-plan";
 import { createTestStack, mustRun, repoRoot, run, TestStack } from "./harness";
 
 jest.setTimeout(30 * 60 * 1000);
@@ -45,21 +44,6 @@ function kubectlJson<T>(args: string[]): T {
 type Named = { metadata: { name: string; uid: string } };
 const uids = (kind: string) => Object.fromEntries(kubectlJson<{ items: Named[] }>([kind]).items.map((i) => [i.metadata.name, i.metadata.uid]));
 
-/** The operation planned per resource kind of the table (the proofs: the strongest op any of them gets). */
-function planRecorder(): { onEvent: (event: EngineEvent) => void; ops: Record<ClusterResource, PlannedOp> } {
-  const ops: Record<ClusterResource, PlannedOp> = { configMap: "—", statefulSet: "—", proofs: "—" };
-  const strength: Record<PlannedOp, number> = { "—": 0, update: 1, create: 2, delete: 2, replace: 3 };
-  const onEvent = (event: EngineEvent) => {
-    const step = event.resourcePreEvent?.metadata;
-    if (!step || step.op === "same") return;
-    const op: PlannedOp | undefined = /replace/.test(step.op) ? "replace" : step.op === "update" || step.op === "create" || step.op === "delete" ? step.op : undefined;
-    const resource: ClusterResource | undefined =
-      step.type === "kubernetes:core/v1:ConfigMap" ? "configMap" : step.type === "kubernetes:apps/v1:StatefulSet" ? "statefulSet" : /-smoke-test$/.test(step.urn) ? "proofs" : undefined;
-    if (op && resource && strength[op] > strength[ops[resource]]) ops[resource] = op;
-  };
-  return { onEvent, ops };
-}
-
 let testStack: TestStack;
 
 beforeAll(async () => {
@@ -87,9 +71,9 @@ describe.each(STEPS)("%s", (key, config) => {
     const proofsBefore = (await testStack.stack.outputs()).fleetSmokeTests.value as Record<string, string>;
     for (const [name, value] of Object.entries(config)) await testStack.stack.setConfig(`buildkit:${name}`, { value });
 
-    const planned = planRecorder();
+    const planned = clusterPlanRecorder();
     await testStack.stack.preview({ ...quiet, onEvent: planned.onEvent });
-    expect(planned.ops).toEqual({ configMap: row.ops.configMap ?? "—", statefulSet: row.ops.statefulSet ?? "—", proofs: row.ops.proofs ?? "—" });
+    expect(planned.ops).toEqual(plannedOpsOf(row));
 
     const result = await testStack.stack.up(quiet);
     const podsAfter = uids("pods");

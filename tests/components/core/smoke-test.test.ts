@@ -8,21 +8,29 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 
-import { smokeTestClient, smokeTestEndpoint, smokeTestScript } from "../../../components/core/smoke-test";
+import { smokeTestClient, smokeTestEndpoint, smokeTestScript, tlsMaterialLines } from "../../../components/core/smoke-test";
 
-/** Runs the script with `runner` = a local `sh`, a fake buildctl first on PATH. */
-function runScript(buildctl: string, endpoint = smokeTestEndpoint({ rootless: false }, "unused"), attempts = "3") {
+/**
+ * Runs the script with `runner` = a local `sh` (`env -u` clears the material for a stdin one: a `kubectl exec`
+ * shell has none of the caller's environment), a fake buildctl first on PATH.
+ */
+function runScript(buildctl: string, endpoint = smokeTestEndpoint({ rootless: false }, "unused"), attempts = "3", material = { ca: "ca", cert: "cert", key: "key" }) {
   const bin = fs.mkdtempSync(path.join(os.tmpdir(), "smoke-bin-"));
   const log = path.join(bin, "calls.log");
   fs.writeFileSync(path.join(bin, "buildctl"), `#!/bin/sh\necho "$*" >>${log}\n${buildctl}\n`, { mode: 0o755 });
-  const script = smokeTestScript("sh", endpoint);
+  const stdin = endpoint.kind === "tcp" && endpoint.material === "stdin";
+  const runner = stdin ? "bk_material | env -u BK_CA -u BK_CERT -u BK_KEY sh" : "sh";
+  const script = [...(stdin ? [`bk_material() { ${tlsMaterialLines}; }`] : []), smokeTestScript(runner, endpoint)].join("\n");
   const result = spawnSync("sh", ["-c", script], {
     encoding: "utf8",
-    env: { PATH: `${bin}:${process.env.PATH}`, CONTAINER: "bk-test", ATTEMPTS: attempts, BK_CA: "ca", BK_CERT: "cert", BK_KEY: "key" },
+    env: { PATH: `${bin}:${process.env.PATH}`, CONTAINER: "bk-test", ATTEMPTS: attempts, BK_CA: material.ca, BK_CERT: material.cert, BK_KEY: material.key },
   });
   const calls = fs.existsSync(log) ? fs.readFileSync(log, "utf8").trim().split("\n") : [];
+  // What a fake buildctl chose to keep of what it was given (files.log next to it).
+  const kept = path.join(bin, "files.log");
+  const files = fs.existsSync(kept) ? fs.readFileSync(kept, "utf8") : "";
   fs.rmSync(bin, { recursive: true, force: true });
-  return { ...result, calls };
+  return { ...result, calls, files };
 }
 
 const WORKERS = 'case "$*" in *" debug workers") printf "ID PLATFORMS\\nw1 linux/amd64,linux/arm64\\n"; exit 0 ;; esac';
@@ -56,6 +64,20 @@ describe("the smoke test program", () => {
     expect(result.status).toBe(0);
     expect(result.calls[0]).toMatch(/^--addr tcp:\/\/buildkitd-0\.bk\.ns\.svc:1234 --tlscacert \S+\/ca\.pem --tlscert \S+\/cert\.pem --tlskey \S+\/key\.pem debug workers$/);
     expect(result.calls.join("\n")).not.toMatch(/\bca\b.*\bcert\b.*\bkey\b$/m);
+  });
+
+  it("takes the client material on stdin where the runner passes no environment (kubectl exec), and dials the port given", () => {
+    const pem = (label: string) => `-----BEGIN ${label}-----\nMIIB${label.length}abc+/=\n-----END ${label}-----\n`;
+    const material = { ca: pem("CERTIFICATE"), cert: pem("CLIENT CERTIFICATE"), key: pem("EC PRIVATE KEY") };
+    // The fake buildctl keeps what it was given in the files, in the order of its flags: exactly the PEMs.
+    const show = 'for f in "$@"; do case "$f" in */ca.pem|*/cert.pem|*/key.pem) cat "$f" >>"$(dirname "$0")/files.log" ;; esac; done';
+    const endpoint = smokeTestEndpoint({ rootless: false, tcpPort: 1235, tls: {} }, "buildkitd-0.bk.ns.svc", { port: 1235, material: "stdin" });
+    const result = runScript(`${show}\n${WORKERS}\nexit 0`, endpoint, "3", material);
+    expect(result.status).toBe(0);
+    expect(result.calls[0]).toMatch(/^--addr tcp:\/\/buildkitd-0\.bk\.ns\.svc:1235 --tlscacert \S+\/ca\.pem --tlscert \S+\/cert\.pem --tlskey \S+\/key\.pem debug workers$/);
+    // Two calls (workers, build), each handed the three PEMs byte for byte.
+    expect(result.files).toBe((material.ca + material.cert + material.key).repeat(2));
+    expect(smokeTestClient(endpoint)).not.toContain("BK_KEY");
   });
 
   it("uses the rootless socket for a rootless daemon", () => {

@@ -29,6 +29,7 @@ pulumi.runtime.setMocks(
       if (args.type === "command:local:Command") state.stdout = `proof of ${args.name}`;
       if (args.type === "kubernetes:core/v1:Namespace") state.metadata = { ...args.inputs.metadata };
       if (args.type === "kubernetes:core/v1:ConfigMap") state.metadata = { ...args.inputs.metadata, name: `${args.name}-abc123` };
+      if (args.type === "kubernetes:core/v1:Secret") state.metadata = { ...args.inputs.metadata, name: `${args.name}-def456` };
       if (args.type === "kubernetes:apps/v1:StatefulSet") state.status = { updateRevision: "buildkitd-rev1" };
       return { id: `${args.name}-id`, state };
     },
@@ -200,6 +201,70 @@ describe("BuildkitCluster", () => {
       "buildkitd-1": "proof of buildkit-buildkitd-1-smoke-test",
       "buildkitd-2": "proof of buildkit-buildkitd-2-smoke-test",
     });
+  });
+});
+
+/** How the mocks see a Pulumi secret: a value under Pulumi's secret signature (stored encrypted in the state). */
+const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+const SECRET_VALUE = "1b47061264138c4ac30d75fd1eb44270";
+
+describe("BuildkitCluster with a TCP listener (buildkit:tcpPort and mTLS)", () => {
+  const tls = { ca: "CA PEM", cert: "SERVER CERT PEM", key: "SERVER KEY PEM", clientCert: "CLIENT CERT PEM", clientKey: "CLIENT KEY PEM" };
+  let listening: InstanceType<typeof BuildkitCluster>;
+  beforeAll(async () => {
+    listening = new BuildkitCluster("listening", { ...settings, replicas: 2, tcpPort: 1235, tls });
+    await promiseOf(listening.smokeTestSummaries);
+  });
+
+  it("keeps the server material in an auto-named Secret (new material rolls the pods), mounted read-only, never in the pod template", () => {
+    const [secret] = of("kubernetes:core/v1:Secret", "listening");
+    expect(secret.name).toBe("listening-tls");
+    expect(secret.inputs.metadata.name).toBeUndefined();
+    expect(secret.inputs.stringData).toEqual({ [SECRET_SIG]: SECRET_VALUE, value: { "ca.pem": "CA PEM", "cert.pem": "SERVER CERT PEM", "key.pem": "SERVER KEY PEM" } });
+    const [sts] = of("kubernetes:apps/v1:StatefulSet", "listening");
+    const pod = sts.inputs.spec.template.spec;
+    expect(pod.volumes).toContainEqual({ name: "tls", secret: { secretName: "listening-tls-def456", defaultMode: 0o400 } });
+    expect(pod.containers[0].volumeMounts).toContainEqual({ name: "tls", mountPath: "/etc/buildkit/tls", readOnly: true });
+    expect(JSON.stringify(sts.inputs)).not.toMatch(/PEM/);
+  });
+
+  it("listens on tcpPort in each pod with the core's mTLS flags, and the headless Service lists the port", () => {
+    const [sts] = of("kubernetes:apps/v1:StatefulSet", "listening");
+    const [container] = sts.inputs.spec.template.spec.containers;
+    expect(container.args).toEqual(daemonCommand({ rootless: false, tcpPort: 1235, tls }, 1235));
+    expect(container.args).toContain("tcp://0.0.0.0:1235");
+    expect(container.ports).toEqual([{ name: "buildkitd", containerPort: 1235, protocol: "TCP" }]);
+    const [service] = of("kubernetes:core/v1:Service", "listening");
+    expect(service.inputs.spec).toMatchObject({ clusterIP: "None", ports: [{ name: "buildkitd", port: 1235, targetPort: 1235 }] });
+  });
+
+  it("proves each replica over TCP by its own name, the client pair on the exec's stdin and never on a command line", () => {
+    const tests = of("command:local:Command", "listening");
+    expect(tests).toHaveLength(2);
+    for (const [i, test] of tests.entries()) {
+      expect(test.inputs.create).toContain('bk_material | kubectl ${KUBE_CONTEXT:+--context "$KUBE_CONTEXT"} exec -i -n "$NAMESPACE"');
+      expect(test.inputs.create).toContain(`--addr tcp://buildkitd-${i}.buildkitd.buildkit-ci.svc:1235 --tlscacert`);
+      expect(test.inputs.create).not.toMatch(/PEM/);
+      // The client key makes the whole environment a secret (stored encrypted).
+      expect(test.inputs.environment).toMatchObject({
+        [SECRET_SIG]: SECRET_VALUE,
+        value: expect.objectContaining({ BK_CA: "CA PEM", BK_CERT: "CLIENT CERT PEM", BK_KEY: "CLIENT KEY PEM" }),
+      });
+    }
+  });
+
+  it("gives each replica's in-cluster TCP address beside its kube-pod:// endpoint", async () => {
+    expect((await promiseOf(listening.endpoints)).map((e) => e.tcpHost)).toEqual([
+      "tcp://buildkitd-0.buildkitd.buildkit-ci.svc:1235",
+      "tcp://buildkitd-1.buildkitd.buildkit-ci.svc:1235",
+    ]);
+  });
+
+  it("lets the rootless daemon (uid 1000) read its material", async () => {
+    const rootless = new BuildkitCluster("rootless-tls", { ...settings, rootless: true, tcpPort: 1234, tls });
+    await promiseOf(rootless.smokeTestSummaries);
+    const [sts] = of("kubernetes:apps/v1:StatefulSet", "rootless-tls");
+    expect(sts.inputs.spec.template.spec.volumes).toContainEqual({ name: "tls", secret: { secretName: "rootless-tls-tls-def456", defaultMode: 0o444 } });
   });
 });
 

@@ -13,6 +13,7 @@ import { load as loadYaml } from "js-yaml";
 import { ConfigError } from "../../../components/core/config-keys";
 import { parseDockerSettings } from "../../../components/docker/config";
 import { ClusterSettings, isClusterConfig, parseClusterSettings } from "../../../components/kubernetes/config";
+import { makeCertificates, tlsSettings } from "../certificates";
 
 const GIB = 1024 ** 3;
 const MIB = 1024 ** 2;
@@ -92,12 +93,12 @@ describe("refusals name the key and the accepted form", () => {
     expect(problems[0]).toContain(reason);
   });
 
-  it("refuses a Docker host's keys by name, and the TCP listener keys as not read on a cluster yet", () => {
-    const problems = problemsOf({ "buildkit:containerName": "bk", "buildkit:hosts": "[]", "buildkit:tcpPort": "1234" });
+  it("refuses a Docker host's keys by name", () => {
+    const problems = problemsOf({ "buildkit:containerName": "bk", "buildkit:hosts": "[]", "buildkit:tcpAddress": "0.0.0.0" });
     expect(problems).toEqual([
       'buildkit:containerName is a Docker host\'s setting; a cluster stack (buildkit:kubeconfig is set) does not read it',
       'buildkit:hosts is a Docker host\'s setting; a cluster stack (buildkit:kubeconfig is set) does not read it',
-      expect.stringContaining("buildkit:tcpPort is not read on a cluster stack yet"),
+      'buildkit:tcpAddress is a Docker host\'s setting; a cluster stack (buildkit:kubeconfig is set) does not read it',
     ]);
   });
 
@@ -135,5 +136,31 @@ describe("refusals name the key and the accepted form", () => {
 
   it("takes memory and cpus in the core's units", () => {
     expect(parse({ "buildkit:memory": "1536m", "buildkit:cpus": "0.5" })).toMatchObject({ memoryBytes: 1536 * MIB, cpus: 0.5 });
+  });
+});
+
+describe("the TCP listener with mTLS", () => {
+  const tlsConfig = (sans: string[]) =>
+    Object.fromEntries(Object.entries(tlsSettings(makeCertificates({ serverSans: sans }))).map(([key, value]) => [`buildkit:${key}`, value]));
+
+  it("is refused in plaintext with the Docker host's own message (one rule, in the core)", () => {
+    const onCluster = problemsOf({ "buildkit:tcpPort": "1234" });
+    expect(onCluster).toEqual([expect.stringContaining("buildkit:tcpPort is 1234 but no TLS is configured; plaintext TCP would let anything that reaches the port run builds as root")]);
+    expect(() => parseDockerSettings({ "buildkit:tcpPort": "1234" }, { stack: "dev" })).toThrow(onCluster[0]);
+  });
+
+  it("needs a server certificate covering every replica's name under the headless Service, and names the missing ones", () => {
+    const problems = problemsOf({ "buildkit:tcpPort": "1234", "buildkit:replicas": "2", "buildkit:namespace": "ci", ...tlsConfig(["DNS:buildkitd-0.buildkitd.ci.svc"]) });
+    expect(problems).toEqual([
+      expect.stringMatching(
+        /^buildkit:tlsCert does not cover DNS:buildkitd-1\.buildkitd\.ci\.svc in its subjectAltName \(it has DNS:buildkitd-0\.buildkitd\.ci\.svc\); each replica's smoke test and clients in the cluster dial tcp:\/\/<pod>\.buildkitd\.ci\.svc:1234: issue it with subjectAltName=DNS:buildkitd-1\.buildkitd\.ci\.svc$/,
+      ),
+    ]);
+  });
+
+  it("accepts a wildcard for the Service's names, and keeps the port and material", () => {
+    const settings = parse({ "buildkit:tcpPort": "1235", "buildkit:replicas": "3", "buildkit:name": "bk", "buildkit:namespace": "ci", ...tlsConfig(["DNS:*.bk.ci.svc"]) });
+    expect(settings.tcpPort).toBe(1235);
+    expect(settings.tls?.ca).toContain("BEGIN CERTIFICATE");
   });
 });
