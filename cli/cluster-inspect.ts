@@ -165,10 +165,14 @@ export interface ClusterDrift {
 const KIND: Record<string, string> = {
   "kubernetes:core/v1:Namespace": "Namespace",
   "kubernetes:core/v1:ConfigMap": "ConfigMap",
+  "kubernetes:core/v1:Secret": "Secret",
   "kubernetes:core/v1:Service": "Service",
   [STATEFUL_SET_TYPE]: "StatefulSet",
   "kubernetes:policy/v1:PodDisruptionBudget": "PodDisruptionBudget",
 };
+
+/** Auto-named objects the pod template names: replacing one rolls the pods (buildkitd reads them only at start). */
+const ROLLS_PODS = ["ConfigMap", "Secret"];
 
 /**
  * What a `preview --refresh` found changed on the cluster's objects: a deleted
@@ -188,7 +192,7 @@ export function refreshedDrift(events: EngineEvent[], state: RecordedResource[])
     if (step.op === "create") {
       drifts.set(what, { what, change: "deleted out of band", action: "up creates it again" });
     } else if (/replace/.test(step.op)) {
-      drifts.set(what, { what, change: `changed out of band${keys.length ? ` (${keys.join(", ")})` : ""}`, action: "up replaces it with the program's" + (kind === "ConfigMap" ? "; the pods roll" : "") });
+      drifts.set(what, { what, change: `changed out of band${keys.length ? ` (${keys.join(", ")})` : ""}`, action: "up replaces it with the program's" + (ROLLS_PODS.includes(kind) ? "; the pods roll" : "") });
     } else if (step.op === "update" && !drifts.has(what)) {
       drifts.set(what, { what, change: `changed out of band${keys.length ? ` (${keys.join(", ")})` : ""}`, action: "up puts the program's values back" });
     }

@@ -21,6 +21,7 @@ const STATE: RecordedResource[] = [
   resource("kubernetes:apps/v1:StatefulSet", "buildkit-daemons", { spec: { replicas: 2 } }, { metadata: { name: "buildkitd", namespace: "bk" } }),
   resource("kubernetes:core/v1:ConfigMap", "buildkit-config", {}, { metadata: { name: "buildkit-config-1234" } }),
   resource("kubernetes:core/v1:Service", "buildkit-service", {}, { metadata: { name: "buildkitd" } }),
+  resource("kubernetes:core/v1:Secret", "buildkit-tls", {}, { metadata: { name: "buildkit-tls-5678" } }),
   resource("command:local:Command", "buildkit-buildkitd-0-smoke-test"),
   resource("command:local:Command", "buildkit-buildkitd-1-smoke-test"),
 ];
@@ -60,12 +61,13 @@ describe("clusterOf", () => {
 });
 
 describe("refreshedDrift", () => {
-  it("names a deleted object, a changed one and a replaced one by kind and name; the proofs' steps are not drift", () => {
+  it("names a deleted object, a changed one and a replaced one (the TLS Secret too) by kind and name; the proofs' steps are not drift", () => {
     const events = [
       step("kubernetes:core/v1:Service", "buildkit-service", "create"),
       step("kubernetes:apps/v1:StatefulSet", "buildkit-daemons", "update", ["spec"]),
       step("kubernetes:core/v1:ConfigMap", "buildkit-config", "create-replacement", ["data"]),
       step("kubernetes:core/v1:ConfigMap", "buildkit-config", "replace", ["data"]),
+      step("kubernetes:core/v1:Secret", "buildkit-tls", "replace", ["data"]),
       step("command:local:Command", "buildkit-buildkitd-0-smoke-test", "replace", ["triggers"]),
       step("kubernetes:core/v1:Namespace", "buildkit-namespace", "same"),
     ];
@@ -73,6 +75,7 @@ describe("refreshedDrift", () => {
       { what: "Service buildkitd", change: "deleted out of band", action: "up creates it again" },
       { what: "StatefulSet buildkitd", change: "changed out of band (spec)", action: "up puts the program's values back" },
       { what: "ConfigMap buildkit-config-1234", change: "changed out of band (data)", action: "up replaces it with the program's; the pods roll" },
+      { what: "Secret buildkit-tls-5678", change: "changed out of band (data)", action: "up replaces it with the program's; the pods roll" },
     ]);
   });
 

@@ -137,4 +137,27 @@ describe("a cluster stack with a TCP listener and mTLS", () => {
     const again = await testStack.stack.preview(recorded);
     expect(Object.entries(again.changeSummary ?? {}).filter(([op, n]) => op !== "same" && n)).toEqual([]);
   });
+
+  it("drift names a TLS Secret an operator edited, --heal puts the program's material back, and the replica builds with it", async () => {
+    const cli = (script: string, ...extra: string[]) =>
+      run("bash", ["scripts/run-ts.sh", `cli/${script}.ts`, "--stack", testStack.stack.name, "--cwd", testStack.workDir, ...extra], { env: testStack.env, cwd: repoRoot });
+    const secret = kubectl(["get", "secret", "-o", "name"]).split("\n").find((n) => n.includes("buildkit-tls"))!;
+    kubectl(["patch", secret, "--type", "merge", "-p", JSON.stringify({ stringData: { "ca.pem": "not a certificate\n" } })]);
+
+    const drift = cli("drift");
+    expect(drift.code).toBe(2);
+    expect(drift.stdout).toMatch(/^  Secret buildkit-tls-\S+: changed out of band/m);
+    // Never the material itself, neither the program's nor the operator's.
+    expect(drift.stdout + drift.stderr).not.toContain("not a certificate");
+    expect(drift.stdout + drift.stderr).not.toContain(sets[sets.length - 1]!.key.split("\n")[1]!);
+
+    const healed = cli("drift", "--heal");
+    if (healed.code !== 0) throw new Error(`--heal exited ${healed.code}:\n${healed.stdout}\n${healed.stderr}`);
+    expect(cli("drift").code).toBe(0);
+    const build = await waitFor("the replica to build with the current pair after the heal", 60_000, () => {
+      const result = clientBuild(sets[sets.length - 1]!, "healed");
+      return result.code === 0 ? result : undefined;
+    });
+    expect(build.output).toMatch(/RUN echo healed > \/built/);
+  });
 });
