@@ -13,7 +13,7 @@
  *   reaches each through `kubectl exec`, run with the KUBECONFIG of the shell
  *   that builds, so the lines start by exporting the stack's kubeconfig. There
  *   are no client files: `--tls-dir` is refused.
- *     eval "$(npm run -s buildx -- --stack cluster --key github.com/acme/api:.)"
+ *     eval "$(npm run -s buildx -- --stack cluster --key github.com/acme/api:services/api)"
  *     docker buildx build --builder buildkit-cluster .
  *
  * buildx sends each platform of a build to the first node that advertises it
