@@ -93,9 +93,9 @@ export async function pulumiCli(): Promise<PulumiCommand> {
   return new (PulumiCommand as unknown as PulumiCommandConstructor)("pulumi", parsed);
 }
 
-/** A stack output as `pulumi stack output NAME --json --show-secrets` prints it. */
-export function readStackOutput(output: string, stack: string | undefined): string {
-  const args = ["stack", "output", output, "--json", "--show-secrets", ...(stack ? ["--stack", stack] : [])];
+/** A stack output as `pulumi stack output NAME --json --show-secrets` prints it; without a name, all of them (an object by name). */
+export function readStackOutput(output: string | undefined, stack: string | undefined): string {
+  const args = ["stack", "output", ...(output ? [output] : []), "--json", "--show-secrets", ...(stack ? ["--stack", stack] : [])];
   const result = spawnSync("pulumi", args, { cwd: repoRoot, encoding: "utf8" });
   if (result.status !== 0) {
     throw new UsageError(`pulumi ${args.join(" ")} failed: ${(result.stderr || String(result.error)).trim()}`);

@@ -46,15 +46,19 @@ const USAGE = "usage: npm run route -- <repo>:<context> [--stack NAME | --from F
 export const LOAD_FACTOR = 1.25;
 
 /** One ring per host list: a pipeline's jobs route many keys over the same hosts. */
-function ringOf(endpoints: FleetEndpoint[]): { ring: HashRing; byName: Map<string, FleetEndpoint> } {
+function ringOf<T extends FleetEndpoint>(endpoints: T[]): { ring: HashRing; byName: Map<string, T> } {
   if (endpoints.length === 0) throw new UsageError("the fleet has no hosts");
   // Ring members are host names, not addresses: moving a host to a new
   // address must not move its keys (and its cache) elsewhere.
   return { ring: new HashRing(endpoints.map((endpoint) => endpoint.name)), byName: new Map(endpoints.map((endpoint) => [endpoint.name, endpoint])) };
 }
 
-/** The fleet's hosts in preference order for `key`: the first is where it builds. */
-export function routeKey(endpoints: FleetEndpoint[], key: string): FleetEndpoint[] {
+/**
+ * The fleet's hosts in preference order for `key`: the first is where it
+ * builds. Anything named like a host orders the same way (`npm run buildx
+ * --key` orders a builder's nodes by it).
+ */
+export function routeKey<T extends FleetEndpoint>(endpoints: T[], key: string): T[] {
   const { ring, byName } = ringOf(endpoints);
   return ring.range(key, endpoints.length).map((name) => byName.get(name)!);
 }
@@ -104,6 +108,12 @@ export function parseInFlight(text: string): string[] {
     .filter((line) => line && !line.startsWith("#"));
 }
 
+/** A routing key as `<repo>:<context path>`; anything else is a usage error naming the form. */
+export function checkKey(key: string | undefined, usage: string): string {
+  if (!key || !key.includes(":")) throw new UsageError(`expected a key like <repo>:<context path>, got ${JSON.stringify(key ?? "")}\n${usage}`);
+  return key;
+}
+
 /** Accepts the output as `pulumi stack output --json` prints it; refuses anything else by name. */
 export function parseEndpoints(json: string, source: string): FleetEndpoint[] {
   let value: unknown;
@@ -112,13 +122,18 @@ export function parseEndpoints(json: string, source: string): FleetEndpoint[] {
   } catch {
     throw new UsageError(`${source} is not JSON; expected the output of \`pulumi stack output fleetEndpoints --json\``);
   }
+  return endpointsOf(value, source);
+}
+
+/** {@link parseEndpoints} of a value already read (from all of a stack's outputs, say). */
+export function endpointsOf(value: unknown, source: string): FleetEndpoint[] {
   const valid =
     Array.isArray(value) &&
     value.every(
       (e) => e && typeof e.name === "string" && typeof e.buildkitHost === "string" && (e.dockerHost === undefined || typeof e.dockerHost === "string"),
     );
   if (!valid || (value as unknown[]).length === 0) {
-    throw new UsageError(`${source} holds no fleet endpoints (a list of {name, buildkitHost, dockerHost?}); is it a fleet stack (buildkit:hosts)?`);
+    throw new UsageError(`${source} holds no fleet endpoints (a list of {name, buildkitHost, dockerHost?}); is it a fleet stack (buildkit:hosts) or a cluster stack (buildkit:kubeconfig)?`);
   }
   const endpoints = value as FleetEndpoint[];
   // What route prints is eval'd: a line break (or any control character) in a value could end the quoted
@@ -154,8 +169,7 @@ function main(argv: string[]): void {
   const { all, stack, from } = flags;
   const inFlightFile = flags["in-flight"];
   if (positionals.length > 1) throw new UsageError(`one key only; got ${positionals.map((p) => JSON.stringify(p)).join(" and ")}\n${USAGE}`);
-  const key = positionals[0];
-  if (!key || !key.includes(":")) throw new UsageError(`expected a key like <repo>:<context path>, got ${JSON.stringify(key ?? "")}\n${USAGE}`);
+  const key = checkKey(positionals[0], USAGE);
   if (stack && from) throw new UsageError(`--stack and --from are alternatives\n${USAGE}`);
 
   const endpoints = from ? parseEndpoints(readFile(from), from) : readFromStack(stack);
