@@ -5,13 +5,12 @@
  * the provider cannot see (a replica's cache volume deleted), and `--heal`
  * puts the program back: the pod of a replica whose volume is gone is
  * deleted so the StatefulSet recreates both, then one `pulumi up --refresh`
- * under the policy gate (which re-proves that replica) — and the check runs
- * again. Unlike a Docker stack's heal it is not targeted: a program change not
- * yet deployed goes out with it (docs/known-limits.md).
+ * under the policy gate, targeted at what drifted and what follows it (which
+ * re-proves the replicas) — and the check runs again.
  */
 import type { EngineEvent, Stack } from "@pulumi/pulumi/automation";
 
-import { apiServerProblem, ClusterDrift, ClusterTarget, clusterOf, kubectl, kubectlLine, refreshedDrift, replicaDrift, replicaStates } from "./cluster-inspect";
+import { apiServerProblem, ClusterDrift, ClusterTarget, clusterOf, healTargets, kubectl, kubectlLine, refreshedDrift, replicaDrift, replicaStates } from "./cluster-inspect";
 import { EXIT_CLEAN, EXIT_DRIFT, reportedError } from "./drift-report";
 import { firstLine, repoRoot, UsageError } from "./options";
 import { policyGate, policyGateFlags } from "./policy-gate";
@@ -67,7 +66,18 @@ function printDrift(stackName: string, cluster: ClusterTarget, drifts: ClusterDr
   for (const drift of drifts) console.log(`  ${drift.what}: ${drift.change}; ${drift.action}`);
   console.log("fix (or run: npm run drift -- --heal):");
   for (const drift of drifts.filter((d) => d.recreatePod)) console.log(`  ${kubectlLine(cluster, ["delete", "pod", drift.recreatePod!])}`);
-  console.log(`  ${pulumiCommand(stackName, workDir, ["up", "--refresh", ...replacements(cluster, drifts).flatMap((urn) => ["--replace", shellQuote(urn)]), ...policyGateFlags(workDir).map(shellQuote)])}`);
+  console.log(`  ${pulumiCommand(stackName, workDir, healUpArgs(cluster, drifts, workDir))}`);
+}
+
+/** The heal's `pulumi up` arguments: refreshed, targeted, the recreated replicas' proofs replaced, under the policy gate. */
+function healUpArgs(cluster: ClusterTarget, drifts: ClusterDrift[], workDir: string): string[] {
+  return [
+    "up",
+    "--refresh",
+    ...replacements(cluster, drifts).flatMap((urn) => ["--replace", shellQuote(urn)]),
+    ...healTargets(cluster, drifts).flatMap((urn) => ["--target", shellQuote(urn)]),
+    ...policyGateFlags(workDir).map(shellQuote),
+  ];
 }
 
 /** The proofs of the replicas a heal recreates: they must run again. */
@@ -83,11 +93,12 @@ async function heal(stack: Stack, cluster: ClusterTarget, drifts: ClusterDrift[]
     if (deleted.code !== 0) throw new UsageError(`kubectl delete pod ${drift.recreatePod} failed: ${firstLine(deleted.stderr)}`);
   }
   const replace = replacements(cluster, drifts);
-  console.log(`heal: pulumi up --refresh${replace.map((urn) => ` --replace ${shellQuote(urn)}`).join("")} ${policyGateFlags(repoRoot).map(shellQuote).join(" ")} --stack ${shellQuote(stack.name)}`);
+  const target = healTargets(cluster, drifts);
+  console.log(`heal: pulumi ${healUpArgs(cluster, drifts, repoRoot).join(" ")} --stack ${shellQuote(stack.name)}`);
   const events: EngineEvent[] = [];
   try {
     // Under the policy gate `npm run up` deploys through (policy-gate.ts): a heal cannot deploy what up would refuse.
-    await stack.up({ refresh: true, replace, ...policyGate(), onOutput: (out) => process.stdout.write(out), onEvent: (event) => events.push(event) });
+    await stack.up({ refresh: true, replace, target, ...policyGate(), onOutput: (out) => process.stdout.write(out), onEvent: (event) => events.push(event) });
   } catch (error) {
     throw new UsageError(`pulumi up of stack ${stack.name} failed: ${reportedError(events) ?? firstLine(error)}`);
   }

@@ -35,6 +35,9 @@ export interface ClusterTarget {
   pods: string[];
   /** Each replica's smoke test, by pod name: what a heal re-runs for a replica it repaired. */
   smokeTestUrns: Map<string, string>;
+  /** The StatefulSet's and the stack's Kubernetes provider's URNs: what a targeted heal names besides what drifted. */
+  statefulSetUrn: string;
+  providerUrn?: string;
   /** The daemons run rootless (their socket is elsewhere). */
   rootless: boolean;
 }
@@ -68,6 +71,8 @@ export function clusterOf(state: RecordedResource[], outputs: Record<string, unk
     replicas,
     pods,
     smokeTestUrns,
+    statefulSetUrn: sts.urn,
+    providerUrn: provider?.urn,
     rootless: spec.template?.spec?.containers?.[0]?.securityContext?.runAsNonRoot === true,
   };
 }
@@ -159,6 +164,10 @@ export interface ClusterDrift {
   action: string;
   /** The replica whose pod the heal deletes first (its cache volume is already gone), if any. */
   recreatePod?: string;
+  /** The object's URN, for what the preview saw drift in: what a heal targets. */
+  urn?: string;
+  /** Kubernetes kind, for what the preview saw drift in. */
+  kind?: string;
 }
 
 /** Kubernetes kinds by type token, for the report. */
@@ -190,14 +199,42 @@ export function refreshedDrift(events: EngineEvent[], state: RecordedResource[])
     const what = `${kind} ${objectName}`;
     const keys = [...new Set([...(step.diffs ?? []), ...(step.keys ?? []), ...Object.keys(step.detailedDiff ?? {}).map((p) => p.split(/[.[]/)[0])])].sort();
     if (step.op === "create") {
-      drifts.set(what, { what, change: "deleted out of band", action: "up creates it again" });
+      drifts.set(what, { what, change: "deleted out of band", action: "up creates it again", urn: step.urn, kind });
     } else if (/replace/.test(step.op)) {
-      drifts.set(what, { what, change: `changed out of band${keys.length ? ` (${keys.join(", ")})` : ""}`, action: "up replaces it with the program's" + (ROLLS_PODS.includes(kind) ? "; the pods roll" : "") });
+      drifts.set(what, {
+        what,
+        change: `changed out of band${keys.length ? ` (${keys.join(", ")})` : ""}`,
+        action: "up replaces it with the program's" + (ROLLS_PODS.includes(kind) ? "; the pods roll" : ""),
+        urn: step.urn,
+        kind,
+      });
     } else if (step.op === "update" && !drifts.has(what)) {
-      drifts.set(what, { what, change: `changed out of band${keys.length ? ` (${keys.join(", ")})` : ""}`, action: "up puts the program's values back" });
+      drifts.set(what, { what, change: `changed out of band${keys.length ? ` (${keys.join(", ")})` : ""}`, action: "up puts the program's values back", urn: step.urn, kind });
     }
   }
   return [...drifts.values()];
+}
+
+/**
+ * What a heal's `pulumi up` may touch, as `--target`: what drifted, and what
+ * must follow it — the StatefulSet when what it names (the namespace, an
+ * auto-named ConfigMap or Secret) comes back under a new name, and every
+ * replica's proof (one whose daemon did not change stays as it is). Named one
+ * by one, not with `--target-dependents` (see the Docker heal, drift-report.ts).
+ * A program change not yet deployed elsewhere is left to `npm run up`.
+ */
+export function healTargets(cluster: ClusterTarget, drifts: ClusterDrift[]): string[] {
+  const objects = drifts.flatMap((d) => (d.urn ? [d.urn] : []));
+  const renamesWhatThePodsUse = drifts.some((d) => d.kind !== undefined && ["Namespace", ...ROLLS_PODS].includes(d.kind));
+  const recreatesPods = drifts.some((d) => d.recreatePod);
+  return [
+    ...new Set([
+      ...(cluster.providerUrn ? [cluster.providerUrn] : []),
+      ...objects,
+      ...(renamesWhatThePodsUse ? [cluster.statefulSetUrn] : []),
+      ...(objects.length > 0 || recreatesPods ? cluster.smokeTestUrns.values() : []),
+    ]),
+  ];
 }
 
 /** What the provider cannot see: a replica whose cache volume was deleted out of band. */

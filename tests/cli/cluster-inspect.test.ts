@@ -4,7 +4,7 @@
  */
 import type { EngineEvent } from "@pulumi/pulumi/automation";
 
-import { clusterOf, isClusterState, kubectlLine, refreshedDrift, replicaDrift, ReplicaState } from "../../cli/cluster-inspect";
+import { clusterOf, healTargets, isClusterState, kubectlLine, refreshedDrift, replicaDrift, ReplicaState } from "../../cli/cluster-inspect";
 import type { RecordedResource } from "../../cli/stack-state";
 
 const URN = (type: string, name: string) => `urn:pulumi:s::buildkit::buildkit:index:BuildkitCluster$${type}::${name}`;
@@ -43,6 +43,8 @@ describe("clusterOf", () => {
         ["buildkitd-0", URN("command:local:Command", "buildkit-buildkitd-0-smoke-test")],
         ["buildkitd-1", URN("command:local:Command", "buildkit-buildkitd-1-smoke-test")],
       ]),
+      statefulSetUrn: URN("kubernetes:apps/v1:StatefulSet", "buildkit-daemons"),
+      providerUrn: URN("pulumi:providers:kubernetes", "buildkit-kubernetes"),
       rootless: false,
     });
   });
@@ -71,7 +73,8 @@ describe("refreshedDrift", () => {
       step("command:local:Command", "buildkit-buildkitd-0-smoke-test", "replace", ["triggers"]),
       step("kubernetes:core/v1:Namespace", "buildkit-namespace", "same"),
     ];
-    expect(refreshedDrift(events, STATE)).toEqual([
+    const named = refreshedDrift(events, STATE).map(({ what, change, action }) => ({ what, change, action }));
+    expect(named).toEqual([
       { what: "Service buildkitd", change: "deleted out of band", action: "up creates it again" },
       { what: "StatefulSet buildkitd", change: "changed out of band (spec)", action: "up puts the program's values back" },
       { what: "ConfigMap buildkit-config-1234", change: "changed out of band (data)", action: "up replaces it with the program's; the pods roll" },
@@ -81,6 +84,26 @@ describe("refreshedDrift", () => {
 
   it("finds nothing in a clean preview", () => {
     expect(refreshedDrift([step("kubernetes:apps/v1:StatefulSet", "buildkit-daemons", "same")], STATE)).toEqual([]);
+  });
+});
+
+describe("healTargets", () => {
+  const cluster = clusterOf(STATE, {}) as Exclude<ReturnType<typeof clusterOf>, string>;
+  const proofs = [URN("command:local:Command", "buildkit-buildkitd-0-smoke-test"), URN("command:local:Command", "buildkit-buildkitd-1-smoke-test")];
+  const provider = URN("pulumi:providers:kubernetes", "buildkit-kubernetes");
+
+  it("names what drifted and every proof, and the StatefulSet only when it drifted or what it names comes back renamed", () => {
+    const scaled = refreshedDrift([step("kubernetes:apps/v1:StatefulSet", "buildkit-daemons", "update", ["spec"])], STATE);
+    expect(healTargets(cluster, scaled)).toEqual([provider, URN("kubernetes:apps/v1:StatefulSet", "buildkit-daemons"), ...proofs]);
+    const serviceGone = refreshedDrift([step("kubernetes:core/v1:Service", "buildkit-service", "create")], STATE);
+    expect(healTargets(cluster, serviceGone)).toEqual([provider, URN("kubernetes:core/v1:Service", "buildkit-service"), ...proofs]);
+    const editedSecret = refreshedDrift([step("kubernetes:core/v1:Secret", "buildkit-tls", "replace", ["data"])], STATE);
+    expect(healTargets(cluster, editedSecret)).toEqual([provider, URN("kubernetes:core/v1:Secret", "buildkit-tls"), URN("kubernetes:apps/v1:StatefulSet", "buildkit-daemons"), ...proofs]);
+  });
+
+  it("targets the proofs alone for a replica whose cache volume is gone (its pod is recreated first)", () => {
+    const lost = replicaDrift([{ pod: "buildkitd-1", claim: "cache-buildkitd-1", podFound: true, ready: true, claimGone: true }]);
+    expect(healTargets(cluster, lost)).toEqual([provider, ...proofs]);
   });
 });
 

@@ -208,6 +208,8 @@ describe("a cluster stack from Pulumi.cluster.yaml", () => {
     const healed = cli("drift", "--heal");
     if (healed.code !== 0) throw new Error(`--heal exited ${healed.code}:\n${healed.stdout}\n${healed.stderr}`);
     expect(healed.stdout).toMatch(/^healed: stack bkc-stack$/m);
+    // Targeted, as on a Docker stack: the scaled StatefulSet is named (so is what else drifted).
+    expect(healed.stdout).toMatch(/^heal: pulumi up --refresh .*--target '?urn:pulumi:[^ ]*kubernetes:apps\/v1:StatefulSet::buildkit-daemons/m);
     expect(get<Claim>(["pvc", "cache-buildkitd-1"]).metadata.uid).not.toBe(lostClaim);
     expect(kubectl(["get", "service", "buildkitd", "-o", "name"]).trim()).toBe("service/buildkitd");
     const again = cli("doctor");
