@@ -33,7 +33,7 @@ function singleHost(): BuildkitStack {
 }
 
 // A cluster stack is one that says where its cluster is; every other stack deploys to Docker.
-const cluster = isClusterConfig(pulumi.runtime.allConfig()) ? new BuildkitCluster("buildkit", orExit(loadClusterSettings)) : undefined;
+const cluster = isClusterConfig(pulumi.runtime.allConfig()) ? new BuildkitCluster("buildkit", { ...orExit(loadClusterSettings), askCluster: true }) : undefined;
 // Without buildkit:hosts the program declares exactly what it always has (same names, same URNs).
 const fleetHosts = cluster ? undefined : orExit(loadFleetSettings);
 const fleet = fleetHosts ? new BuildkitFleet("buildkit", { hosts: fleetHosts, askEngines: true }) : undefined;

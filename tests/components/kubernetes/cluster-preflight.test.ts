@@ -1,0 +1,131 @@
+/**
+ * The cluster preflight (components/kubernetes/cluster-preflight.ts): each
+ * refusal names the key, the context, the server and the fix, against fake
+ * answers; and what it asks a kubectl (here a fake one on PATH) and how it
+ * reads the answers. The real cluster's answers are exercised in
+ * tests/integration/cluster-faults.test.ts.
+ */
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+
+import { API_SERVER_TIMEOUT_SECONDS, ClusterAsker, clusterPreflightProblems, kubectlAsker } from "../../../components/kubernetes/cluster-preflight";
+
+const KUBECONFIG = "/home/u/.kube/config";
+
+function asker(answers: Partial<ClusterAsker> = {}): ClusterAsker {
+  return {
+    target: answers.target ?? (async () => ({ context: "ci", server: "https://10.0.0.1:6443" })),
+    contexts: answers.contexts ?? (async () => ["ci", "prod"]),
+    readiness: answers.readiness ?? (async () => ({ ok: true })),
+  };
+}
+
+describe("the cluster preflight", () => {
+  it("accepts a cluster whose API server answers", async () => {
+    expect(await clusterPreflightProblems({ kubeconfig: KUBECONFIG }, asker())).toEqual([]);
+  });
+
+  it("refuses a cluster whose API server does not answer, naming the key, the context, the server and the fix", async () => {
+    const dead = asker({ readiness: async () => ({ ok: false, reason: "kubectl get --raw /readyz: connection refused" }) });
+    expect(await clusterPreflightProblems({ kubeconfig: KUBECONFIG, kubeContext: "ci" }, dead)).toEqual([
+      'buildkit:kubeconfig is "/home/u/.kube/config" (context "ci") but its API server https://10.0.0.1:6443 does not answer ' +
+        "(kubectl get --raw /readyz: connection refused). Start that cluster (the local one: sudo bash scripts/provision/cluster.sh up), " +
+        "or set buildkit:kubeconfig (and buildkit:kubeContext) to a kubeconfig whose API server answers",
+    ]);
+  });
+
+  it("refuses a context the kubeconfig does not have, listing those it has, without asking any server", async () => {
+    const readiness = jest.fn(async () => ({ ok: true as const }));
+    const missing = asker({ target: async () => ({ problem: "error: cannot locate context staging" }), readiness });
+    expect(await clusterPreflightProblems({ kubeconfig: KUBECONFIG, kubeContext: "staging" }, missing)).toEqual([
+      'buildkit:kubeContext is "staging" but kubeconfig /home/u/.kube/config has no such context (its contexts: ci, prod); ' +
+        "expected the name of a context in the kubeconfig file, or remove buildkit:kubeContext for the file's current context",
+    ]);
+    expect(readiness).not.toHaveBeenCalled();
+  });
+
+  it("refuses a kubeconfig that names no current context when none is set", async () => {
+    const none = asker({ target: async () => ({ problem: "error: current-context must exist in order to minify" }) });
+    expect(await clusterPreflightProblems({ kubeconfig: KUBECONFIG }, none)).toEqual([
+      'buildkit:kubeconfig is "/home/u/.kube/config" but kubectl cannot tell which cluster it names ' +
+        "(error: current-context must exist in order to minify; its contexts: ci, prod); " +
+        "expected a kubeconfig file with a current context, or set buildkit:kubeContext to one of its contexts",
+    ]);
+  });
+
+  it("says so when kubectl cannot be run at all", async () => {
+    const noKubectl = asker({
+      target: async () => {
+        throw new Error("kubectl is not on PATH");
+      },
+    });
+    expect(await clusterPreflightProblems({ kubeconfig: KUBECONFIG }, noKubectl)).toEqual([
+      'the cluster of buildkit:kubeconfig is "/home/u/.kube/config" could not be asked: kubectl is not on PATH; put kubectl on PATH (on a machine of ours: source scripts/env.sh)',
+    ]);
+  });
+});
+
+describe("what the preflight asks kubectl", () => {
+  let dir: string;
+  let savedPath: string | undefined;
+  /** A fake kubectl on PATH: logs its arguments, answers `config view` with `view`, `get --raw` with `raw` (exit code, text). */
+  function fakeKubectl(view: string, raw: { code: number; text: string }, contexts = "ci\nprod\n"): void {
+    fs.writeFileSync(
+      path.join(dir, "kubectl"),
+      [
+        "#!/bin/sh",
+        `printf "%s\\n" "$*" >> ${dir}/calls`,
+        'case "$*" in',
+        `  *"config view"*) printf '%s' '${view}';;`,
+        `  *get-contexts*) printf '${contexts}';;`,
+        `  *"get --raw"*) echo '${raw.text}' >&2; exit ${raw.code};;`,
+        "esac",
+      ].join("\n") + "\n",
+      { mode: 0o755 },
+    );
+  }
+  const calls = () => fs.readFileSync(path.join(dir, "calls"), "utf8").trim().split("\n");
+
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "bkc-preflight-"));
+    savedPath = process.env.PATH;
+    process.env.PATH = `${dir}:${process.env.PATH}`;
+  });
+  afterEach(() => {
+    process.env.PATH = savedPath;
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("reads the context and server from the file, then asks /readyz with the stack's kubeconfig and context, bounded", async () => {
+    fakeKubectl("ci\thttps://10.0.0.1:6443", { code: 0, text: "" });
+    const ask = kubectlAsker({ kubeconfig: KUBECONFIG, kubeContext: "ci" });
+    expect(await ask.target()).toEqual({ context: "ci", server: "https://10.0.0.1:6443" });
+    expect(await ask.readiness()).toEqual({ ok: true });
+    expect(calls()).toEqual([
+      `--kubeconfig ${KUBECONFIG} --context ci config view --minify -o jsonpath={.current-context}{"\\t"}{.clusters[0].cluster.server}`,
+      `--kubeconfig ${KUBECONFIG} --context ci get --raw /readyz --request-timeout=${API_SERVER_TIMEOUT_SECONDS}s`,
+    ]);
+  });
+
+  it("gives kubectl's own words when the server does not answer, and the file's contexts", async () => {
+    fakeKubectl("ci\thttps://127.0.0.1:1", { code: 1, text: "The connection to the server 127.0.0.1:1 was refused - did you specify the right host or port?" });
+    const ask = kubectlAsker({ kubeconfig: KUBECONFIG });
+    expect(await ask.readiness()).toEqual({
+      ok: false,
+      reason: "kubectl get --raw /readyz: The connection to the server 127.0.0.1:1 was refused - did you specify the right host or port?",
+    });
+    expect(await ask.contexts()).toEqual(["ci", "prod"]);
+    expect(calls()[0]).not.toContain("--context");
+  });
+
+  it("reports what kubectl said when the file names no context it can use", async () => {
+    fakeKubectl("", { code: 0, text: "" });
+    expect(await kubectlAsker({ kubeconfig: KUBECONFIG }).target()).toEqual({ problem: "kubectl config view printed no context and server" });
+  });
+
+  it("rejects when there is no kubectl to run", async () => {
+    process.env.PATH = dir;
+    await expect(kubectlAsker({ kubeconfig: KUBECONFIG }).target()).rejects.toThrow("kubectl is not on PATH");
+  });
+});
