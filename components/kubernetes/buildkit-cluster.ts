@@ -6,21 +6,14 @@ import * as pulumi from "@pulumi/pulumi";
 
 import { CONFIG_FILE, daemonCommand, modeOf, SOCKET, STATE_PATH, workersProbe } from "../core/buildkitd";
 import { renderBuildkitdToml } from "../core/buildkitd-toml";
-import { SMOKE_TEST_ATTEMPTS, smokeTestEndpoint, smokeTestScript } from "../core/smoke-test";
 import { full } from "../core/config-keys";
+import { SMOKE_TEST_ATTEMPTS, smokeTestEndpoint, smokeTestScript } from "../core/smoke-test";
 import { MIB } from "../core/units";
 import { CLUSTER_CACHE_VOLUME, CLUSTER_DAEMON_CONTAINER, CLUSTER_TYPE, clusterChildName } from "../resource-types";
-import { clusterPreflightProblems, kubectlAsker } from "./cluster-preflight";
 import type { ClusterSettings } from "./config";
 
 /** Arguments of {@link BuildkitCluster}: validated settings (see `config.ts`). */
-export interface BuildkitClusterArgs extends ClusterSettings {
-  /**
-   * Ask the cluster, before anything is declared on it, whether its API server
-   * answers (cluster-preflight.ts). The program sets it; tests under mocks do not.
-   */
-  askCluster?: boolean;
-}
+export type BuildkitClusterArgs = ClusterSettings;
 
 /** One replica as clients reach it: the shape `npm run route` reads (`fleetEndpoints`). */
 export interface ReplicaEndpoint {
@@ -74,15 +67,8 @@ export class BuildkitCluster extends pulumi.ComponentResource {
     const mode = modeOf(args);
     const labels = { "app.kubernetes.io/name": "buildkitd", "app.kubernetes.io/instance": args.name, "app.kubernetes.io/managed-by": "buildkit-stack" };
 
-    // The provider reads the file by path: certificates rotated in it do not replace every resource. It, and so
-    // every object declared through it, waits for the preflight: a cluster that does not answer is refused by name
-    // before anything is declared, where the provider would preview unknowns and fail up at its first object.
-    const ready = readyToDeclare(this, args);
-    this.provider = new k8s.Provider(
-      clusterChildName(name, "provider"),
-      { kubeconfig: ready.apply(() => args.kubeconfig), context: args.kubeContext },
-      { parent: this },
-    );
+    // The provider reads the file by path: certificates rotated in it do not replace every resource.
+    this.provider = new k8s.Provider(clusterChildName(name, "provider"), { kubeconfig: args.kubeconfig, context: args.kubeContext }, { parent: this });
     const children = { parent: this, provider: this.provider };
 
     // The program is the source of truth: an operator's `kubectl scale` or `kubectl edit` takes ownership of the
@@ -232,24 +218,6 @@ export class BuildkitCluster extends pulumi.ComponentResource {
 
     this.registerOutputs({ endpoints: this.endpoints, smokeTestSummaries: this.smokeTestSummaries, namespace: ns });
   }
-}
-
-/**
- * Resolves once the cluster's API server has answered (when the cluster is to
- * be asked); rejects, having logged the reason against the cluster, when it
- * does not.
- */
-function readyToDeclare(cluster: BuildkitCluster, args: BuildkitClusterArgs): pulumi.Output<void> {
-  if (!args.askCluster) return pulumi.output(undefined);
-  const checked = clusterPreflightProblems(args, kubectlAsker(args)).then((problems) => {
-    if (problems.length === 0) return;
-    const message =
-      `Refused before anything was declared on the cluster (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n` +
-      problems.map((p) => `  - ${p}`).join("\n");
-    pulumi.log.error(message, cluster);
-    throw new pulumi.RunError(message);
-  });
-  return pulumi.output(checked);
 }
 
 /**

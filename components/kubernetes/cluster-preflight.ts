@@ -1,10 +1,14 @@
 /**
- * What only the cluster can say, asked before anything is declared on it (in
- * preview as in up): which context and API server the kubeconfig names, and
- * whether that server answers. A cluster that does not answer is refused at
- * once, naming the key, the context, the server address and the fix — not left
- * to the provider, which previews an unreachable cluster as a plan of unknowns
- * and fails `up` only at the first object it tries to create.
+ * What only the cluster can say, asked by the program before anything is
+ * declared (in preview as in up): which context and API server the kubeconfig
+ * names, and whether that server answers. A cluster that does not answer is
+ * refused at once, naming the key, the context, the server address and the
+ * fix — not left to the provider, which previews an unreachable cluster as a
+ * plan of creates without a word and fails `up` only at the first object it
+ * tries to create. `npm run drift`'s previews run it too: drift asks the API
+ * server of the deployed stack itself first, and a refusal here (the stack's
+ * config now names a cluster that does not answer) is the preview's error it
+ * reports.
  */
 import { execFile } from "child_process";
 
@@ -75,6 +79,14 @@ export async function clusterPreflightProblems(settings: Where, asker: ClusterAs
   ];
 }
 
+/** The program's error for `problems`: nothing was declared. */
+export function clusterRefusal(problems: string[]): string {
+  return (
+    `Refused before anything was declared on the cluster (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n` +
+    problems.map((p) => `  - ${p}`).join("\n")
+  );
+}
+
 /** kubectl with `args`, bounded: the exit code and what it printed; rejects only when kubectl cannot be run. */
 function kubectlOutput(args: string[], timeoutMs: number): Promise<{ code: number; stdout: string; stderr: string; timedOut: boolean }> {
   return new Promise((resolve, reject) => {
@@ -106,7 +118,10 @@ export function kubectlAsker(settings: Where): ClusterAsker {
       const ready = await kubectlOutput([...base, "get", "--raw", "/readyz", `--request-timeout=${API_SERVER_TIMEOUT_SECONDS}s`], hardBoundMs);
       if (ready.code === 0) return { ok: true };
       if (ready.timedOut) return { ok: false, reason: `kubectl get --raw /readyz did not return within ${hardBoundMs / 1000} s` };
-      return { ok: false, reason: `kubectl get --raw /readyz: ${firstLine(ready.stderr) || `exited ${ready.code}`}` };
+      const said = firstLine(ready.stderr) || `exited ${ready.code}`;
+      // kubectl's words for its bound ("context deadline exceeded", "TLS handshake timeout") do not say how long it waited.
+      const silent = /deadline exceeded|timeout/i.test(said) ? `no answer within ${API_SERVER_TIMEOUT_SECONDS} s; ` : "";
+      return { ok: false, reason: `${silent}kubectl get --raw /readyz: ${said}` };
     },
   };
 }

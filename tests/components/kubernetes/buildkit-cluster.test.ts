@@ -203,32 +203,6 @@ describe("BuildkitCluster", () => {
   });
 });
 
-describe("asking the cluster first (buildkit:kubeconfig's preflight)", () => {
-  it("declares the provider, and so every object, only once the API server has answered", async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bkc-ask-"));
-    const savedPath = process.env.PATH;
-    try {
-      // A fake kubectl whose /readyz answers only once the test lets it (the file "answer" exists).
-      fs.writeFileSync(
-        path.join(dir, "kubectl"),
-        `#!/bin/sh\ncase "$*" in *"config view"*) printf 'ci\\thttps://10.0.0.1:6443';; *readyz*) while [ ! -e ${dir}/answer ]; do sleep 0.1; done; echo ok;; esac\n`,
-        { mode: 0o755 },
-      );
-      process.env.PATH = `${dir}:${savedPath}`;
-      const asked = new BuildkitCluster("asked", { ...settings, askCluster: true });
-      await new Promise((resolve) => setTimeout(resolve, 500));
-      expect(of("pulumi:providers:kubernetes", "asked")).toEqual([]);
-      fs.writeFileSync(path.join(dir, "answer"), "");
-      await promiseOf(asked.smokeTestSummaries);
-      expect(of("pulumi:providers:kubernetes", "asked").map((p) => p.inputs.kubeconfig)).toEqual([settings.kubeconfig]);
-      expect(of("kubernetes:apps/v1:StatefulSet", "asked")).toHaveLength(1);
-    } finally {
-      process.env.PATH = savedPath;
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  });
-});
-
 describe("the wait before each proof", () => {
   /**
    * What the fake cluster holds besides the pods: cache volumes (claim → phase, class, the volume it bound), the class

@@ -9,7 +9,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 
-import { API_SERVER_TIMEOUT_SECONDS, ClusterAsker, clusterPreflightProblems, kubectlAsker } from "../../../components/kubernetes/cluster-preflight";
+import { API_SERVER_TIMEOUT_SECONDS, ClusterAsker, clusterPreflightProblems, clusterRefusal, kubectlAsker } from "../../../components/kubernetes/cluster-preflight";
 
 const KUBECONFIG = "/home/u/.kube/config";
 
@@ -66,6 +66,13 @@ describe("the cluster preflight", () => {
   });
 });
 
+describe("the program's error", () => {
+  it("says nothing was declared, then lists each problem", () => {
+    expect(clusterRefusal(["a", "b"])).toBe("Refused before anything was declared on the cluster (2 problems):\n  - a\n  - b");
+    expect(clusterRefusal(["a"])).toBe("Refused before anything was declared on the cluster (1 problem):\n  - a");
+  });
+});
+
 describe("what the preflight asks kubectl", () => {
   let dir: string;
   let savedPath: string | undefined;
@@ -117,6 +124,16 @@ describe("what the preflight asks kubectl", () => {
     });
     expect(await ask.contexts()).toEqual(["ci", "prod"]);
     expect(calls()[0]).not.toContain("--context");
+  });
+
+  it("says how long it waited for a server that took the connection and never answered", async () => {
+    for (const said of ["Unable to connect to the server: context deadline exceeded", "Unable to connect to the server: net/http: TLS handshake timeout"]) {
+      fakeKubectl("ci\thttps://10.0.0.1:6443", { code: 1, text: said });
+      expect(await kubectlAsker({ kubeconfig: KUBECONFIG }).readiness()).toEqual({
+        ok: false,
+        reason: `no answer within ${API_SERVER_TIMEOUT_SECONDS} s; kubectl get --raw /readyz: ${said}`,
+      });
+    }
   });
 
   it("reports what kubectl said when the file names no context it can use", async () => {
