@@ -11,7 +11,8 @@
  * - an API server that does not answer (nothing listens; or it takes the
  *   connection and never answers, bounded): preview and up refused before
  *   anything is declared, naming buildkit:kubeconfig, the context, the server
- *   and the fix.
+ *   and the fix; `npm run drift` of a deployed stack whose config names such a
+ *   cluster reports that refusal as its preview's error.
  */
 import * as fs from "fs";
 import * as net from "net";
@@ -188,6 +189,16 @@ describe("an API server that does not answer", () => {
   it("leaves nothing the corrected up cannot finish", async () => {
     await testStack.stack.setConfig("buildkit:kubeconfig", { value: kubeconfig });
     await upFinishes(testStack);
+  });
+
+  it("npm run drift of the deployed stack whose config now names a cluster that does not answer reports the refusal, not drift", async () => {
+    const dead = kubeconfigTo("https://127.0.0.1:1");
+    await testStack.stack.setConfig("buildkit:kubeconfig", { value: dead });
+    const drift = run("bash", ["scripts/run-ts.sh", "cli/drift.ts", "--stack", testStack.stack.name, "--cwd", testStack.workDir], { env: testStack.env, cwd: repoRoot });
+    expect(drift.code).toBe(1);
+    expect(drift.stdout + drift.stderr).toContain(`preview --refresh of stack ${testStack.stack.name} failed: Refused before anything was declared on the cluster (1 problem):`);
+    expect(drift.stdout + drift.stderr).toContain(refusal(dead, "https://127.0.0.1:1"));
+    await testStack.stack.setConfig("buildkit:kubeconfig", { value: kubeconfig });
     await tearDown(testStack, namespace);
   });
 });
