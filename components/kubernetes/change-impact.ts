@@ -111,7 +111,13 @@ export const CLUSTER_CHANGE_IMPACT: Record<Exclude<ClusterKey, "tcpPort" | "tlsC
     why: "the new replica gets its own new volume and its own proof; the others are not touched (scaling down keeps the removed replica's volume for when it comes back)",
   },
   cacheSize: volumeTemplate("2g → 3g per replica", "applied"),
-  storageClass: volumeTemplate("another StorageClass", "reasoned"),
+  storageClass: {
+    ...volumeTemplate("another StorageClass", "reasoned"),
+    why:
+      volumeTemplate("another StorageClass", "reasoned").why +
+      "; claims a protected cache kept from a class that does not exist never bound and hold nothing: each replica's proof deletes its claim with its pod, " +
+      "so the corrected up finishes (tests/integration/cluster-faults.test.ts)",
+  },
   image: template("v0.32.1 → v0.32.2", "applied", "a new image in the pod template: each pod is replaced, drained first, on its own volume (tests/integration/cluster-roll.test.ts)"),
   rootless: {
     change: "false → true",

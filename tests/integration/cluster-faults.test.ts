@@ -11,13 +11,15 @@
  * - an API server that does not answer (nothing listens; or it takes the
  *   connection and never answers, bounded): preview and up refused before
  *   anything is declared, naming buildkit:kubeconfig, the context, the server
- *   and the fix; `npm run drift` of a deployed stack whose config names such a
+ *   and the fix (a context the file lacks: the contexts it has); `npm run drift` of a deployed stack whose config names such a
  *   cluster reports that refusal as its preview's error.
  */
 import * as fs from "fs";
 import * as net from "net";
 import * as os from "os";
 import * as path from "path";
+
+import type { EngineEvent } from "@pulumi/pulumi/automation";
 
 import { createTestStack, repoRoot, run, TestStack } from "./harness";
 
@@ -69,12 +71,18 @@ async function failedUp(testStack: TestStack, what: string): Promise<string> {
   return failure;
 }
 
-/** The corrected up proves the replica, and a preview after it plans nothing. */
-async function upFinishes(testStack: TestStack): Promise<void> {
-  const result = await testStack.stack.up(quiet);
+/** The corrected up proves the replica, and a preview after it plans nothing. Returns what it did to the StatefulSet. */
+async function upFinishes(testStack: TestStack): Promise<string | undefined> {
+  let statefulSet: string | undefined;
+  const onEvent = (event: EngineEvent) => {
+    const step = event.resourcePreEvent?.metadata;
+    if (step?.type === "kubernetes:apps/v1:StatefulSet" && !statefulSet?.includes("replace")) statefulSet = step.op;
+  };
+  const result = await testStack.stack.up({ ...quiet, onEvent });
   expect(result.outputs.fleetSmokeTests.value["buildkitd-0"]).toMatch(/test build ok/);
   const again = await testStack.stack.preview(quiet);
   expect(Object.entries(again.changeSummary ?? {}).filter(([op, n]) => op !== "same" && n)).toEqual([]);
+  return statefulSet;
 }
 
 beforeAll(() => {
@@ -119,7 +127,7 @@ describe.each([
     // The class is in the StatefulSet's volumeClaimTemplates: the corrected up replaces it, and the claim made for the
     // missing class (deleted with the old StatefulSet, or kept with a protected cache) must not hold the new replica back.
     await testStack.stack.removeConfig("buildkit:storageClass");
-    await upFinishes(testStack);
+    expect(await upFinishes(testStack)).toMatch(/replace/);
     const claim = run("kubectl", ["-n", namespace, "get", "pvc", "cache-buildkitd-0", "-o", "jsonpath={.status.phase} {.spec.storageClassName}"], { env });
     expect(claim.stdout).toBe("Bound local-path");
     await tearDown(testStack, namespace);
@@ -166,6 +174,17 @@ describe("an API server that does not answer", () => {
     const deployment = (await testStack.stack.exportStack()).deployment as { resources?: { type: string }[] };
     expect((deployment.resources ?? []).map((r) => r.type).filter((type) => type !== "pulumi:pulumi:Stack")).toEqual([]);
     expect(run("kubectl", ["get", "namespace", namespace], { env }).stderr).toContain("NotFound");
+  });
+
+  it("refuses a context the kubeconfig does not have, listing those it has", async () => {
+    await testStack.stack.setConfig("buildkit:kubeContext", { value: "bkc-it-faults-nowhere" });
+    let failure = "";
+    await testStack.stack.preview(quiet).catch((error: unknown) => (failure = String(error)));
+    await testStack.stack.removeConfig("buildkit:kubeContext");
+    expect(failure).toContain(
+      `buildkit:kubeContext is "bkc-it-faults-nowhere" but kubeconfig ${kubeconfigTo("https://127.0.0.1:1")} has no such context (its contexts: ${context}); ` +
+        "expected the name of a context in the kubeconfig file, or remove buildkit:kubeContext for the file's current context",
+    );
   });
 
   it("refuses a server that takes the connection and never answers once the bound has passed, with the bound", async () => {
