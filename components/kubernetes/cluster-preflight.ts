@@ -1,11 +1,14 @@
 /**
  * What only the cluster can say, asked by the program before anything is
  * declared (in preview as in up): which context and API server the kubeconfig
- * names, and whether that server answers. A cluster that does not answer is
- * refused at once, naming the key, the context, the server address and the
- * fix — not left to the provider, which previews an unreachable cluster as a
- * plan of creates without a word and fails `up` only at the first object it
- * tries to create. `npm run drift`'s previews run it too: drift asks the API
+ * names, whether that server answers, and which mode (root or rootless) the
+ * daemons of the stack's StatefulSet run in now. A cluster that does not
+ * answer is refused at once, naming the key, the context, the server address
+ * and the fix — not left to the provider, which previews an unreachable
+ * cluster as a plan of creates without a word and fails `up` only at the first
+ * object it tries to create. A root ↔ rootless switch of a StatefulSet is
+ * refused too: its update keeps every replica's cache volume, and one mode's
+ * state is not usable by the other (on a Docker host, cache-guard.ts). `npm run drift`'s previews run it too: drift asks the API
  * server of the deployed stack itself first, and a refusal here (the stack's
  * config now names a cluster that does not answer) is the preview's error it
  * reports.
@@ -13,6 +16,7 @@
 import { execFile } from "child_process";
 
 import { full, show } from "../core/config-keys";
+import { CLUSTER_DAEMON_CONTAINER } from "../resource-types";
 import type { ClusterSettings } from "./config";
 
 /** Bound on the API server's answer: a server that does not answer /readyz in this time is unreachable. */
@@ -34,9 +38,16 @@ export interface ClusterAsker {
   contexts(): Promise<string[]>;
   /** Whether the API server answers /readyz within {@link API_SERVER_TIMEOUT_SECONDS}; why not otherwise. */
   readiness(): Promise<{ ok: true } | { ok: false; reason: string }>;
+  /** The mode the daemons of StatefulSet `name` in `namespace` run in; undefined when there is none (or it cannot be read). */
+  daemonMode(namespace: string, name: string): Promise<DaemonMode | undefined>;
 }
 
+export type DaemonMode = "root" | "rootless";
+
 type Where = Pick<ClusterSettings, "kubeconfig" | "kubeContext">;
+type Checked = Where & Pick<ClusterSettings, "namespace" | "name" | "rootless">;
+
+const MODE_WORDS: Record<DaemonMode, string> = { root: "privileged root daemons", rootless: "rootless daemons (uid 1000)" };
 
 /** The first line that says something. */
 function firstLine(text: string): string {
@@ -47,7 +58,7 @@ function firstLine(text: string): string {
  * The problems of reaching the cluster `settings` name, each naming the key,
  * the context, the server and the fix; empty when its API server answers.
  */
-export async function clusterPreflightProblems(settings: Where, asker: ClusterAsker): Promise<string[]> {
+export async function clusterPreflightProblems(settings: Checked, asker: ClusterAsker): Promise<string[]> {
   const file = `${full("kubeconfig")} is ${show(settings.kubeconfig)}`;
   let target: ClusterTarget | { problem: string };
   try {
@@ -71,11 +82,27 @@ export async function clusterPreflightProblems(settings: Where, asker: ClusterAs
     ];
   }
   const ready = await asker.readiness();
-  if (ready.ok) return [];
+  if (ready.ok) return modeSwitchProblems(settings, await asker.daemonMode(settings.namespace, settings.name));
   return [
     `${file} (context ${show(target.context)}) but its API server ${target.server} does not answer (${ready.reason}). ` +
       `Start that cluster (the local one: sudo bash scripts/provision/cluster.sh up), or set ${full("kubeconfig")} ` +
       `(and ${full("kubeContext")}) to a kubeconfig whose API server answers`,
+  ];
+}
+
+/**
+ * A root ↔ rootless switch of the StatefulSet that runs now: Kubernetes rolls
+ * its pods onto the same volumes (the claims are the StatefulSet's, by name),
+ * so the new daemons would get the old ones' state.
+ */
+function modeSwitchProblems(settings: Checked, running: DaemonMode | undefined): string[] {
+  const wanted: DaemonMode = settings.rootless ? "rootless" : "root";
+  if (running === undefined || running === wanted) return [];
+  return [
+    `${full("rootless")} is ${settings.rootless} but StatefulSet ${settings.name} in namespace ${settings.namespace} runs ${MODE_WORDS[running]}, ` +
+      `and switching it keeps each replica's cache volume: a root daemon's state is not usable by a rootless one, nor the other way round. ` +
+      `Switch on new caches instead: set ${full("name")} to another name with it (a new StatefulSet whose replicas get new, empty volumes; ` +
+      `the old one is deleted, its volumes too unless ${full("cacheProtected")}), or keep ${full("rootless")} ${!settings.rootless}`,
   ];
 }
 
@@ -122,6 +149,13 @@ export function kubectlAsker(settings: Where): ClusterAsker {
       // kubectl's words for its bound ("context deadline exceeded", "TLS handshake timeout") do not say how long it waited.
       const silent = /deadline exceeded|timeout/i.test(said) ? `no answer within ${API_SERVER_TIMEOUT_SECONDS} s; ` : "";
       return { ok: false, reason: `${silent}kubectl get --raw /readyz: ${said}` };
+    },
+    async daemonMode(namespace, name) {
+      const nonRoot = `{.spec.template.spec.containers[?(@.name=="${CLUSTER_DAEMON_CONTAINER}")].securityContext.runAsNonRoot}`;
+      const sts = await kubectlOutput([...base, "-n", namespace, "get", "statefulset", name, "--ignore-not-found", "-o", `jsonpath={.metadata.name}{"\\t"}${nonRoot}`], hardBoundMs);
+      const [found, rootless] = sts.stdout.split("\t");
+      if (sts.code !== 0 || !found) return undefined;
+      return rootless === "true" ? "rootless" : "root";
     },
   };
 }

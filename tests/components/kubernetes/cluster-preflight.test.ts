@@ -12,23 +12,26 @@ import * as path from "path";
 import { API_SERVER_TIMEOUT_SECONDS, ClusterAsker, clusterPreflightProblems, clusterRefusal, kubectlAsker } from "../../../components/kubernetes/cluster-preflight";
 
 const KUBECONFIG = "/home/u/.kube/config";
+/** A root stack's StatefulSet: what the preflight checks besides the kubeconfig. */
+const STACK = { kubeconfig: KUBECONFIG, namespace: "buildkit-ci", name: "buildkitd", rootless: false };
 
 function asker(answers: Partial<ClusterAsker> = {}): ClusterAsker {
   return {
     target: answers.target ?? (async () => ({ context: "ci", server: "https://10.0.0.1:6443" })),
     contexts: answers.contexts ?? (async () => ["ci", "prod"]),
     readiness: answers.readiness ?? (async () => ({ ok: true })),
+    daemonMode: answers.daemonMode ?? (async () => undefined),
   };
 }
 
 describe("the cluster preflight", () => {
   it("accepts a cluster whose API server answers", async () => {
-    expect(await clusterPreflightProblems({ kubeconfig: KUBECONFIG }, asker())).toEqual([]);
+    expect(await clusterPreflightProblems(STACK, asker())).toEqual([]);
   });
 
   it("refuses a cluster whose API server does not answer, naming the key, the context, the server and the fix", async () => {
     const dead = asker({ readiness: async () => ({ ok: false, reason: "kubectl get --raw /readyz: connection refused" }) });
-    expect(await clusterPreflightProblems({ kubeconfig: KUBECONFIG, kubeContext: "ci" }, dead)).toEqual([
+    expect(await clusterPreflightProblems({ ...STACK, kubeContext: "ci" }, dead)).toEqual([
       'buildkit:kubeconfig is "/home/u/.kube/config" (context "ci") but its API server https://10.0.0.1:6443 does not answer ' +
         "(kubectl get --raw /readyz: connection refused). Start that cluster (the local one: sudo bash scripts/provision/cluster.sh up), " +
         "or set buildkit:kubeconfig (and buildkit:kubeContext) to a kubeconfig whose API server answers",
@@ -38,7 +41,7 @@ describe("the cluster preflight", () => {
   it("refuses a context the kubeconfig does not have, listing those it has, without asking any server", async () => {
     const readiness = jest.fn(async () => ({ ok: true as const }));
     const missing = asker({ target: async () => ({ problem: "error: cannot locate context staging" }), readiness });
-    expect(await clusterPreflightProblems({ kubeconfig: KUBECONFIG, kubeContext: "staging" }, missing)).toEqual([
+    expect(await clusterPreflightProblems({ ...STACK, kubeContext: "staging" }, missing)).toEqual([
       'buildkit:kubeContext is "staging" but kubeconfig /home/u/.kube/config has no such context (its contexts: ci, prod); ' +
         "expected the name of a context in the kubeconfig file, or remove buildkit:kubeContext for the file's current context",
     ]);
@@ -47,7 +50,7 @@ describe("the cluster preflight", () => {
 
   it("refuses a kubeconfig that names no current context when none is set", async () => {
     const none = asker({ target: async () => ({ problem: "error: current-context must exist in order to minify" }) });
-    expect(await clusterPreflightProblems({ kubeconfig: KUBECONFIG }, none)).toEqual([
+    expect(await clusterPreflightProblems(STACK, none)).toEqual([
       'buildkit:kubeconfig is "/home/u/.kube/config" but kubectl cannot tell which cluster it names ' +
         "(error: current-context must exist in order to minify; its contexts: ci, prod); " +
         "expected a kubeconfig file with a current context, or set buildkit:kubeContext to one of its contexts",
@@ -60,9 +63,32 @@ describe("the cluster preflight", () => {
         throw new Error("kubectl is not on PATH");
       },
     });
-    expect(await clusterPreflightProblems({ kubeconfig: KUBECONFIG }, noKubectl)).toEqual([
+    expect(await clusterPreflightProblems(STACK, noKubectl)).toEqual([
       'the cluster of buildkit:kubeconfig is "/home/u/.kube/config" could not be asked: kubectl is not on PATH; put kubectl on PATH (on a machine of ours: source scripts/env.sh)',
     ]);
+  });
+});
+
+describe("a root ↔ rootless switch of the StatefulSet that runs", () => {
+  const running = (mode: "root" | "rootless" | undefined) => asker({ daemonMode: async (namespace, name) => (namespace === "buildkit-ci" && name === "buildkitd" ? mode : undefined) });
+
+  it("is refused while the StatefulSet of that name runs the other mode, either way, saying how to switch on new caches", async () => {
+    expect(await clusterPreflightProblems({ ...STACK, rootless: true }, running("root"))).toEqual([
+      "buildkit:rootless is true but StatefulSet buildkitd in namespace buildkit-ci runs privileged root daemons, and switching it keeps each replica's " +
+        "cache volume: a root daemon's state is not usable by a rootless one, nor the other way round. Switch on new caches instead: set buildkit:name " +
+        "to another name with it (a new StatefulSet whose replicas get new, empty volumes; the old one is deleted, its volumes too unless " +
+        "buildkit:cacheProtected), or keep buildkit:rootless false",
+    ]);
+    const [back] = await clusterPreflightProblems(STACK, running("rootless"));
+    expect(back).toMatch(/^buildkit:rootless is false but StatefulSet buildkitd in namespace buildkit-ci runs rootless daemons \(uid 1000\), /);
+    expect(back).toMatch(/or keep buildkit:rootless true$/);
+  });
+
+  it("lets the same mode through, a new StatefulSet (another name, or none yet), and a cluster that does not say", async () => {
+    expect(await clusterPreflightProblems(STACK, running("root"))).toEqual([]);
+    expect(await clusterPreflightProblems({ ...STACK, rootless: true }, running("rootless"))).toEqual([]);
+    expect(await clusterPreflightProblems({ ...STACK, rootless: true, name: "buildkitd-rootless" }, running("root"))).toEqual([]);
+    expect(await clusterPreflightProblems({ ...STACK, rootless: true }, running(undefined))).toEqual([]);
   });
 });
 
@@ -77,7 +103,7 @@ describe("what the preflight asks kubectl", () => {
   let dir: string;
   let savedPath: string | undefined;
   /** A fake kubectl on PATH: logs its arguments, answers `config view` with `view`, `get --raw` with `raw` (exit code, text). */
-  function fakeKubectl(view: string, raw: { code: number; text: string }, contexts = "ci\nprod\n"): void {
+  function fakeKubectl(view: string, raw: { code: number; text: string }, contexts = "ci\nprod\n", statefulSet = ""): void {
     fs.writeFileSync(
       path.join(dir, "kubectl"),
       [
@@ -87,6 +113,7 @@ describe("what the preflight asks kubectl", () => {
         `  *"config view"*) printf '%s' '${view}';;`,
         `  *get-contexts*) printf '${contexts}';;`,
         `  *"get --raw"*) echo '${raw.text}' >&2; exit ${raw.code};;`,
+        `  *"get statefulset"*) printf '%s' '${statefulSet}';;`,
         "esac",
       ].join("\n") + "\n",
       { mode: 0o755 },
@@ -134,6 +161,20 @@ describe("what the preflight asks kubectl", () => {
         reason: `no answer within ${API_SERVER_TIMEOUT_SECONDS} s; kubectl get --raw /readyz: ${said}`,
       });
     }
+  });
+
+  it("reads the running StatefulSet's mode from its daemon container, in the stack's namespace", async () => {
+    const ask = () => kubectlAsker({ kubeconfig: KUBECONFIG, kubeContext: "ci" }).daemonMode("buildkit-ci", "buildkitd");
+    fakeKubectl("", { code: 0, text: "" }, "", "buildkitd\ttrue");
+    expect(await ask()).toBe("rootless");
+    fakeKubectl("", { code: 0, text: "" }, "", "buildkitd\t");
+    expect(await ask()).toBe("root");
+    fakeKubectl("", { code: 0, text: "" }, "", "");
+    expect(await ask()).toBeUndefined();
+    expect(calls().at(-1)).toBe(
+      `--kubeconfig ${KUBECONFIG} --context ci -n buildkit-ci get statefulset buildkitd --ignore-not-found -o ` +
+        'jsonpath={.metadata.name}{"\\t"}{.spec.template.spec.containers[?(@.name=="buildkitd")].securityContext.runAsNonRoot}',
+    );
   });
 
   it("reports what kubectl said when the file names no context it can use", async () => {
