@@ -10,6 +10,7 @@ import { DockerEngine } from "./components/docker/docker-engine";
 import { activeContextHost, engineApiVersion } from "./components/docker/engine-probe";
 import { loadFleetSettings } from "./components/docker/fleet-config";
 import { BuildkitCluster } from "./components/kubernetes/buildkit-cluster";
+import { clusterPreflightProblems, clusterRefusal, kubectlAsker } from "./components/kubernetes/cluster-preflight";
 import { isClusterConfig, loadClusterSettings } from "./components/kubernetes/config";
 
 function orExit<T>(load: () => T): T {
@@ -32,12 +33,24 @@ function singleHost(): BuildkitStack {
   return new BuildkitStack("buildkit", { ...settings, engine });
 }
 
+/**
+ * A cluster's daemons, declared only once its API server has answered (components/kubernetes/cluster-preflight.ts):
+ * a cluster that does not answer is the program's one error, naming the key and the fix, and nothing is declared.
+ */
+async function clusterOutputs(): Promise<StackOutputs> {
+  const settings = orExit(loadClusterSettings);
+  const problems = await clusterPreflightProblems(settings, kubectlAsker(settings));
+  if (problems.length > 0) throw new pulumi.RunError(clusterRefusal(problems));
+  const cluster = new BuildkitCluster("buildkit", settings);
+  return { fleetEndpoints: cluster.endpoints, fleetSmokeTests: cluster.smokeTestSummaries, kubeconfig: cluster.kubeconfig, namespace: cluster.namespaceName };
+}
+
 // A cluster stack is one that says where its cluster is; every other stack deploys to Docker.
-const cluster = isClusterConfig(pulumi.runtime.allConfig()) ? new BuildkitCluster("buildkit", orExit(loadClusterSettings)) : undefined;
+const isCluster = isClusterConfig(pulumi.runtime.allConfig());
 // Without buildkit:hosts the program declares exactly what it always has (same names, same URNs).
-const fleetHosts = cluster ? undefined : orExit(loadFleetSettings);
+const fleetHosts = isCluster ? undefined : orExit(loadFleetSettings);
 const fleet = fleetHosts ? new BuildkitFleet("buildkit", { hosts: fleetHosts, askEngines: true }) : undefined;
-const buildkit = cluster || fleetHosts ? undefined : singleHost();
+const buildkit = isCluster || fleetHosts ? undefined : singleHost();
 
 /**
  * The stack's outputs. Only those of the stack's kind are exported: an output
@@ -71,9 +84,6 @@ interface StackOutputs {
 }
 
 function outputsOf(): StackOutputs {
-  if (cluster) {
-    return { fleetEndpoints: cluster.endpoints, fleetSmokeTests: cluster.smokeTestSummaries, kubeconfig: cluster.kubeconfig, namespace: cluster.namespaceName };
-  }
   if (fleet) {
     return {
       fleetEndpoints: fleet.endpoints,
@@ -93,4 +103,5 @@ function outputsOf(): StackOutputs {
   };
 }
 
-export = outputsOf();
+// A cluster stack's outputs come once its cluster has answered; the Pulumi runtime awaits them.
+export = isCluster ? clusterOutputs() : outputsOf();

@@ -6,6 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 
 import { CONFIG_FILE, daemonCommand, modeOf, SOCKET, STATE_PATH, TLS_DIR, TLS_FILES, workersProbe } from "../core/buildkitd";
 import { renderBuildkitdToml } from "../core/buildkitd-toml";
+import { full } from "../core/config-keys";
 import { SMOKE_TEST_ATTEMPTS, smokeTestEndpoint, smokeTestScript, tlsMaterialLines } from "../core/smoke-test";
 import { MIB } from "../core/units";
 import { CLUSTER_CACHE_VOLUME, CLUSTER_DAEMON_CONTAINER, CLUSTER_TYPE, clusterChildName } from "../resource-types";
@@ -289,23 +290,72 @@ const STUCK_REASONS = ["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "
  * drain ($GRACE_SECONDS each, one at a time), until every replica
  * runs the StatefulSet's current revision and is Ready (`kubectl rollout
  * status`, polled). A replica stuck where waiting does not help (an image the
- * node cannot pull, a crash loop, a pod no node can take) ends the wait at
- * once; either way each replica that is not Ready is named with its reason and
- * the command that shows more.
+ * node cannot pull, a crash loop, a pod no node can take, a cache volume whose
+ * StorageClass does not exist) ends the wait at once; either way each replica
+ * that is not Ready is named with its reason, its cache volume when that is
+ * Pending and why, and the fix.
  */
 export function rollWaitScript(kubectl: string): string {
   const pods = `${kubectl} get pods -n "$NAMESPACE" -l "$SELECTOR"`;
   return [
     `replicas=$(${kubectl} get statefulset "$STATEFULSET" -n "$NAMESPACE" -o jsonpath='{.spec.replicas}' 2>/dev/null || echo 1)`,
     `deadline=$(( $(date +%s) + ${ROLL_BASE_SECONDS} + \${replicas:-1} * GRACE_SECONDS ))`,
+    // Every StorageClass of the cluster, one a line: its name, and "true" for the default one.
+    "storage_classes() {",
+    `  ${kubectl} get storageclass -o jsonpath='{range .items[*]}{.metadata.name}{" "}{.metadata.annotations.storageclass\\.kubernetes\\.io/is-default-class}{"\\n"}{end}' 2>/dev/null`,
+    "}",
+    // One line per replica that is not Ready and whose cache volume is Pending: why no volume is provisioned for it.
+    // A StorageClass that does not exist (or none, with no default) is marked: waiting does not mend it. A claim made
+    // for a class that does not exist, never bound (it holds nothing) and not the class the StatefulSet asks for now,
+    // is a leftover of an earlier template (a protected cache keeps its claims when the StatefulSet is replaced): it
+    // is deleted with its pod, so the StatefulSet makes both again from its template, and the wait goes on.
+    "pending_volumes() {",
+    `  for pod in $(printf "%s\\n" "$report" | awk -F"\\t" '$1 != "" && $2 != "True" { print $1 }'); do`,
+    `    claim=${CLUSTER_CACHE_VOLUME}-$pod`,
+    `    volume=$(${kubectl} get pvc "$claim" -n "$NAMESPACE" -o jsonpath='{.status.phase}{"\\t"}{.spec.storageClassName}{"\\t"}{.spec.volumeName}{"\\t"}{.metadata.deletionTimestamp}' 2>/dev/null) || continue`,
+    `    [ "$(printf "%s" "$volume" | cut -f1)" = Pending ] || continue`,
+    `    if [ -n "$(printf "%s" "$volume" | cut -f4)" ]; then echo "(recreated)"; continue; fi`,
+    `    class=$(printf "%s" "$volume" | cut -f2)`,
+    '    if [ -z "$class" ]; then',
+    '      why="it names no StorageClass and the cluster has no default one (missing)"',
+    `    elif ${kubectl} get storageclass "$class" 2>&1 >/dev/null | grep -q NotFound; then`,
+    `      wanted=$(${kubectl} get statefulset "$STATEFULSET" -n "$NAMESPACE" -o jsonpath='{.spec.volumeClaimTemplates[?(@.metadata.name=="${CLUSTER_CACHE_VOLUME}")].spec.storageClassName}' 2>/dev/null)`,
+    `      [ -n "$wanted" ] || wanted=$(storage_classes | awk '$2 == "true" { print $1; exit }')`,
+    `      if [ -n "$wanted" ] && [ "$wanted" != "$class" ] && [ -z "$(printf "%s" "$volume" | cut -f3)" ]; then`,
+    '        echo "replica $pod: its cache volume $claim was made for StorageClass \\"$class\\", which does not exist, and never bound (it holds nothing): deleted with the pod, the StatefulSet makes both again on StorageClass \\"$wanted\\"" >&2',
+    `        ${kubectl} delete pvc "$claim" -n "$NAMESPACE" --wait=false >/dev/null 2>&1`,
+    `        ${kubectl} delete pod "$pod" -n "$NAMESPACE" --wait=false >/dev/null 2>&1`,
+    '        echo "(recreated)"',
+    "        continue",
+    "      fi",
+    '      why="StorageClass \\"$class\\" does not exist (missing)"',
+    "    else",
+    `      why="StorageClass \\"$class\\": $(${kubectl} get events -n "$NAMESPACE" --field-selector involvedObject.kind=PersistentVolumeClaim,involvedObject.name="$claim" --sort-by=.lastTimestamp -o jsonpath='{.items[-1:].message}' 2>/dev/null)"`,
+    "    fi",
+    '    printf "  replica %s: its cache volume %s is Pending: %s\\n" "$pod" "$claim" "$why"',
+    "  done",
+    "}",
     `until ${kubectl} rollout status statefulset/"$STATEFULSET" -n "$NAMESPACE" --timeout=5s >/dev/null 2>&1; do`,
     // One line per pod: name, Ready, the container's waiting reason and message, why it is not scheduled.
     `  report=$(${pods} -o jsonpath='{range .items[*]}{.metadata.name}{"\\t"}{.status.conditions[?(@.type=="Ready")].status}{"\\t"}{.status.containerStatuses[0].state.waiting.reason}{"\\t"}{.status.containerStatuses[0].state.waiting.message}{"\\t"}{.status.conditions[?(@.reason=="Unschedulable")].message}{"\\n"}{end}')`,
+    "  volumes=$(pending_volumes)",
+    // A leftover claim was just deleted: its pod's state is the old one's; look again once the StatefulSet made them anew.
+    '  case "$volumes" in *"(recreated)"*) [ "$(date +%s)" -ge "$deadline" ] || continue ;; esac',
     `  stuck=$(printf "%s\\n" "$report" | awk -F"\\t" '$3 ~ /^(${STUCK_REASONS.join("|")})$/ || $5 != ""')`,
+    '  case "$volumes" in *"(missing)"*) stuck="$stuck$volumes" ;; esac',
     '  if [ -n "$stuck" ] || [ "$(date +%s)" -ge "$deadline" ]; then',
     '    echo "the replicas of StatefulSet $STATEFULSET in namespace $NAMESPACE are not all Ready${stuck:+ (and waiting does not help)}:" >&2',
     `    printf "%s\\n" "$report" | awk -F"\\t" '$2 != "True" { printf "  replica %s: %s%s%s\\n", $1, ($3 != "" ? $3 : "not Ready"), ($4 != "" ? ": " $4 : ""), ($5 != "" ? ": " $5 : "") }' >&2`,
-    '    echo "fix: see kubectl -n $NAMESPACE describe pod <replica>; correct the stack config (the image, memory, cpus) and run up again" >&2',
+    '    printf "%s\\n" "$volumes" | sed -e "/^(recreated)$/d" -e "/^$/d" -e "s/ (missing)$//" >&2',
+    '    case "$volumes" in',
+    '    *"(missing)"*)',
+    `      classes=$(storage_classes | awk '$1 != "" { printf "%s%s%s", sep, $1, ($2 == "true" ? " (default)" : ""); sep = ", " }')`,
+    `      echo "fix: set ${full("storageClass")} to a StorageClass of this cluster (\${classes:-it has none: ask its administrator for one}), or remove it for the cluster's default one; then run up again" >&2`,
+    "      ;;",
+    "    *)",
+    '      echo "fix: see kubectl -n $NAMESPACE describe pod <replica>; correct the stack config (the image, memory, cpus) and run up again" >&2',
+    "      ;;",
+    "    esac",
     "    exit 1",
     "  fi",
     "done",

@@ -130,17 +130,24 @@ export const CLUSTER_CHANGE_IMPACT: Record<Exclude<ClusterKey, "tagRegistry">, C
     why: "the new replica gets its own new volume and its own proof; the others are not touched (scaling down keeps the removed replica's volume for when it comes back)",
   },
   cacheSize: volumeTemplate("2g → 3g per replica", "applied"),
-  storageClass: volumeTemplate("another StorageClass", "reasoned"),
+  storageClass: {
+    ...volumeTemplate("another StorageClass", "reasoned"),
+    why:
+      volumeTemplate("another StorageClass", "reasoned").why +
+      "; claims a protected cache kept from a class that does not exist never bound and hold nothing: each replica's proof deletes its claim with its pod, " +
+      "so the corrected up finishes (tests/integration/cluster-faults.test.ts)",
+  },
   image: template("v0.32.1 → v0.32.2", "applied", "a new image in the pod template: each pod is replaced, drained first, on its own volume (tests/integration/cluster-roll.test.ts)"),
   rootless: {
-    change: "false → true",
-    ops: { statefulSet: "update", proofs: "replace" },
-    pods: "rolled one at a time",
-    cache: "kept",
+    change: "false → true, with another name (alone: refused)",
+    ops: { statefulSet: "replace", proofs: "replace" },
+    pods: "all replaced at once",
+    cache: "new, empty",
     proof: "reasoned",
     why:
-      "the rootless image, user and socket are in the pod template; the volume is kept, but a root daemon's state is not usable by the rootless one " +
-      "and no guard refuses the switch on a cluster yet (docs/known-limits.md): switch on a new cache (another name) instead",
+      "alone, the StatefulSet's update would keep each replica's volume, and a root daemon's state is not usable by the rootless one (nor the " +
+      "other way round): preview and up refuse it while the StatefulSet of that name runs the other mode (tests/integration/cluster-rootless.test.ts); " +
+      "with another name, a new StatefulSet's replicas start on new volumes, as for name",
   },
   allowPrivileged: checkOnly("either way (the daemon runs privileged)"),
   production: {

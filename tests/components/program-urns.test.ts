@@ -28,7 +28,8 @@ pulumi.runtime.setAllConfig({
   "buildkit:extraHosts": '["host.docker.internal:host-gateway"]',
 });
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const program = require("../../index") as typeof import("../../index");
+// Not a cluster stack: the program exports its outputs themselves (a cluster stack's come once its cluster answered).
+const program = require("../../index") as Exclude<typeof import("../../index"), Promise<unknown>>;
 
 const promiseOf = <T>(output: pulumi.Output<T>): Promise<T> => new Promise((resolve) => output.apply(resolve));
 

@@ -269,17 +269,53 @@ describe("BuildkitCluster with a TCP listener (buildkit:tcpPort and mTLS)", () =
 });
 
 describe("the wait before each proof", () => {
-  /** Runs the wait against a fake kubectl: `rollout status` answers `rolled`, `get pods` prints `report` (tab-separated). */
-  /** `grace` × the replicas `get statefulset` reports (2), plus the base: the wait's bound; a negative grace makes it already past. */
-  function wait(rolled: boolean, report: string[], grace = 30): { code: number | null; stderr: string; ms: number } {
+  /**
+   * What the fake cluster holds besides the pods: cache volumes (claim → phase, class, the volume it bound), the class
+   * the StatefulSet's template asks for ("" for the default), StorageClasses ("name" or "name default"), a claim's last event.
+   */
+  interface FakeVolumes {
+    claims?: Record<string, { phase: string; storageClass: string; volumeName?: string }>;
+    templateClass?: string;
+    storageClasses?: string[];
+    event?: string;
+  }
+  /**
+   * Runs the wait against a fake kubectl: `rollout status` answers `rolled` (and succeeds once a claim was deleted),
+   * `get pods` prints `report` (tab-separated). `grace` × the replicas `get statefulset` reports (2), plus the base:
+   * the wait's bound; a negative grace makes it already past. `deleted`: what the wait deleted, in order.
+   */
+  function wait(rolled: boolean, report: string[], grace = 30, volumes: FakeVolumes = {}): { code: number | null; stderr: string; ms: number; deleted: string[] } {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bkc-wait-"));
     try {
       fs.writeFileSync(path.join(dir, "report"), report.join("\n") + "\n");
-      fs.writeFileSync(path.join(dir, "kubectl"), `#!/bin/sh\ncase "$*" in *rollout*) exit ${rolled ? 0 : 1};; *"get pods"*) cat ${dir}/report;; *"get statefulset"*) echo 2;; esac\n`, { mode: 0o755 });
+      for (const [claim, { phase, storageClass, volumeName }] of Object.entries(volumes.claims ?? {})) {
+        fs.writeFileSync(path.join(dir, `pvc-${claim}`), `${phase}\t${storageClass}\t${volumeName ?? ""}\t`);
+      }
+      fs.writeFileSync(path.join(dir, "classes"), (volumes.storageClasses ?? []).map((c) => `${c}\n`).join(""));
+      fs.writeFileSync(path.join(dir, "deleted"), "");
+      fs.writeFileSync(
+        path.join(dir, "kubectl"),
+        [
+          "#!/bin/sh",
+          'case "$*" in',
+          `  *rollout*) [ -s ${dir}/deleted ] && exit 0; exit ${rolled ? 0 : 1};;`,
+          `  *"get pods"*) cat ${dir}/report;;`,
+          `  *"get statefulset"*volumeClaimTemplates*) printf '%s' '${volumes.templateClass ?? ""}';;`,
+          "  *\"get statefulset\"*) echo 2;;",
+          `  *"get pvc"*) cat ${dir}/pvc-$3 2>/dev/null || { echo "Error from server (NotFound): persistentvolumeclaims \\"$3\\" not found" >&2; exit 1; };;`,
+          `  *"get storageclass -o"*) awk '{ printf "%s %s\\n", $1, ($2 == "default" ? "true" : "") }' ${dir}/classes;;`,
+          `  *"get storageclass"*) grep -q "^$3\\( \\|$\\)" ${dir}/classes || { echo "Error from server (NotFound): storageclasses.storage.k8s.io \\"$3\\" not found" >&2; exit 1; };;`,
+          `  *"get events"*) printf '%s' '${volumes.event ?? ""}';;`,
+          `  *delete*) echo "$2 $3" >> ${dir}/deleted;;`,
+          "esac",
+        ].join("\n") + "\n",
+        { mode: 0o755 },
+      );
       const started = Date.now();
       const env = { ...process.env, PATH: `${dir}:${process.env.PATH}`, NAMESPACE: "bk", STATEFULSET: "buildkitd", SELECTOR: "app=bk", GRACE_SECONDS: String(grace) };
       const result = spawnSync("sh", ["-c", rollWaitScript("kubectl")], { env, encoding: "utf8", timeout: 60_000 });
-      return { code: result.status, stderr: result.stderr, ms: Date.now() - started };
+      const deleted = fs.readFileSync(path.join(dir, "deleted"), "utf8").split("\n").filter(Boolean);
+      return { code: result.status, stderr: result.stderr, ms: Date.now() - started, deleted };
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
@@ -311,6 +347,67 @@ describe("the wait before each proof", () => {
     expect(slow.code).toBe(1);
     expect(slow.stderr).toContain("  replica buildkitd-0: not Ready\n");
     expect(slow.stderr).not.toContain("waiting does not help");
+  });
+
+  it("stops at once on a cache volume whose StorageClass does not exist, naming the replica, the volume, the class and the classes there are", () => {
+    const unschedulable = "0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.";
+    const result = wait(false, ["buildkitd-0\tFalse\t\t\t" + unschedulable, "buildkitd-1\tFalse\t\t\t"], 600, {
+      claims: { "cache-buildkitd-0": { phase: "Pending", storageClass: "fast" }, "cache-buildkitd-1": { phase: "Pending", storageClass: "fast" } },
+      templateClass: "fast",
+      storageClasses: ["local-path default", "slow"],
+    });
+    expect(result.code).toBe(1);
+    expect(result.ms).toBeLessThan(20_000);
+    expect(result.stderr).toBe(
+      [
+        "the replicas of StatefulSet buildkitd in namespace bk are not all Ready (and waiting does not help):",
+        `  replica buildkitd-0: not Ready: ${unschedulable}`,
+        "  replica buildkitd-1: not Ready",
+        '  replica buildkitd-0: its cache volume cache-buildkitd-0 is Pending: StorageClass "fast" does not exist',
+        '  replica buildkitd-1: its cache volume cache-buildkitd-1 is Pending: StorageClass "fast" does not exist',
+        "fix: set buildkit:storageClass to a StorageClass of this cluster (local-path (default), slow), or remove it for the cluster's default one; then run up again",
+        "",
+      ].join("\n"),
+    );
+  });
+
+  it("stops at once on a cache volume with no StorageClass on a cluster without a default one", () => {
+    const result = wait(false, ["buildkitd-0\tFalse\t\t\t"], 600, { claims: { "cache-buildkitd-0": { phase: "Pending", storageClass: "" } } });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain("  replica buildkitd-0: its cache volume cache-buildkitd-0 is Pending: it names no StorageClass and the cluster has no default one\n");
+    expect(result.stderr).toContain("fix: set buildkit:storageClass to a StorageClass of this cluster (it has none: ask its administrator for one)");
+  });
+
+  it("waits on a volume Pending on a class that exists (it binds when its pod is scheduled), and names its last event at the bound", () => {
+    const result = wait(false, ["buildkitd-0\tFalse\t\t\t"], -300, {
+      claims: { "cache-buildkitd-0": { phase: "Pending", storageClass: "local-path" } },
+      storageClasses: ["local-path default"],
+      event: "waiting for first consumer to be created before binding",
+    });
+    expect(result.code).toBe(1);
+    expect(result.stderr).not.toContain("waiting does not help");
+    expect(result.stderr).toContain('  replica buildkitd-0: its cache volume cache-buildkitd-0 is Pending: StorageClass "local-path": waiting for first consumer to be created before binding\n');
+    expect(result.stderr).toContain("fix: see kubectl -n bk describe pod <replica>");
+  });
+
+  it("deletes a claim made for a missing class that never bound, with its pod, once the StatefulSet asks for another class, and waits on", () => {
+    // A protected cache keeps its claims when the StatefulSet is replaced: the corrected template's replica got the old claim back.
+    const leftover = { "cache-buildkitd-0": { phase: "Pending", storageClass: "fast" } };
+    const result = wait(false, ["buildkitd-0\tFalse\t\t\t0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims."], 600, {
+      claims: leftover,
+      templateClass: "",
+      storageClasses: ["local-path default"],
+    });
+    expect(result).toMatchObject({ code: 0, deleted: ["pvc cache-buildkitd-0", "pod buildkitd-0"] });
+    expect(result.stderr).toBe(
+      'replica buildkitd-0: its cache volume cache-buildkitd-0 was made for StorageClass "fast", which does not exist, and never bound (it holds nothing): ' +
+        'deleted with the pod, the StatefulSet makes both again on StorageClass "local-path"\n',
+    );
+    // The class the template asks for is the missing one (the first up): reported, nothing deleted.
+    expect(wait(false, ["buildkitd-0\tFalse\t\t\t"], 600, { claims: leftover, templateClass: "fast", storageClasses: ["local-path default"] })).toMatchObject({ code: 1, deleted: [] });
+    // A claim that bound once holds a cache: never deleted.
+    const bound = { "cache-buildkitd-0": { phase: "Pending", storageClass: "fast", volumeName: "pv-1" } };
+    expect(wait(false, ["buildkitd-0\tFalse\t\t\t"], 600, { claims: bound, storageClasses: ["local-path default"] })).toMatchObject({ code: 1, deleted: [] });
   });
 });
 
