@@ -234,12 +234,15 @@ export class BuildkitCluster extends pulumi.ComponentResource {
           {
             // The provider can report an updated StatefulSet before its controller has started the roll: the proof
             // first waits, bounded, for kubectl's own view of the roll (every pod at the new revision and ready).
-            create: [
-              rollWaitScript(KUBECTL),
-              ...(tcpPort !== undefined ? [`bk_material() { ${tlsMaterialLines}; }`] : []),
-              smokeTestScript(runner, endpointOf(pod)),
-            ].join("\n"),
+            // The program travels in the environment: a failed proof is reported as `running "eval "$PROOF""`
+            // and then its own message, not after the whole script.
+            create: 'eval "$PROOF"',
             environment: {
+              PROOF: [
+                rollWaitScript(KUBECTL),
+                ...(tcpPort !== undefined ? [`bk_material() { ${tlsMaterialLines}; }`] : []),
+                smokeTestScript(runner, endpointOf(pod)),
+              ].join("\n"),
               KUBECONFIG: args.kubeconfig,
               ...(args.kubeContext ? { KUBE_CONTEXT: args.kubeContext } : {}),
               NAMESPACE: ns,

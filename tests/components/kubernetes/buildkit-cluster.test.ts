@@ -183,7 +183,8 @@ describe("BuildkitCluster", () => {
     const tests = of("command:local:Command");
     expect(tests.map((t) => t.name)).toEqual(["buildkit-buildkitd-0-smoke-test", "buildkit-buildkitd-1-smoke-test", "buildkit-buildkitd-2-smoke-test"]);
     for (const [i, test] of tests.entries()) {
-      expect(test.inputs.create.startsWith(rollWaitScript('kubectl ${KUBE_CONTEXT:+--context "$KUBE_CONTEXT"}') + "\n")).toBe(true);
+      expect(test.inputs.create).toBe('eval "$PROOF"');
+      expect(test.inputs.environment.PROOF.startsWith(rollWaitScript('kubectl ${KUBE_CONTEXT:+--context "$KUBE_CONTEXT"}') + "\n")).toBe(true);
       expect(test.inputs.environment).toMatchObject({
         KUBECONFIG: settings.kubeconfig,
         KUBE_CONTEXT: "ci",
@@ -242,9 +243,11 @@ describe("BuildkitCluster with a TCP listener (buildkit:tcpPort and mTLS)", () =
     const tests = of("command:local:Command", "listening");
     expect(tests).toHaveLength(2);
     for (const [i, test] of tests.entries()) {
-      expect(test.inputs.create).toContain('bk_material | kubectl ${KUBE_CONTEXT:+--context "$KUBE_CONTEXT"} exec -i -n "$NAMESPACE"');
-      expect(test.inputs.create).toContain(`--addr tcp://buildkitd-${i}.buildkitd.buildkit-ci.svc:1235 --tlscacert`);
-      expect(test.inputs.create).not.toMatch(/PEM/);
+      // With the client key in it, the whole environment is a secret (stored encrypted); the program is not.
+      const proof: string = test.inputs.environment.value.PROOF;
+      expect(proof).toContain('bk_material | kubectl ${KUBE_CONTEXT:+--context "$KUBE_CONTEXT"} exec -i -n "$NAMESPACE"');
+      expect(proof).toContain(`--addr tcp://buildkitd-${i}.buildkitd.buildkit-ci.svc:1235 --tlscacert`);
+      expect(proof).not.toMatch(/PEM/);
       // The client key makes the whole environment a secret (stored encrypted).
       expect(test.inputs.environment).toMatchObject({
         [SECRET_SIG]: SECRET_VALUE,
