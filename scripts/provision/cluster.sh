@@ -449,6 +449,10 @@ oomScoreAdj: 0
 # to 127/8, which the engines' published ports and tests use.
 makeIPTablesUtilChains: false
 volumePluginDir: $data/kubelet-plugins
+# The node shares this machine's disk with the engines, Go's caches and the tests. The default hard eviction
+# (image filesystem under 15 % free) evicted the cluster's own provisioner here with 36 GB of 252 GB free;
+# a test cluster evicts only when the disk is really full.
+evictionHard: {memory.available: 100Mi, nodefs.available: 2%, nodefs.inodesFree: 2%, imagefs.available: 2%}
 YAML
   write_if_changed "$etc/kube-proxy.yaml" <<YAML
 # Rendered by scripts/provision/cluster.sh.

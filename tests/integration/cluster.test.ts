@@ -105,6 +105,11 @@ describe("the local cluster", () => {
     expect(mustKubectl(["version", "-o", "json"])).toContain(`"gitVersion": "${setting("KUBERNETES_VERSION")}"`);
   });
 
+  it("evicts only when the shared disk is really full (2 %), not at the kubelet's default 15 %", () => {
+    const configz = JSON.parse(mustKubectl(["get", "--raw", `/api/v1/nodes/${nodeName}/proxy/configz`])) as { kubeletconfig: { evictionHard: Record<string, string> } };
+    expect(configz.kubeletconfig.evictionHard).toMatchObject({ "nodefs.available": "2%", "imagefs.available": "2%" });
+  });
+
   it("is what `cluster.sh env` points at, and a second `cluster.sh up` restarts nothing", () => {
     const script = path.join(repoRoot, "scripts/provision/cluster.sh");
     expect(mustRun("bash", [script, "env"]).trim()).toBe(`export KUBECONFIG=${kubeconfig}`);
