@@ -8,6 +8,7 @@
 import type { EngineEvent } from "@pulumi/pulumi/automation";
 
 import { workersProbe } from "../components/core/buildkitd";
+import { replicaPods } from "../components/kubernetes/config";
 import {
   CLUSTER_CACHE_VOLUME as CACHE_VOLUME,
   CLUSTER_DAEMON_CONTAINER as DAEMON_CONTAINER,
@@ -56,7 +57,7 @@ export function clusterOf(state: RecordedResource[], outputs: Record<string, unk
   const spec = (sts?.inputs.spec ?? {}) as { replicas?: number; template?: { spec?: { containers?: { securityContext?: { runAsNonRoot?: boolean } }[] } } };
   if (!sts || !kubeconfig || !metadata.name || !metadata.namespace) return "the stack's state holds no StatefulSet (never deployed, or destroyed)";
   const replicas = Number(spec.replicas ?? 1);
-  const pods = Array.from({ length: replicas }, (_, ordinal) => `${metadata.name}-${ordinal}`);
+  const pods = replicaPods(metadata.name, replicas);
   const smokeTestUrns = new Map<string, string>();
   for (const pod of pods) {
     const test = state.find((r) => r.type === COMMAND_TYPE && urnName(r.urn).endsWith(`-${pod}-smoke-test`));

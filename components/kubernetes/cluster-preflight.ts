@@ -15,6 +15,7 @@
  */
 import { execFile } from "child_process";
 
+import { DaemonMode, modeOf } from "../core/buildkitd";
 import { full, show } from "../core/config-keys";
 import { CLUSTER_DAEMON_CONTAINER } from "../resource-types";
 import type { ClusterSettings } from "./config";
@@ -42,12 +43,10 @@ export interface ClusterAsker {
   daemonMode(namespace: string, name: string): Promise<DaemonMode | undefined>;
 }
 
-export type DaemonMode = "root" | "rootless";
-
 type Where = Pick<ClusterSettings, "kubeconfig" | "kubeContext">;
 type Checked = Where & Pick<ClusterSettings, "namespace" | "name" | "rootless">;
 
-const MODE_WORDS: Record<DaemonMode, string> = { root: "privileged root daemons", rootless: "rootless daemons (uid 1000)" };
+const MODE_WORDS: Record<DaemonMode, string> = { privileged: "privileged root daemons", rootless: "rootless daemons (uid 1000)" };
 
 /** The first line that says something. */
 function firstLine(text: string): string {
@@ -96,7 +95,7 @@ export async function clusterPreflightProblems(settings: Checked, asker: Cluster
  * so the new daemons would get the old ones' state.
  */
 function modeSwitchProblems(settings: Checked, running: DaemonMode | undefined): string[] {
-  const wanted: DaemonMode = settings.rootless ? "rootless" : "root";
+  const wanted = modeOf(settings);
   if (running === undefined || running === wanted) return [];
   return [
     `${full("rootless")} is ${settings.rootless} but StatefulSet ${settings.name} in namespace ${settings.namespace} runs ${MODE_WORDS[running]}, ` +
@@ -155,7 +154,7 @@ export function kubectlAsker(settings: Where): ClusterAsker {
       const sts = await kubectlOutput([...base, "-n", namespace, "get", "statefulset", name, "--ignore-not-found", "-o", `jsonpath={.metadata.name}{"\\t"}${nonRoot}`], hardBoundMs);
       const [found, rootless] = sts.stdout.split("\t");
       if (sts.code !== 0 || !found) return undefined;
-      return rootless === "true" ? "rootless" : "root";
+      return modeOf({ rootless: rootless === "true" });
     },
   };
 }

@@ -70,10 +70,10 @@ describe("the cluster preflight", () => {
 });
 
 describe("a root ↔ rootless switch of the StatefulSet that runs", () => {
-  const running = (mode: "root" | "rootless" | undefined) => asker({ daemonMode: async (namespace, name) => (namespace === "buildkit-ci" && name === "buildkitd" ? mode : undefined) });
+  const running = (mode: "privileged" | "rootless" | undefined) => asker({ daemonMode: async (namespace, name) => (namespace === "buildkit-ci" && name === "buildkitd" ? mode : undefined) });
 
   it("is refused while the StatefulSet of that name runs the other mode, either way, saying how to switch on new caches", async () => {
-    expect(await clusterPreflightProblems({ ...STACK, rootless: true }, running("root"))).toEqual([
+    expect(await clusterPreflightProblems({ ...STACK, rootless: true }, running("privileged"))).toEqual([
       "buildkit:rootless is true but StatefulSet buildkitd in namespace buildkit-ci runs privileged root daemons, and switching it keeps each replica's " +
         "cache volume: a root daemon's state is not usable by a rootless one, nor the other way round. Switch on new caches instead: set buildkit:name " +
         "to another name with it (a new StatefulSet whose replicas get new, empty volumes; the old one is deleted, its volumes too unless " +
@@ -85,9 +85,9 @@ describe("a root ↔ rootless switch of the StatefulSet that runs", () => {
   });
 
   it("lets the same mode through, a new StatefulSet (another name, or none yet), and a cluster that does not say", async () => {
-    expect(await clusterPreflightProblems(STACK, running("root"))).toEqual([]);
+    expect(await clusterPreflightProblems(STACK, running("privileged"))).toEqual([]);
     expect(await clusterPreflightProblems({ ...STACK, rootless: true }, running("rootless"))).toEqual([]);
-    expect(await clusterPreflightProblems({ ...STACK, rootless: true, name: "buildkitd-rootless" }, running("root"))).toEqual([]);
+    expect(await clusterPreflightProblems({ ...STACK, rootless: true, name: "buildkitd-rootless" }, running("privileged"))).toEqual([]);
     expect(await clusterPreflightProblems({ ...STACK, rootless: true }, running(undefined))).toEqual([]);
   });
 });
@@ -168,7 +168,7 @@ describe("what the preflight asks kubectl", () => {
     fakeKubectl("", { code: 0, text: "" }, "", "buildkitd\ttrue");
     expect(await ask()).toBe("rootless");
     fakeKubectl("", { code: 0, text: "" }, "", "buildkitd\t");
-    expect(await ask()).toBe("root");
+    expect(await ask()).toBe("privileged");
     fakeKubectl("", { code: 0, text: "" }, "", "");
     expect(await ask()).toBeUndefined();
     expect(calls().at(-1)).toBe(
